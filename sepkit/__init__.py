@@ -12,7 +12,8 @@ computed by numba kernels.
 """
 
 from sepkit._errors import InvalidGraphError, InvalidLabelsError, SepkitError
-from sepkit.detachment import detachment_cost
+from sepkit.codeseg import BatchPartition, Partition, codeseg, codeseg_batch
+from sepkit.detachment import detachment_cost, representatives
 from sepkit.entropy import (
     move_delta,
     node_entropy_1d,
@@ -24,14 +25,19 @@ from sepkit.graph import Graph, as_graph, symmetrize
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchPartition",
     "Graph",
     "InvalidGraphError",
     "InvalidLabelsError",
+    "Partition",
     "SepkitError",
     "as_graph",
+    "codeseg",
+    "codeseg_batch",
     "detachment_cost",
     "move_delta",
     "node_entropy_1d",
+    "representatives",
     "structural_entropy_1d",
     "structural_entropy_2d",
     "symmetrize",
@@ -60,3 +66,9 @@ def warmup() -> None:
     structural_entropy_2d(A, labels)
     move_delta(A, labels, 0, 1)
     detachment_cost(A, labels)
+    representatives(labels, detachment_cost(A, labels))
+    for method in ("game", "multilevel"):
+        codeseg(A, method=method, overlap=True)
+        codeseg(A, method=method, n_starts=2, **({"order": "random"} if method == "game" else {}))
+        codeseg_batch(A[None], method=method)
+        codeseg_batch(A[None], method=method, n_starts=2)

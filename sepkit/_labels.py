@@ -77,6 +77,10 @@ def as_labels(G: Graph, labels) -> Labels:
 
 
 def _encode(arr: np.ndarray) -> Labels:
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
+        # uint64 labels beyond the int64 range: keep their values (a cast would wrap them).
+        values, codes = np.unique(arr, return_inverse=True)
+        return Labels(codes.astype(np.int64), values)
     arr = arr.astype(np.int64, copy=False)
     lo, hi = int(arr.min()), int(arr.max())
     if lo >= 0 and hi < 2 * arr.size + 16:

@@ -108,9 +108,7 @@ class Graph:
         )
 
     def __repr__(self) -> str:
-        return (
-            f"Graph(n_nodes={self.n_nodes}, n_edges={self.n_edges}, volume={self.volume!r})"
-        )
+        return f"Graph(n_nodes={self.n_nodes}, n_edges={self.n_edges}, volume={self.volume!r})"
 
 
 def as_graph(obj, *, weight: str | None = "weight") -> Graph:
@@ -199,7 +197,7 @@ def symmetrize(A, how: str = "max"):
         raise InvalidGraphError(f"`A` must be square; got shape {M.shape}")
     T = M.T
     if how == "max":
-        return (M.maximum(T) if sparse else np.maximum(M, T))
+        return M.maximum(T) if sparse else np.maximum(M, T)
     if how == "sum":
         return M + T
     return (M + T) / 2
@@ -258,8 +256,10 @@ def _from_matrix(A) -> Graph:
     ):
         raise InvalidGraphError(f"`G` must hold real numbers; got dtype {dtype}")
     # COO -> CSR sums duplicates; then every check runs on the canonical form.
-    M = sp.csr_array(A, dtype=np.float64) if sp.issparse(A) else sp.csr_array(
-        np.asarray(A, dtype=np.float64)
+    M = (
+        sp.csr_array(A, dtype=np.float64)
+        if sp.issparse(A)
+        else sp.csr_array(np.asarray(A, dtype=np.float64))
     )
     M.sum_duplicates()
     return _build(M, range(n), None)
@@ -317,12 +317,53 @@ def _check_symmetric(M, nodes):
             return sp.csr_array(((M.data + T.data) / 2, M.indices, M.indptr), shape=M.shape)
         i, j, w = _first_entry(M, ~close)
     else:
-        # Structures differ: find the first entry whose mirror is missing.
+        # Structures differ (error path only): the first entry that is not within
+        # tolerance of its mirror, which may be missing.
         D = (M - T).tocsr()
         D.eliminate_zeros()
-        i, j, _ = _first_entry(D, np.ones(D.nnz, dtype=bool))
+        D.sort_indices()
+        rows = np.repeat(np.arange(D.shape[0]), np.diff(D.indptr))
+        a = np.asarray(M[rows, D.indices]).ravel()
+        b = np.asarray(T[rows, D.indices]).ravel()
+        far = np.abs(a - b) > _SYM_RTOL * np.maximum(np.abs(a), np.abs(b))
+        i, j, _ = _first_entry(D, far)
         w = float(M[i, j])
     raise InvalidGraphError(
         f"`G` must be symmetric (undirected); got A[{nodes[i]!r}, {nodes[j]!r}] = {w!r} but "
         f"A[{nodes[j]!r}, {nodes[i]!r}] = {float(M[j, i])!r} (use sepkit.symmetrize)"
     )
+
+
+def check_dense_stack(adjacency, name: str = "adjacency") -> np.ndarray:
+    """Validate a ``(B, n, n)`` stack of symmetric non-negative matrices; float64 copy.
+
+    The same rules as :func:`as_graph`: finite, non-negative, symmetric up to a
+    relative 1e-10 (rounding-level asymmetry is averaged away).
+    """
+    A = np.asarray(adjacency)
+    if A.ndim != 3 or A.shape[1] != A.shape[2]:
+        raise InvalidGraphError(f"`{name}` must have shape (B, n, n); got shape {A.shape}")
+    if A.shape[1] == 0:
+        raise InvalidGraphError(f"`{name}` must have at least one node; got shape {A.shape}")
+    if not (np.issubdtype(A.dtype, np.number) or A.dtype == np.bool_) or np.issubdtype(
+        A.dtype, np.complexfloating
+    ):
+        raise InvalidGraphError(f"`{name}` must hold real numbers; got dtype {A.dtype}")
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    bad = ~np.isfinite(A) | (A < 0)
+    if bad.any():
+        b, i, j = (int(x) for x in np.argwhere(bad)[0])
+        w = float(A[b, i, j])
+        kind = "negative" if w < 0 else "non-finite"
+        raise InvalidGraphError(f"`{name}` has a {kind} weight ({w!r} at [{b}, {i}, {j}])")
+    T = A.transpose(0, 2, 1)
+    if not np.array_equal(A, T):
+        close = np.abs(A - T) <= _SYM_RTOL * np.maximum(np.abs(A), np.abs(T))
+        if not close.all():
+            b, i, j = (int(x) for x in np.argwhere(~close)[0])
+            raise InvalidGraphError(
+                f"`{name}` must be symmetric; got {name}[{b}, {i}, {j}] = {float(A[b, i, j])!r} "
+                f"but {name}[{b}, {j}, {i}] = {float(A[b, j, i])!r} (use sepkit.symmetrize)"
+            )
+        A = (A + T) / 2
+    return A

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from sepkit._jit import jit, jit_parallel, prange
+from sepkit._jit import PARALLEL_CHUNKS, PARALLEL_MIN_WORK, jit, jit_parallel, prange
+
+_INT32_MAX = 2**31 - 1
 
 
 @jit
@@ -13,42 +15,120 @@ def f_term(inner, vol, V):
     return inner * np.log(vol / V)
 
 
+@jit
+def _node_terms_range(degree, V, lo, hi, out):
+    for i in range(lo, hi):
+        p = degree[i] / V
+        if p > 0.0:
+            out[i] = -p * np.log(p)
+
+
 @jit_parallel
+def _node_terms_chunks(degree, V, bounds, out):
+    for c in prange(bounds.size - 1):
+        _node_terms_range(degree, V, bounds[c], bounds[c + 1], out)
+
+
+@jit
 def node_terms(degree, V):
     """Per-node 1D terms ``-(d/V) log(d/V)`` (0 for d = 0 or V = 0)."""
     n = degree.size
     out = np.zeros(n)
     if V <= 0.0:
         return out
-    for i in prange(n):
-        p = degree[i] / V
-        if p > 0.0:
-            out[i] = -p * np.log(p)
-    return out
-
-
-@jit_parallel
-def internal_weight(indptr, indices, data, labels):
-    """``w_i = sum_{j in C(i)} A_ij`` for every node (self-loop included once)."""
-    n = indptr.size - 1
-    out = np.zeros(n)
-    for i in prange(n):
-        c = labels[i]
-        acc = 0.0
-        for p in range(indptr[i], indptr[i + 1]):
-            if labels[indices[p]] == c:
-                acc += data[p]
-        out[i] = acc
+    if n < PARALLEL_MIN_WORK:
+        _node_terms_range(degree, V, 0, n, out)
+    else:
+        _node_terms_chunks(degree, V, even_bounds(n), out)
     return out
 
 
 @jit
-def cluster_sums(labels, values, k):
-    """``out[c] = sum of values[i] over nodes i with labels[i] == c``."""
-    out = np.zeros(k)
+def even_bounds(n):
+    """Split ``0..n`` into ``PARALLEL_CHUNKS`` contiguous ranges of (almost) equal length."""
+    bounds = np.empty(PARALLEL_CHUNKS + 1, dtype=np.int64)
+    for c in range(PARALLEL_CHUNKS + 1):
+        bounds[c] = (n * c) // PARALLEL_CHUNKS
+    return bounds
+
+
+@jit
+def edge_bounds(indptr):
+    """Split the nodes into ``PARALLEL_CHUNKS`` ranges holding about as many stored entries each."""
+    n = indptr.size - 1
+    nnz = indptr[n]
+    bounds = np.empty(PARALLEL_CHUNKS + 1, dtype=np.int64)
+    bounds[0] = 0
+    for c in range(1, PARALLEL_CHUNKS):
+        b = np.searchsorted(indptr, (nnz * c) // PARALLEL_CHUNKS)
+        bounds[c] = max(bounds[c - 1], min(b, n))
+    bounds[PARALLEL_CHUNKS] = n
+    return bounds
+
+
+@jit
+def _links_range(indptr, indices, data, labels, lo, hi, own, loop):
+    # Branch-free on purpose: whether a neighbour shares the cluster is close to random,
+    # and a mispredicted branch also cancels the label loads already in flight.
+    # Adding 0.0 leaves a sum unchanged, so this equals the branchy loop bit for bit.
+    for i in range(lo, hi):
+        c = labels[i]
+        acc = 0.0
+        s = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            x = data[p]
+            acc += x if labels[j] == c else 0.0
+            s += x if j == i else 0.0
+        own[i] = acc
+        loop[i] = s
+
+
+@jit_parallel
+def _links_chunks(indptr, indices, data, labels, bounds, own, loop):
+    for c in prange(bounds.size - 1):
+        _links_range(indptr, indices, data, labels, bounds[c], bounds[c + 1], own, loop)
+
+
+@jit
+def own_links(indptr, indices, data, labels):
+    """Per node: ``w``, its weight to its own cluster (self-loop included once), and ``s``,
+    its self-loop.
+
+    One pass over the stored entries; runs in parallel above ``PARALLEL_MIN_WORK``.
+    """
+    n = indptr.size - 1
+    own = np.empty(n)
+    loop = np.empty(n)
+    if n <= _INT32_MAX:
+        # The random label loads dominate once the graph outgrows the cache; an int32
+        # copy halves their footprint (about 15% faster at 1e7 edges).
+        _own_links_into(indptr, indices, data, labels.astype(np.int32), own, loop)
+    else:
+        _own_links_into(indptr, indices, data, labels, own, loop)
+    return own, loop
+
+
+@jit
+def _own_links_into(indptr, indices, data, labels, own, loop):
+    n = indptr.size - 1
+    if indptr[n] + n < PARALLEL_MIN_WORK:
+        _links_range(indptr, indices, data, labels, 0, n, own, loop)
+    else:
+        _links_chunks(indptr, indices, data, labels, edge_bounds(indptr), own, loop)
+
+
+@jit
+def cluster_totals(indptr, indices, data, degree, labels, k):
+    """``(in_C, vol_C)`` of every cluster and ``(w, s)`` of every node (see :func:`own_links`)."""
+    own, loop = own_links(indptr, indices, data, labels)
+    inner = np.zeros(k)
+    vol = np.zeros(k)
     for i in range(labels.size):
-        out[labels[i]] += values[i]
-    return out
+        c = labels[i]
+        inner[c] += own[i]
+        vol[c] += degree[i]
+    return inner, vol, own, loop
 
 
 @jit
@@ -72,8 +152,7 @@ def entropy_2d(indptr, indices, data, degree, labels, k, V):
     """H2 of a partition, natural log, in O(n + m)."""
     if V <= 0.0:
         return 0.0
-    inner = cluster_sums(labels, internal_weight(indptr, indices, data, labels), k)
-    vol = cluster_sums(labels, degree, k)
+    inner, vol, _, _ = cluster_totals(indptr, indices, data, degree, labels, k)
     return entropy_from_clusters(entropy_1d(degree, V), inner, vol, V)
 
 
@@ -117,17 +196,37 @@ def move_delta(indptr, indices, data, degree, labels, k, V, v, target):
     a = labels[v]
     if target == a:
         return 0.0
-    inner = cluster_sums(labels, internal_weight(indptr, indices, data, labels), k)
-    vol = cluster_sums(labels, degree, k)
+    inner, vol, _, _ = cluster_totals(indptr, indices, data, degree, labels, k)
     k_a, k_b, s = node_links(indptr, indices, data, labels, v, a, target)
     in_b = inner[target] if target < k else 0.0
     vol_b = vol[target] if target < k else 0.0
     return move_delta_from_sums(inner[a], vol[a], in_b, vol_b, k_a, k_b, s, degree[v], V)
 
 
+@jit
+def _detachment_range(degree, labels, own, loop, inner, vol, f_own, V, lo, hi, out):
+    for o in range(lo, hi):
+        c = labels[o]
+        d = degree[o]
+        if d <= 0.0 or vol[c] - d <= 0.0:
+            out[o] = 0.0  # isolated node, or alone in its cluster: leaving changes nothing
+            continue
+        s = loop[o]
+        k_o = own[o] - s  # weight to the other members of the cluster
+        out[o] = (f_term(inner[c] - 2.0 * k_o - s, vol[c] - d, V) - f_own[c] + f_term(s, d, V)) / V
+
+
 @jit_parallel
-def detachment_from_sums(indptr, indices, data, degree, labels, inner, vol, V):
-    """Detachment cost of every node given the cluster sums, natural log.
+def _detachment_chunks(degree, labels, own, loop, inner, vol, f_own, V, bounds, out):
+    for c in prange(bounds.size - 1):
+        _detachment_range(
+            degree, labels, own, loop, inner, vol, f_own, V, bounds[c], bounds[c + 1], out
+        )
+
+
+@jit
+def detachment_costs(indptr, indices, data, degree, labels, k, V):
+    """All n detachment costs in one O(n + m) pass, natural log.
 
     ``D(o) = (1/V)[f(in_C - 2k - s, vol_C - d) - f(in_C, vol_C) + f(s, d)]``.
     """
@@ -135,30 +234,12 @@ def detachment_from_sums(indptr, indices, data, degree, labels, inner, vol, V):
     out = np.zeros(n)
     if V <= 0.0:
         return out
-    for o in prange(n):
-        c = labels[o]
-        k_c = 0.0
-        s = 0.0
-        for p in range(indptr[o], indptr[o + 1]):
-            j = indices[p]
-            if j == o:
-                s += data[p]
-            elif labels[j] == c:
-                k_c += data[p]
-        d = degree[o]
-        if d <= 0.0 or vol[c] - d <= 0.0:
-            continue  # isolated node, or alone in its cluster: leaving changes nothing
-        out[o] = (
-            f_term(inner[c] - 2.0 * k_c - s, vol[c] - d, V)
-            - f_term(inner[c], vol[c], V)
-            + f_term(s, d, V)
-        ) / V
+    inner, vol, own, loop = cluster_totals(indptr, indices, data, degree, labels, k)
+    f_own = np.empty(k)
+    for c in range(k):
+        f_own[c] = f_term(inner[c], vol[c], V)
+    if n < PARALLEL_MIN_WORK:
+        _detachment_range(degree, labels, own, loop, inner, vol, f_own, V, 0, n, out)
+    else:
+        _detachment_chunks(degree, labels, own, loop, inner, vol, f_own, V, even_bounds(n), out)
     return out
-
-
-@jit
-def detachment_costs(indptr, indices, data, degree, labels, k, V):
-    """All n detachment costs in one O(n + m) pass, natural log."""
-    inner = cluster_sums(labels, internal_weight(indptr, indices, data, labels), k)
-    vol = cluster_sums(labels, degree, k)
-    return detachment_from_sums(indptr, indices, data, degree, labels, inner, vol, V)
