@@ -1,0 +1,62 @@
+"""``sepkit`` never imports torch, and its public API is what ``__all__`` says."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import sepkit
+
+SEPKIT_DIR = Path(sepkit.__file__).parent
+
+
+def test_import_sepkit_does_not_import_torch():
+    code = (
+        "import sys, numpy as np, sepkit; "
+        "sepkit.detachment_cost(np.ones((2, 2)), [0, 0]); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sepkit_torch')); "
+        "assert not bad, bad"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _imported_modules(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def test_sepkit_sources_never_import_torch():
+    sources = sorted(SEPKIT_DIR.rglob("*.py"))
+    assert sources
+    offenders = [
+        f"{path.relative_to(SEPKIT_DIR)}: {module}"
+        for path in sources
+        for module in _imported_modules(path)
+        if module.split(".")[0] in ("torch", "sepkit_torch")
+    ]
+    assert not offenders
+
+
+def test_all_names_exist():
+    for name in sepkit.__all__:
+        assert hasattr(sepkit, name), name
+    for name in (
+        "as_graph",
+        "Graph",
+        "symmetrize",
+        "structural_entropy_1d",
+        "node_entropy_1d",
+        "structural_entropy_2d",
+        "move_delta",
+        "detachment_cost",
+        "warmup",
+    ):
+        assert name in sepkit.__all__, name
