@@ -200,6 +200,10 @@ def local_move(indptr, indices, data, degree, loop, labels, inn, vol, size, orde
         if size[c] == 0:
             free[n_free] = c
             n_free += 1
+    # f(inn, vol) of every cluster, kept current: one log per candidate instead of two
+    fc = np.empty(n)
+    for c in range(n):
+        fc[c] = f_term(inn[c], vol[c], V)
     head = 0
     pending = n
     moves = 0
@@ -214,7 +218,7 @@ def local_move(indptr, indices, data, degree, loop, labels, inn, vol, size, orde
         a = labels[v]
         count, s = gather_links(indptr, indices, data, labels, v, stamp, weight, touched)
         k_a = weight[a] if stamp[a] == v else 0.0
-        rem = f_term(inn[a] - 2.0 * k_a - s, vol[a] - d, V) - f_term(inn[a], vol[a], V)
+        rem = f_term(inn[a] - 2.0 * k_a - s, vol[a] - d, V) - fc[a]
         best_num = 0.0
         best = -1
         if size[a] > 1:  # a new singleton is a real alternative
@@ -224,11 +228,7 @@ def local_move(indptr, indices, data, degree, loop, labels, inn, vol, size, orde
             c = touched[t]
             if c == a:
                 continue
-            num = (
-                rem
-                + f_term(inn[c] + 2.0 * weight[c] + s, vol[c] + d, V)
-                - f_term(inn[c], vol[c], V)
-            )
+            num = rem + f_term(inn[c] + 2.0 * weight[c] + s, vol[c] + d, V) - fc[c]
             if best < 0 or num < best_num:
                 best_num = num
                 best = c
@@ -249,6 +249,8 @@ def local_move(indptr, indices, data, degree, loop, labels, inn, vol, size, orde
         inn[best] += 2.0 * k_b + s
         vol[best] += d
         size[best] += 1
+        fc[a] = f_term(inn[a], vol[a], V)
+        fc[best] = f_term(inn[best], vol[best], V)
         labels[v] = best
         moves += 1
         for p in range(indptr[v], indptr[v + 1]):
