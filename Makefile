@@ -20,8 +20,14 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
 
+# addopts cleared: the doctest options of pyproject.toml are for the test suite only.
 bench: $(VENV)/.installed
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest benchmarks --benchmark-only -p no:doctest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest benchmarks --benchmark-only -o addopts="" -p no:cacheprovider
+
+# The peer partitioners of benchmarks/test_bench_codeseg.py, in the benchmark environment only.
+.PHONY: bench-peers
+bench-peers: $(VENV)/.installed
+	$(BIN)/python -m pip install -r benchmarks/requirements-peers.txt
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check sepkit sepkit_torch tests benchmarks

@@ -12,12 +12,12 @@ jit = numba.njit(cache=True, nogil=True)
 jit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
 prange = numba.prange
 
-# Kernels with a serial and a parallel path take the parallel one only when
-# its loop's work (nodes, plus stored entries for a loop over edges) reaches
-# PARALLEL_MIN_WORK: below that, starting the
-# threads costs more than the loop itself. The parallel path splits the work into
-# PARALLEL_CHUNKS contiguous ranges (a few per thread, for balance). Results do
-# not depend on the path: every output element is computed by the same loop.
+# Kernels with a serial and a parallel path take the parallel one only when the
+# loop's work (nodes, plus stored entries for a loop over edges) reaches
+# PARALLEL_MIN_WORK: below that, starting the threads costs more than the loop.
+# The parallel path splits the work into PARALLEL_CHUNKS contiguous ranges (a few
+# per thread, for balance). Results do not depend on the path: every output
+# element is computed by the same sequential loop.
 # These are compile-time constants of the cached kernels: after changing one,
 # clear the numba cache (sepkit/_kernels/__pycache__).
 PARALLEL_MIN_WORK = 200_000

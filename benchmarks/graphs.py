@@ -1,0 +1,159 @@
+"""Seeded synthetic graphs for the benchmarks, built straight into a :class:`sepkit.Graph`.
+
+Everything is vectorised numpy (no python loop over nodes or edges), so a graph of
+1e7 undirected edges takes a few seconds. The partitioner benchmarks reuse
+:func:`planted_partition`.
+
+>>> G, labels = planted_partition(10_000, seed=0)
+>>> G.n_edges, G.n_nodes, labels.dtype
+(10000, 1000, dtype('int64'))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sepkit import Graph
+
+__all__ = ["SIZES", "planted_partition", "graph_from_edges"]
+
+# The benchmark sizes, in undirected edges, by name.
+SIZES = {"1e4": 10_000, "1e6": 1_000_000, "1e7": 10_000_000}
+
+
+def planted_partition(
+    n_edges: int,
+    *,
+    seed: int,
+    block_size: int = 100,
+    p_in: float = 0.85,
+    avg_degree: float = 20.0,
+    shuffle: bool = True,
+) -> tuple[Graph, np.ndarray]:
+    """A random unweighted planted-partition graph with exactly ``n_edges`` edges.
+
+    Parameters
+    ----------
+    n_edges : int
+        Number of distinct undirected edges (no self-loops, no duplicates).
+    seed : int
+        Seed of the ``numpy.random.Generator``; the same arguments give the same graph.
+    block_size : int, default 100
+        Nodes per planted block (the last block may be smaller).
+    p_in : float, default 0.85
+        Fraction of the edges that join two nodes of the same block (exact up to rounding).
+    avg_degree : float, default 20
+        Sets the number of nodes, ``n = round(2 * n_edges / avg_degree)`` (``m / 10`` by default).
+    shuffle : bool, default True
+        Give nodes a random order, so that a block is not a contiguous range of rows
+        (memory access then looks like that of a real graph).
+
+    Returns
+    -------
+    graph : sepkit.Graph
+        Canonical CSR, all weights 1.
+    labels : ndarray of int64, shape (n,)
+        The planted block of every node, in ``0 .. n // block_size``.
+    """
+    if n_edges < 1:
+        raise ValueError(f"`n_edges` must be >= 1; got {n_edges}")
+    if not 0.0 <= p_in <= 1.0:
+        raise ValueError(f"`p_in` must be in [0, 1]; got {p_in}")
+    rng = np.random.default_rng(seed)
+    n = max(2 * block_size, int(round(2 * n_edges / avg_degree)))
+    labels = np.arange(n, dtype=np.int64) // block_size
+    n_blocks = int(labels[-1]) + 1
+    starts = np.arange(n_blocks, dtype=np.int64) * block_size
+    sizes = np.minimum(block_size, n - starts)
+
+    m_in = int(round(p_in * n_edges))
+    m_out = n_edges - m_in
+    capacity_in = int((sizes * (sizes - 1) // 2).sum())
+    if m_in > capacity_in // 2:
+        raise ValueError(
+            f"{m_in} intra-block edges do not fit sparsely in blocks of {block_size} nodes; "
+            "raise `block_size` or `avg_degree`"
+        )
+
+    def intra(count):
+        b = rng.integers(0, n_blocks, size=count)
+        u = starts[b] + (rng.random(count) * sizes[b]).astype(np.int64)
+        v = starts[b] + (rng.random(count) * sizes[b]).astype(np.int64)
+        return u, v
+
+    def inter(count):
+        u = rng.integers(0, n, size=count)
+        v = rng.integers(0, n, size=count)
+        keep = labels[u] != labels[v]
+        return u[keep], v[keep]
+
+    keys = np.concatenate([_distinct(intra, m_in, n, rng), _distinct(inter, m_out, n, rng)])
+    if shuffle:
+        perm = rng.permutation(n)  # old id -> new id
+        u, v = perm[keys // n], perm[keys % n]
+        new_labels = np.empty_like(labels)
+        new_labels[perm] = labels
+        labels = new_labels
+    else:
+        u, v = keys // n, keys % n
+    return graph_from_edges(u, v, n), labels
+
+
+def graph_from_edges(u: np.ndarray, v: np.ndarray, n: int) -> Graph:
+    """A :class:`sepkit.Graph` of weight-1 edges ``(u[e], v[e])``, built without python loops.
+
+    The edges must be distinct undirected pairs with ``u != v`` (as
+    :func:`planted_partition` makes them); both directions are stored.
+    """
+    u = np.asarray(u, dtype=np.int64)
+    v = np.asarray(v, dtype=np.int64)
+    key = np.concatenate([u * n + v, v * n + u])
+    key.sort()
+    rows = key // n
+    indices = key - rows * n
+    counts = np.bincount(rows, minlength=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    data = np.ones(key.size, dtype=np.float64)
+    degree = counts.astype(np.float64)  # unit weights, no self-loops
+    for a in (indptr, indices, data, degree):
+        a.flags.writeable = False
+    return Graph(
+        indptr=indptr,
+        indices=indices,
+        data=data,
+        degree=degree,
+        volume=float(degree.sum()),
+        n_nodes=n,
+        nodes=range(n),
+    )
+
+
+def _distinct(draw, count, n, rng):
+    """``count`` distinct keys ``min(u, v) * n + max(u, v)`` with ``u != v`` from ``draw``."""
+    if count == 0:
+        return np.empty(0, dtype=np.int64)
+    keys = np.empty(0, dtype=np.int64)
+    want = count
+    while True:
+        u, v = draw(int(want * 1.15) + 16)
+        ok = u != v
+        u, v = u[ok], v[ok]
+        keys = _sorted_unique(np.concatenate([keys, np.minimum(u, v) * n + np.maximum(u, v)]))
+        if keys.size >= count:
+            break
+        want = count - keys.size
+    # A uniform random subset of exactly `count` keys.
+    drop = rng.choice(keys.size, size=keys.size - count, replace=False)
+    keep = np.ones(keys.size, dtype=bool)
+    keep[drop] = False
+    return keys[keep]
+
+
+def _sorted_unique(a):
+    # Sort-based; faster than np.unique's hash path on 1e7 int64 keys.
+    a.sort()
+    keep = np.empty(a.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    return a[keep]
