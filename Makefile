@@ -3,15 +3,19 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# sepkit_torch's torch, pinned: an unpinned torch can pull a multi-GB CUDA build.
+# Override for another platform, e.g. `make test TORCH="torch==2.9.1"`.
+TORCH ?= torch==2.13.0
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean clean-cache
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev,torch]"
 	touch $@
 
 demo: $(VENV)/.installed
@@ -32,5 +36,10 @@ bench-peers: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check sepkit sepkit_torch tests benchmarks
 
-clean:
+# numba's on-disk cache does not notice when a kernel module it calls into changes:
+# after editing sepkit/_kernels/, clear it (a stale cache can crash the interpreter).
+clean-cache:
+	find sepkit -name '*.nbi' -delete -o -name '*.nbc' -delete
+
+clean: clean-cache
 	rm -rf $(VENV) build *.egg-info
