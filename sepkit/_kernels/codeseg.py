@@ -263,12 +263,14 @@ def local_move(indptr, indices, data, degree, loop, labels, inn, vol, size, orde
 
 
 @jit
-def refine(indptr, indices, data, degree, loop, labels, order, V, tol):
+def refine(indptr, indices, data, degree, loop, labels, order, V, tol, strongest):
     """Split each cluster into well-joined sub-clusters (Leiden-style refinement).
 
     Starting from singletons, each node still alone (visited in ``order``)
-    merges into the neighbouring sub-cluster of its own cluster that lowers H2
-    the most, if any does. Returns sub-cluster labels in slots ``0..n-1``.
+    merges into a neighbouring sub-cluster of its own cluster that lowers H2:
+    the one that lowers it most, or with ``strongest`` the one it has the most
+    weight to (larger sub-clusters, so the next level is smaller and faster).
+    Returns sub-cluster labels in slots ``0..n-1``.
     """
     n = degree.size
     sub = np.arange(n)
@@ -299,6 +301,7 @@ def refine(indptr, indices, data, degree, loop, labels, order, V, tol):
             weight[c] += data[p]
         rem = -f_term(s, d, V)
         best_num = 0.0
+        best_w = 0.0
         best = -1
         for t in range(count):
             c = touched[t]
@@ -307,10 +310,13 @@ def refine(indptr, indices, data, degree, loop, labels, order, V, tol):
                 + f_term(inn[c] + 2.0 * weight[c] + s, vol[c] + d, V)
                 - f_term(inn[c], vol[c], V)
             )
-            if best < 0 or num < best_num:
+            if num >= -tol * d:
+                continue
+            if best < 0 or (weight[c] > best_w if strongest else num < best_num):
                 best_num = num
+                best_w = weight[c]
                 best = c
-        if best < 0 or best_num >= -tol * d:
+        if best < 0:
             continue
         inn[a] = 0.0
         vol[a] = 0.0
@@ -377,7 +383,7 @@ def aggregate(indptr, indices, data, degree, labels, k):
 
 
 @jit
-def multilevel(indptr, indices, data, degree, init, seed, max_rounds, tol):
+def multilevel(indptr, indices, data, degree, init, seed, max_rounds, tol, coarse):
     """Multilevel 2D-SE minimisation from the partition ``init`` (natural log).
 
     One round: local moves to convergence on the current graph, refinement of
@@ -385,7 +391,8 @@ def multilevel(indptr, indices, data, degree, init, seed, max_rounds, tol):
     carried over as the next level's start), repeated until a level has one
     node per cluster. Rounds restart from the original graph with the result
     until a round's upper levels move nothing (its result is then the node-level
-    local optimum the round began with) or ``max_rounds`` is reached.
+    local optimum the round began with) or ``max_rounds`` is reached. ``coarse``
+    selects the strongest-link refinement (faster on large graphs).
     Returns (labels, history of H2 after each level, rounds, converged).
     """
     n = degree.size
@@ -423,7 +430,7 @@ def multilevel(indptr, indices, data, degree, init, seed, max_rounds, tol):
                 break
             state = shuffle_into(order, state)
             sub, k_sub = compact(
-                refine(g_indptr, g_indices, g_data, g_degree, g_loop, part, order, V, tol)
+                refine(g_indptr, g_indices, g_data, g_degree, g_loop, part, order, V, tol, coarse)
             )
             if k_sub == n_g:  # refinement merged nothing: aggregate by the clusters
                 sub, k_sub = part, k
@@ -460,6 +467,8 @@ def partition_entropy(indptr, indices, data, degree, labels, h1, V):
 def search(indptr, indices, data, degree, seed, max_rounds, tol, polish):
     """Multilevel from singletons; with ``polish``, also from one cluster, then kicks.
 
+    Without ``polish`` (large graphs) the refinement is the coarse, faster one.
+
     A kick merges two adjacent clusters of the best partition so far and runs
     the multilevel scheme from there; it is kept when the result is lower.
     Kicks repeat until none of the adjacent pairs helps (iterated local search,
@@ -468,7 +477,7 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish):
     n = degree.size
     V = degree.sum()
     labels, history, rounds, converged = multilevel(
-        indptr, indices, data, degree, np.arange(n), seed, max_rounds, tol
+        indptr, indices, data, degree, np.arange(n), seed, max_rounds, tol, not polish
     )
     if not polish or V <= 0.0:
         return labels, history, rounds, converged
@@ -481,7 +490,7 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish):
     state = np.uint64(seed) ^ _GOLDEN
     state, r = splitmix64(state)
     lab, _, _, _ = multilevel(
-        indptr, indices, data, degree, np.zeros(n, dtype=np.int64), r, max_rounds, tol
+        indptr, indices, data, degree, np.zeros(n, dtype=np.int64), r, max_rounds, tol, False
     )
     h = partition_entropy(indptr, indices, data, degree, lab, h1, V)
     if h < best_h - tol:
@@ -505,7 +514,9 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish):
                     if init[i] == c2:
                         init[i] = c1
                 state, r = splitmix64(state)
-                lab, _, _, _ = multilevel(indptr, indices, data, degree, init, r, max_rounds, tol)
+                lab, _, _, _ = multilevel(
+                    indptr, indices, data, degree, init, r, max_rounds, tol, False
+                )
                 h = partition_entropy(indptr, indices, data, degree, lab, h1, V)
                 if h < best_h - tol:
                     best_h = h
