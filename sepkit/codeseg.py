@@ -127,6 +127,7 @@ def codeseg(
     overlap: bool = False,
     gamma: float = 1.0,
     n_starts: int = 1,
+    polish: bool | None = None,
 ) -> Partition:
     """Partition a graph by minimising its two-dimensional structural entropy.
 
@@ -167,6 +168,10 @@ def codeseg(
     n_starts : int, default 1
         Independent seeded starts (seeds ``seed, seed+1, ...``); the lowest H2
         is kept. Multilevel starts run in parallel.
+    polish : bool or None, default None
+        Multilevel only: also search from one cluster and try cluster-merge
+        kicks (several times slower, finds the optimum of small graphs far
+        more often). ``None``: only on graphs of up to 256 nodes.
 
     Returns
     -------
@@ -196,6 +201,7 @@ def codeseg(
     seeds = (np.uint64(seed) + np.arange(n_starts, dtype=np.uint64)).astype(np.uint64)
 
     if method == "game":
+        _game_only_checks(polish)
         max_iter = _GAME_MAX_ITER if max_iter is None else _check_int("max_iter", max_iter, 1)
         tau = _GAME_TAU if tau is None else _check_real("tau", tau, 0.0)
         h1 = _ke.node_terms(g.degree, g.volume).sum()
@@ -233,7 +239,7 @@ def codeseg(
         max_iter = (
             _MULTILEVEL_MAX_ROUNDS if max_iter is None else _check_int("max_iter", max_iter, 1)
         )
-        polish = g.n_nodes <= _POLISH_MAX_NODES
+        polish = _check_polish(polish, g.n_nodes)
         best_seed = seeds[0]
         if n_starts > 1:
             _, ent, _, _ = _k.search_starts(
@@ -276,6 +282,7 @@ def codeseg_batch(
     base: float = 2.0,
     order=None,
     n_starts: int = 1,
+    polish: bool | None = None,
 ) -> BatchPartition:
     """Partition a stack of small dense graphs in one compiled, parallel call.
 
@@ -286,8 +293,8 @@ def codeseg_batch(
     ----------
     adjacency : array_like, shape (B, n, n)
         Symmetric non-negative matrices (float32 is converted to float64).
-    method, seed, max_iter, tau, base, n_starts
-        As for :func:`codeseg`.
+    method, seed, max_iter, tau, base, n_starts, polish
+        As for :func:`codeseg` (``polish=None`` decides by ``n``).
     order : {"index", "random"} or array of int, optional
         Game only; one order for every graph.
 
@@ -315,7 +322,9 @@ def codeseg_batch(
     B, n, _ = A.shape
     seeds = (np.uint64(seed) + np.arange(n_starts, dtype=np.uint64)).astype(np.uint64)
     order_arr = np.arange(n)
+    use_polish = False
     if method == "game":
+        _game_only_checks(polish)
         max_iter = _GAME_MAX_ITER if max_iter is None else _check_int("max_iter", max_iter, 1)
         tau = _GAME_TAU if tau is None else _check_real("tau", tau, 0.0)
         if isinstance(order, str) and order == "random":
@@ -338,8 +347,10 @@ def codeseg_batch(
         )
         tau = 0.0
         code = 1
-    polish = n <= _POLISH_MAX_NODES
-    labels, entropy, detachment = _k.batch(A, code, order_arr, seeds, max_iter, tau, _TOL, polish)
+        use_polish = _check_polish(polish, n)
+    labels, entropy, detachment = _k.batch(
+        A, code, order_arr, seeds, max_iter, tau, _TOL, use_polish
+    )
     n_clusters = labels.max(axis=1) + 1 if B and n else np.zeros(B, dtype=np.int64)
     return BatchPartition(
         labels=labels,
@@ -352,6 +363,19 @@ def codeseg_batch(
 def _entropy(g: Graph, labels: np.ndarray) -> float:
     k = int(labels.max()) + 1
     return _ke.entropy_2d(g.indptr, g.indices, g.data, g.degree, labels, k, g.volume)
+
+
+def _check_polish(polish, n_nodes: int) -> bool:
+    if polish is None:
+        return n_nodes <= _POLISH_MAX_NODES
+    if not isinstance(polish, (bool, np.bool_)):
+        raise TypeError(f"`polish` must be a bool or None; got {polish!r}")
+    return bool(polish)
+
+
+def _game_only_checks(polish) -> None:
+    if polish is not None:
+        raise ValueError(f'`polish` applies to method="multilevel" only; got {polish!r}')
 
 
 def _check_seed(seed) -> int:

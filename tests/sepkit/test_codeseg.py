@@ -217,6 +217,17 @@ def test_same_seed_same_labels(G, method, seed):
     assert a.entropy == b.entropy
 
 
+def test_polish_on_and_off_and_needs_a_bool():
+    A, block = planted_partition(4, 8, 0.5, 0.1, 3)
+    planted = structural_entropy_2d(A, block)
+    for polish in (False, True):
+        p = codeseg(A, polish=polish, seed=1)
+        assert p.entropy <= planted + 1e-12
+        assert np.all(np.diff(p.history) <= 1e-12)
+    with pytest.raises(TypeError, match=r"`polish` must be a bool or None; got 'yes'"):
+        codeseg(A, polish="yes")
+
+
 def test_more_starts_never_worse():
     A, _ = planted_partition(6, 12, 0.4, 0.05, 7)
     one = codeseg(A, seed=3)
@@ -271,6 +282,7 @@ def _random_stack(B: int, n: int, seed: int, zeros: float = 0.3) -> np.ndarray:
         {"method": "game", "order": "random", "n_starts": 3, "seed": 5},
         {"method": "multilevel"},
         {"method": "multilevel", "n_starts": 3, "seed": 11},
+        {"method": "multilevel", "polish": False},
     ],
     ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
 )
@@ -337,6 +349,7 @@ def test_representatives_on_batch_output():
         ({"order": "index"}, r'`order` applies to method="game" only'),
         ({"gamma": -1.0}, r"`gamma` must be a finite number >= 0; got -1.0"),
         ({"base": 1}, r"`base` must be a finite real number > 0 and != 1; got 1"),
+        ({"method": "game", "polish": True}, r'`polish` applies to method="multilevel" only'),
     ],
 )
 def test_codeseg_bad_options(kwargs, match):
