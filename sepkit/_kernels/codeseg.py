@@ -14,6 +14,7 @@ from sepkit._kernels.entropy import (
     entropy_from_clusters,
     f_term,
     move_delta_from_sums,
+    node_links,
     node_terms,
 )
 
@@ -86,9 +87,10 @@ def compact(labels):
 
 
 @jit
-def gather_links(indptr, indices, data, labels, v, stamp, weight, touched):
+def gather_links(indptr, indices, data, labels, v, stamp, weight, touched, within, group):
     """Weight from node v to each neighbouring cluster (self-loop excluded).
 
+    Only neighbours j with ``within[j] == group`` count, unless ``group < 0``.
     Fills ``touched[:count]`` with the clusters in order of first appearance in
     v's row and ``weight[c]`` with the weight; ``stamp[c] == v`` marks them.
     Returns (count, self-loop weight).
@@ -99,6 +101,8 @@ def gather_links(indptr, indices, data, labels, v, stamp, weight, touched):
         j = indices[p]
         if j == v:
             s += data[p]
+            continue
+        if group >= 0 and within[j] != group:
             continue
         c = labels[j]
         if stamp[c] != v:
@@ -141,7 +145,9 @@ def game(indptr, indices, data, degree, order, max_iter, tau, h1):
         gain_sum = 0.0
         for v in order:
             a = labels[v]
-            count, s = gather_links(indptr, indices, data, labels, v, stamp, weight, touched)
+            count, s = gather_links(
+                indptr, indices, data, labels, v, stamp, weight, touched, labels, -1
+            )
             d = degree[v]
             k_a = weight[a] if stamp[a] == v else 0.0
             rem = f_term(inn[a] - 2.0 * k_a - s, vol[a] - d, V) - f_term(inn[a], vol[a], V)
@@ -216,7 +222,9 @@ def local_move(indptr, indices, data, degree, loop, labels, inn, vol, size, orde
         if d <= 0.0:
             continue
         a = labels[v]
-        count, s = gather_links(indptr, indices, data, labels, v, stamp, weight, touched)
+        count, s = gather_links(
+            indptr, indices, data, labels, v, stamp, weight, touched, labels, -1
+        )
         k_a = weight[a] if stamp[a] == v else 0.0
         rem = f_term(inn[a] - 2.0 * k_a - s, vol[a] - d, V) - fc[a]
         best_num = 0.0
@@ -286,19 +294,9 @@ def refine(indptr, indices, data, degree, loop, labels, order, V, tol, strongest
         if size[a] != 1 or d <= 0.0:
             continue
         # links to the sub-clusters of v's own cluster only
-        count = 0
-        s = loop[v]
-        for p in range(indptr[v], indptr[v + 1]):
-            j = indices[p]
-            if j == v or labels[j] != labels[v]:
-                continue
-            c = sub[j]
-            if stamp[c] != v:
-                stamp[c] = v
-                weight[c] = 0.0
-                touched[count] = c
-                count += 1
-            weight[c] += data[p]
+        count, s = gather_links(
+            indptr, indices, data, sub, v, stamp, weight, touched, labels, labels[v]
+        )
         rem = -f_term(s, d, V)
         best_num = 0.0
         best_w = 0.0
@@ -565,14 +563,7 @@ def detachment_serial(indptr, indices, data, degree, labels, k):
     inn, vol, _ = cluster_state(indptr, indices, data, degree, labels, k)
     for o in range(n):
         c = labels[o]
-        k_c = 0.0
-        s = 0.0
-        for p in range(indptr[o], indptr[o + 1]):
-            j = indices[p]
-            if j == o:
-                s += data[p]
-            elif labels[j] == c:
-                k_c += data[p]
+        k_c, _, s = node_links(indptr, indices, data, labels, o, c, -1)
         out[o] = move_delta_from_sums(inn[c], vol[c], 0.0, 0.0, k_c, 0.0, s, degree[o], V)
     return out
 
@@ -605,7 +596,7 @@ def overlap(indptr, indices, data, degree, labels, k, gamma):
     nodes = []
     clusters = []
     for i in range(n):
-        cnt, s = gather_links(indptr, indices, data, labels, i, stamp, weight, touched)
+        cnt, s = gather_links(indptr, indices, data, labels, i, stamp, weight, touched, labels, -1)
         for t in range(cnt):
             c = touched[t]
             if c == labels[i]:
