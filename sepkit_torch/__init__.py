@@ -1,5 +1,40 @@
 """sepkit_torch: ECMRNet, continual thermal-image restoration built on sepkit.
 
-Install with the ``[torch]`` extra. The model, data and pipeline modules arrive
-in later releases; this package is intentionally empty for now.
+Install with the ``[torch]`` extra. So far: the ECMRNet backbone (:mod:`sepkit_torch.models`),
+SCGE expansion (:class:`ECMRNet`), the paper's complexity counter and the training step.
+
+>>> import torch
+>>> import sepkit_torch
+>>> model = sepkit_torch.ECMRNet.from_preset("tiny")
+>>> _ = model.add_task("C")
+>>> model(torch.rand(1, 1, 24, 24), task="C").shape
+torch.Size([1, 1, 24, 24])
 """
+
+from sepkit_torch._errors import (
+    InvalidInputError,
+    SepkitTorchError,
+    TaskStateError,
+    UnknownTaskError,
+)
+from sepkit_torch.complexity import Complexity, complexity
+from sepkit_torch.continual.expansion import ECMRNet, TaskInfo
+from sepkit_torch.models.backbone import PRESETS, Backbone, BackboneConfig
+from sepkit_torch.training import make_optimizer, train_step, trainable_parameters
+
+__all__ = [
+    "PRESETS",
+    "Backbone",
+    "BackboneConfig",
+    "Complexity",
+    "ECMRNet",
+    "InvalidInputError",
+    "SepkitTorchError",
+    "TaskInfo",
+    "TaskStateError",
+    "UnknownTaskError",
+    "complexity",
+    "make_optimizer",
+    "train_step",
+    "trainable_parameters",
+]
