@@ -1,0 +1,383 @@
+"""SEP: structural-entropy pruning of a task branch, and the MP / SRP baselines.
+
+For every image of a pool and every stage of the task's branch, the output of the
+stage's GResBlock stack is split into its channel groups. Inside a group, a channel
+similarity graph gives each channel a 1D structural-entropy weight; the weighted sum
+of the group's channels is the group feature. Between the group features a second
+similarity graph is partitioned by 2D structural-entropy minimisation
+(:func:`sepkit.codeseg_batch`), and in every cluster the group with the largest
+detachment cost represents it (:func:`sepkit.representatives`). A group is kept when
+it represented its cluster in at least ``rho`` of the pool's images (ECMRNet,
+Eqs. 4-10). :func:`prune` then removes the other groups physically.
+
+The similarities are computed on the model's device, batched over the pool; each
+stage's stack of graphs crosses to sepkit once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+import sepkit
+from sepkit_torch._errors import InvalidInputError
+from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
+
+__all__ = [
+    "GroupSelection",
+    "SIMILARITIES",
+    "group_graphs",
+    "magnitude_scores",
+    "prune_branch",
+    "select_groups",
+    "selection_from_graphs",
+    "top_groups",
+]
+
+#: Channel similarities: Pearson correlation (the public code) and cosine (the paper).
+SIMILARITIES = ("pearson", "cosine")
+#: Partition methods of :func:`sepkit.codeseg_batch` offered to SEP.
+METHODS = ("game", "multilevel")
+# Within a group, negative similarities become this tiny weight (as the public code).
+_NEGATIVE_INTRA = 1e-8
+
+
+@dataclass(frozen=True)
+class GroupSelection:
+    """Which channel groups of a branch SEP keeps, and why (read-only).
+
+    Attributes
+    ----------
+    frequency : dict of str -> ndarray of float64
+        Per stage ``e1 .. d3``, the fraction of pool images in which each group was
+        its cluster's representative, ``p(o)``.
+    keep : dict of str -> ndarray of bool
+        Per stage, ``frequency >= rho``.
+    rho : float
+    n_samples : int
+        Images in the pool.
+    seconds : dict of str -> float
+        Time spent in the forward passes (``"forward"``), the similarity graphs
+        (``"similarity"``) and the sepkit calls (``"graph"``).
+    """
+
+    frequency: dict[str, np.ndarray]
+    keep: dict[str, np.ndarray]
+    rho: float
+    n_samples: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kept_counts(self) -> tuple[int, ...]:
+        """Groups kept per stage, ``e1 .. d3``."""
+        return tuple(int(self.keep[s].sum()) for s in STAGE_NAMES)
+
+
+def similarity(x: torch.Tensor, kind: str = "pearson") -> torch.Tensor:
+    """Pairwise similarity of the rows of ``x`` (``(..., k, d)`` -> ``(..., k, k)``), float64.
+
+    ``"pearson"``: correlation of the centred rows; ``"cosine"``: cosine of the rows.
+    A row without variance (Pearson) or of norm 0 (cosine) is similar to nothing (0).
+    """
+    if kind not in SIMILARITIES:
+        raise InvalidInputError(f"`similarity` must be one of {SIMILARITIES}; got {kind!r}")
+    x = x.to(torch.float64)
+    if kind == "pearson":
+        x = x - x.mean(dim=-1, keepdim=True)
+    norm = x.norm(dim=-1, keepdim=True)
+    y = torch.where(norm > 0, x / torch.where(norm > 0, norm, 1.0), 0.0)
+    return y @ y.transpose(-1, -2)
+
+
+def group_graphs(
+    features: torch.Tensor, groups: int, *, similarity_kind: str = "pearson", base: float = math.e
+) -> torch.Tensor:
+    """The inter-group similarity graphs of a batch of stage outputs (Eqs. 4-8).
+
+    Parameters
+    ----------
+    features : Tensor, shape (B, C, H, W)
+        Output of a stage's GResBlock stack; ``C`` splits into `groups` groups.
+    groups : int
+    similarity_kind : {"pearson", "cosine"}
+    base : float
+        Logarithm base of the channels' 1D structural entropy (natural log, as the
+        public code; it changes the softmax weights).
+
+    Returns
+    -------
+    Tensor, shape (B, groups, groups), float64
+        Symmetric, non-negative, zero diagonal.
+    """
+    B, C = features.shape[:2]
+    m = C // groups
+    x = features.reshape(B, groups, m, -1).to(torch.float64)
+    if m == 1:
+        group_features = x[:, :, 0]
+    else:
+        intra = similarity(x, similarity_kind)  # (B, G, m, m)
+        intra = intra.clamp(min=0.0).masked_fill(intra < 0, _NEGATIVE_INTRA)
+        intra = intra * (1 - torch.eye(m, dtype=intra.dtype, device=intra.device))
+        degree = intra.sum(-1)
+        volume = degree.sum(-1, keepdim=True)
+        p = torch.where(volume > 0, degree / torch.where(volume > 0, volume, 1.0), 0.0)
+        terms = torch.where(p > 0, -p * torch.log(torch.where(p > 0, p, 1.0)), 0.0)
+        weights = torch.softmax(terms / math.log(base), dim=-1)  # (B, G, m)
+        group_features = (weights.unsqueeze(-1) * x).sum(dim=2)  # (B, G, HW)
+    inter = similarity(group_features, similarity_kind).clamp(min=0.0)
+    return inter * (1 - torch.eye(groups, dtype=inter.dtype, device=inter.device))
+
+
+def selection_from_graphs(
+    graphs: Mapping[str, np.ndarray],
+    *,
+    rho: float = 0.1,
+    method: str = "game",
+    base: float = math.e,
+    seed: int | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
+    """Selection frequencies from each stage's stack of graphs ``(N, G, G)``.
+
+    Returns (frequency per stage, keep mask per stage, seconds spent in sepkit).
+    """
+    _check_rho(rho)
+    if method not in METHODS:
+        raise InvalidInputError(f"`method` must be one of {METHODS}; got {method!r}")
+    frequency, keep = {}, {}
+    seconds = 0.0
+    for stage, A in graphs.items():
+        start = time.perf_counter()
+        result = sepkit.codeseg_batch(A, method=method, base=base, seed=seed)
+        chosen = sepkit.representatives(result.labels, result.detachment)
+        seconds += time.perf_counter() - start
+        frequency[stage] = chosen.mean(axis=0)
+        keep[stage] = frequency[stage] >= rho
+    return frequency, keep, seconds
+
+
+def select_groups(
+    model: nn.Module,
+    task: str,
+    images: torch.Tensor | Iterable[torch.Tensor],
+    *,
+    similarity_kind: str = "pearson",
+    method: str = "game",
+    rho: float = 0.1,
+    base: float = math.e,
+    batch_size: int = 4,
+    seed: int | None = None,
+) -> GroupSelection:
+    """Score every channel group of `task`'s branch on a pool of degraded images (SEP).
+
+    Parameters
+    ----------
+    model : ECMRNet
+    task : str
+        The task whose branch is scored.
+    images : Tensor (N, 1, H, W) or iterable of such batches
+        The pool: degraded training images of the task (paper: N = 300, full size).
+    similarity_kind : {"pearson", "cosine"}
+        Channel similarity; ``"pearson"`` (default) as the public code, ``"cosine"``
+        as the paper's text.
+    method : {"game", "multilevel"}
+        How :func:`sepkit.codeseg_batch` partitions the inter-group graphs; ``"game"``
+        (default) is the CoDeSEG rule the published pruning used.
+    rho : float in (0, 1]
+        Keep a group represented in at least this fraction of the pool.
+    base : float
+        Logarithm base of the entropies (natural, as the public code).
+    batch_size : int
+        Pool images per forward pass when `images` is one tensor.
+
+    Returns
+    -------
+    GroupSelection
+    """
+    _check_rho(rho)
+    if similarity_kind not in SIMILARITIES:
+        raise InvalidInputError(
+            f"`similarity_kind` must be one of {SIMILARITIES}; got {similarity_kind!r}"
+        )
+    if method not in METHODS:
+        raise InvalidInputError(f"`method` must be one of {METHODS}; got {method!r}")
+    branch = model.branches[model.task(task).name]
+    groups = {s: getattr(branch, s).groups for s in STAGE_NAMES}
+    captured: dict[str, torch.Tensor] = {}
+    hooks = [
+        getattr(branch, s).blocks.register_forward_hook(_capture(captured, s)) for s in STAGE_NAMES
+    ]
+    per_stage: dict[str, list[torch.Tensor]] = {s: [] for s in STAGE_NAMES}
+    seconds = {"forward": 0.0, "similarity": 0.0, "graph": 0.0}
+    n_samples = 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in _batches(images, batch_size):
+                start = time.perf_counter()
+                model(batch, task=task)
+                _sync(batch)
+                seconds["forward"] += time.perf_counter() - start
+                start = time.perf_counter()
+                for s in STAGE_NAMES:
+                    per_stage[s].append(
+                        group_graphs(
+                            captured[s], groups[s], similarity_kind=similarity_kind, base=base
+                        )
+                    )
+                _sync(batch)
+                seconds["similarity"] += time.perf_counter() - start
+                n_samples += batch.shape[0]
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if n_samples == 0:
+        raise InvalidInputError("`images` must hold at least one image; got an empty pool")
+    # One transfer per stage to sepkit.
+    graphs = {s: torch.cat(per_stage[s]).cpu().numpy() for s in STAGE_NAMES}
+    frequency, keep, seconds["graph"] = selection_from_graphs(
+        graphs, rho=rho, method=method, base=base, seed=seed
+    )
+    return GroupSelection(
+        frequency=frequency, keep=keep, rho=float(rho), n_samples=n_samples, seconds=seconds
+    )
+
+
+def prune_branch(branch: Branch, config: BackboneConfig, keep: Mapping[str, np.ndarray]) -> Branch:
+    """A new, smaller :class:`Branch` holding only the kept groups of `branch`.
+
+    Removes, per stage, the entrance convolution's output channels of the dropped
+    groups, those channels in every GResBlock (norm, both convolutions, attention,
+    beta) and the exit convolution's input channels. The stage interfaces and the
+    skip scales stay. Its output equals `branch`'s output with the dropped groups'
+    inputs to the exit convolutions set to zero.
+
+    Parameters
+    ----------
+    branch : Branch
+    config : BackboneConfig
+        The backbone configuration `branch` was built from.
+    keep : mapping of stage name -> bool mask or int indices
+        Groups to keep in each stage, in terms of `branch`'s current groups; at least
+        one per stage.
+    """
+    kept = {s: _kept_indices(keep, s, getattr(branch, s).groups) for s in STAGE_NAMES}
+    new = Branch(config, groups=[len(kept[s]) for s in STAGE_NAMES])
+    new.to(device=branch.a.device, dtype=branch.a.dtype)
+    with torch.no_grad():
+        for s in STAGE_NAMES:
+            old_stage, new_stage = getattr(branch, s), getattr(new, s)
+            channels = _channels(kept[s], config.group_widths[STAGE_NAMES.index(s)])
+            ch = torch.as_tensor(channels, device=branch.a.device)
+            new_stage.entrance.weight.copy_(old_stage.entrance.weight[ch])
+            new_stage.entrance.bias.copy_(old_stage.entrance.bias[ch])
+            for old_block, new_block in zip(old_stage.blocks, new_stage.blocks, strict=True):
+                for name in ("norm", "conv1", "conv2", "attn"):
+                    getattr(new_block, name).weight.copy_(getattr(old_block, name).weight[ch])
+                    getattr(new_block, name).bias.copy_(getattr(old_block, name).bias[ch])
+                new_block.beta.copy_(old_block.beta[:, ch])
+            new_stage.exit.weight.copy_(old_stage.exit.weight[:, ch])
+            new_stage.exit.bias.copy_(old_stage.exit.bias)
+        for name in ("a", "b", "c"):
+            getattr(new, name).copy_(getattr(branch, name))
+    new.requires_grad_(branch.a.requires_grad)
+    return new
+
+
+def magnitude_scores(branch: Branch, config: BackboneConfig) -> dict[str, np.ndarray]:
+    """MP baseline: the L1 norm of every weight of each group (entrance rows, GResBlock
+    convolutions, attention and norm, exit columns), per stage."""
+    scores = {}
+    with torch.no_grad():
+        for i, s in enumerate(STAGE_NAMES):
+            stage = getattr(branch, s)
+            g, m = stage.groups, config.group_widths[i]
+            per_channel = stage.entrance.weight.abs().flatten(1).sum(1)
+            per_channel = per_channel + stage.exit.weight.abs().transpose(0, 1).flatten(1).sum(1)
+            for block in stage.blocks:
+                for name in ("conv1", "conv2", "attn"):
+                    per_channel = per_channel + getattr(block, name).weight.abs().flatten(1).sum(1)
+                per_channel = per_channel + block.norm.weight.abs()
+            scores[s] = per_channel.reshape(g, m).sum(1).double().cpu().numpy()
+    return scores
+
+
+def top_groups(scores: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> dict:
+    """Keep masks with the `counts` highest-scoring groups per stage (lowest index on ties)."""
+    keep = {}
+    for s, score in scores.items():
+        k = int(counts[s])
+        if not 1 <= k <= score.size:
+            raise InvalidInputError(
+                f"`counts[{s!r}]` must be between 1 and {score.size}; got {counts[s]!r}"
+            )
+        order = np.lexsort((np.arange(score.size), -np.asarray(score, dtype=np.float64)))
+        mask = np.zeros(score.size, dtype=bool)
+        mask[order[:k]] = True
+        keep[s] = mask
+    return keep
+
+
+def _check_rho(rho) -> None:
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho <= 1:
+        raise InvalidInputError(f"`rho` must be a number in (0, 1]; got {rho!r}")
+
+
+def _capture(store: dict, stage: str):
+    def hook(module, args, output):
+        store[stage] = output.detach()
+
+    return hook
+
+
+def _sync(t: torch.Tensor) -> None:
+    if t.is_cuda:
+        torch.cuda.synchronize(t.device)
+
+
+def _batches(images, batch_size: int):
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4:
+            raise InvalidInputError(
+                f"`images` must be a (N, 1, H, W) tensor; got shape {tuple(images.shape)}"
+            )
+        yield from images.split(batch_size)
+    else:
+        yield from images
+
+
+def _kept_indices(keep, stage: str, groups: int) -> np.ndarray:
+    if stage not in keep:
+        raise InvalidInputError(f"`keep` must name every stage {STAGE_NAMES}; {stage!r} missing")
+    k = np.asarray(keep[stage])
+    if k.size == 0 or (k.dtype == bool and not k.any()):
+        raise InvalidInputError(
+            f"`keep[{stage!r}]` must keep at least one group of stage {stage!r}; got none"
+        )
+    if k.dtype == bool:
+        if k.shape != (groups,):
+            raise InvalidInputError(
+                f"`keep[{stage!r}]` must be a mask of {groups} groups; got shape {k.shape}"
+            )
+        k = np.flatnonzero(k)
+    elif not np.issubdtype(k.dtype, np.integer) or k.ndim != 1:
+        raise InvalidInputError(
+            f"`keep[{stage!r}]` must be a bool mask or int indices; got {keep[stage]!r}"
+        )
+    k = np.unique(k)
+    if k[0] < 0 or k[-1] >= groups:
+        raise InvalidInputError(
+            f"`keep[{stage!r}]` indices must lie in 0..{groups - 1}; got {k.tolist()}"
+        )
+    return k
+
+
+def _channels(groups: np.ndarray, width: int) -> list[int]:
+    return [g * width + j for g in groups.tolist() for j in range(width)]

@@ -1,0 +1,262 @@
+"""SEP: group scoring against a per-sample reference, physical pruning, MP baseline."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import sepkit
+from sepkit_torch import ECMRNet, complexity
+from sepkit_torch.continual.pruning import (
+    group_graphs,
+    magnitude_scores,
+    prune_branch,
+    select_groups,
+    top_groups,
+)
+from sepkit_torch.models.backbone import STAGE_NAMES
+
+from .conftest import images
+
+
+def _trained_like(model: ECMRNet, task: str, seed: int = 0) -> None:
+    """Give the branch non-trivial weights (beta != 0), as training would."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.branches[task].parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen))
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    m = ECMRNet.from_preset("tiny")
+    m.add_task("C")
+    _trained_like(m, "C")
+    return m
+
+
+@pytest.fixture
+def model64(model):
+    """The same model in float64, so that equivalences can be checked to 1e-10."""
+    return model.double()
+
+
+# ------------------------------------------------------------------ reference (Eqs. 4-10)
+
+
+def _reference_corr(rows: np.ndarray, kind: str) -> np.ndarray:
+    out = np.zeros((rows.shape[0], rows.shape[0]))
+    for i in range(rows.shape[0]):
+        for j in range(rows.shape[0]):
+            a, b = rows[i], rows[j]
+            if kind == "pearson":
+                a, b = a - a.mean(), b - b.mean()
+            na, nb = math.sqrt((a * a).sum()), math.sqrt((b * b).sum())
+            out[i, j] = 0.0 if na == 0 or nb == 0 else float((a * b).sum()) / (na * nb)
+    return out
+
+
+def _reference_graph(feature: np.ndarray, groups: int, kind: str, base: float) -> np.ndarray:
+    """One sample, one stage: the inter-group graph, written straight from Eqs. 4-8."""
+    C = feature.shape[0]
+    m = C // groups
+    flat = feature.reshape(C, -1)
+    group_features = []
+    for g in range(groups):
+        rows = flat[g * m : (g + 1) * m]
+        if m == 1:
+            group_features.append(rows[0])
+            continue
+        A = _reference_corr(rows, kind)
+        np.fill_diagonal(A, 0.0)
+        A[A < 0] = 1e-8
+        terms = sepkit.node_entropy_1d(A, base=base)  # -(d/V) log(d/V)
+        w = np.exp(terms - terms.max())
+        w /= w.sum()
+        group_features.append((w[:, None] * rows).sum(0))
+    A = _reference_corr(np.array(group_features), kind)
+    np.fill_diagonal(A, 0.0)
+    A[A < 0] = 0.0
+    return A
+
+
+def _reference_frequency(features, groups, kind, method, base):
+    counts = np.zeros(groups)
+    for f in features:
+        A = _reference_graph(f, groups, kind, base)
+        p = sepkit.codeseg(A, method=method, base=base)
+        cost = sepkit.detachment_cost(A, p.labels, base=base)
+        counts += sepkit.representatives(p.labels, cost)
+    return counts / len(features)
+
+
+def _stage_features(model, task, x):
+    branch = model.branches[task]
+    out = {}
+    hooks = [
+        getattr(branch, s).blocks.register_forward_hook(
+            lambda mod, args, o, s=s: out.__setitem__(s, o.detach().double().numpy())
+        )
+        for s in STAGE_NAMES
+    ]
+    with torch.no_grad():
+        model(x, task=task)
+    for h in hooks:
+        h.remove()
+    return out
+
+
+@pytest.mark.parametrize(
+    "kind, method, base",
+    [("pearson", "game", math.e), ("cosine", "game", 2.0), ("pearson", "multilevel", math.e)],
+)
+def test_scoring_equals_per_sample_reference(model, kind, method, base):
+    pool = images(5, 1, 16, 20, seed=11)
+    selection = select_groups(
+        model, "C", pool, similarity_kind=kind, method=method, base=base, rho=0.3, batch_size=2
+    )
+    feats = _stage_features(model, "C", pool)
+    for s in STAGE_NAMES:
+        g = getattr(model.branches["C"], s).groups
+        ref = _reference_frequency(feats[s], g, kind, method, base)
+        np.testing.assert_allclose(selection.frequency[s], ref, atol=1e-12)
+        np.testing.assert_array_equal(selection.keep[s], ref >= 0.3)
+    assert selection.n_samples == 5
+    assert set(selection.seconds) == {"forward", "similarity", "graph"}
+
+
+def test_group_graphs_are_symmetric_non_negative_with_zero_diagonal(model):
+    feats = torch.randn(3, 32, 6, 5, generator=torch.Generator().manual_seed(1))
+    A = group_graphs(feats, 8)
+    assert A.shape == (3, 8, 8) and A.dtype == torch.float64
+    assert torch.equal(A, A.transpose(1, 2))
+    assert (A >= 0).all() and (torch.diagonal(A, dim1=1, dim2=2) == 0).all()
+
+
+def test_constant_channels_give_finite_graphs():
+    feats = torch.zeros(2, 8, 4, 4)
+    A = group_graphs(feats, 4)
+    assert torch.isfinite(A).all() and (A == 0).all()
+
+
+# ------------------------------------------------------------------ physical pruning
+
+
+def _keep_masks(model, task, seed=0):
+    rng = np.random.default_rng(seed)
+    keep = {}
+    for s in STAGE_NAMES:
+        g = getattr(model.branches[task], s).groups
+        mask = rng.random(g) < 0.5
+        mask[rng.integers(g)] = True
+        keep[s] = mask
+    return keep
+
+
+def test_pruned_branch_equals_zeroed_groups(model64):
+    model = model64
+    cfg = model.config
+    keep = _keep_masks(model, "C")
+    branch = model.branches["C"]
+    pruned = prune_branch(branch, cfg, keep)
+    assert pruned.groups == tuple(int(keep[s].sum()) for s in STAGE_NAMES)
+    # Reference: the unpruned branch with the dropped groups' exit inputs zeroed.
+    zeroed = prune_branch(branch, cfg, {s: np.ones_like(keep[s]) for s in STAGE_NAMES})
+    with torch.no_grad():
+        for i, s in enumerate(STAGE_NAMES):
+            m = cfg.group_widths[i]
+            drop = np.repeat(~keep[s], m)
+            getattr(zeroed, s).exit.weight[:, torch.as_tensor(drop)] = 0.0
+    x = images(2, 1, 12, 16, seed=5).double()
+    bottom = model.backbone.bottom
+    with torch.no_grad():
+        h = model.backbone.stem(x)
+        torch.testing.assert_close(pruned(h, bottom), zeroed(h, bottom), rtol=1e-10, atol=1e-10)
+
+
+def test_removing_groups_with_zero_exit_weights_changes_nothing(model64):
+    model = model64
+    cfg = model.config
+    keep = _keep_masks(model, "C", seed=3)
+    branch = model.branches["C"]
+    with torch.no_grad():
+        for i, s in enumerate(STAGE_NAMES):
+            drop = np.repeat(~keep[s], cfg.group_widths[i])
+            getattr(branch, s).exit.weight[:, torch.as_tensor(drop)] = 0.0
+    pruned = prune_branch(branch, cfg, keep)
+    with torch.no_grad():
+        x = model.backbone.stem(images(1, 1, 8, 12, seed=6).double())
+        torch.testing.assert_close(
+            pruned(x, model.backbone.bottom),
+            branch(x, model.backbone.bottom),
+            rtol=1e-10,
+            atol=1e-10,
+        )
+
+
+def test_prune_branch_keeps_everything_and_single_groups(model):
+    cfg = model.config
+    branch = model.branches["C"]
+    all_kept = prune_branch(
+        branch, cfg, {s: np.ones(cfg.groups[i], bool) for i, s in enumerate(STAGE_NAMES)}
+    )
+    with torch.no_grad():
+        x = model.backbone.stem(images(1, 1, 8, 8, seed=2))
+        assert torch.equal(all_kept(x, model.backbone.bottom), branch(x, model.backbone.bottom))
+    one = prune_branch(branch, cfg, {s: [0] for s in STAGE_NAMES})
+    assert one.groups == (1,) * 6
+
+
+@pytest.mark.parametrize(
+    "keep, match",
+    [
+        ({"e1": [0]}, r"`keep` must name every stage"),
+        ("empty", r"must keep at least one group of stage 'e1'"),
+        ("out-of-range", r"indices must lie in 0\.\.3; got \[7\]"),
+        ("bad-mask", r"must be a mask of 4 groups; got shape \(3,\)"),
+    ],
+)
+def test_prune_branch_bad_keep(model, keep, match):
+    full = {s: [0] for s in STAGE_NAMES}
+    if keep == "empty":
+        keep = {**full, "e1": []}
+    elif keep == "out-of-range":
+        keep = {**full, "e1": [7]}
+    elif keep == "bad-mask":
+        keep = {**full, "e1": np.ones(3, bool)}
+    with pytest.raises(ValueError, match=match):
+        prune_branch(model.branches["C"], model.config, keep)
+
+
+def test_magnitude_baseline_keeps_the_largest_groups(model):
+    cfg = model.config
+    scores = magnitude_scores(model.branches["C"], cfg)
+    counts = {s: max(1, cfg.groups[i] // 2) for i, s in enumerate(STAGE_NAMES)}
+    keep = top_groups(scores, counts)
+    for s in STAGE_NAMES:
+        assert keep[s].sum() == counts[s]
+        assert scores[s][keep[s]].min() >= scores[s][~keep[s]].max()
+
+
+@pytest.mark.parametrize("rho", [0, -0.1, 1.5, True])
+def test_rho_out_of_range(model, rho):
+    with pytest.raises(ValueError, match=r"`rho` must be a number in \(0, 1\]"):
+        select_groups(model, "C", images(1, 1, 8, 8, seed=0), rho=rho)
+
+
+def test_empty_pool(model):
+    with pytest.raises(ValueError, match="at least one image"):
+        select_groups(model, "C", [])
+
+
+def test_complexity_drops_with_fewer_groups(model):
+    before = complexity(model, (1, 1, 64, 64), task="C")
+    pruned = prune_branch(model.branches["C"], model.config, _keep_masks(model, "C"))
+    model.branches["C"] = pruned
+    after = complexity(model, (1, 1, 64, 64), task="C")
+    assert after.activated_params < before.activated_params
+    assert after.macs < before.macs
