@@ -32,6 +32,7 @@ from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
 __all__ = [
     "GroupSelection",
     "SIMILARITIES",
+    "gate_scores",
     "group_graphs",
     "magnitude_scores",
     "prune_branch",
@@ -307,6 +308,63 @@ def magnitude_scores(branch: Branch, config: BackboneConfig) -> dict[str, np.nda
                 per_channel = per_channel + block.norm.weight.abs()
             scores[s] = per_channel.reshape(g, m).sum(1).double().cpu().numpy()
     return scores
+
+
+def gate_scores(
+    model: nn.Module,
+    task: str,
+    pairs: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    penalty: float = 1e-3,
+    lr: float = 1e-2,
+    epochs: int = 1,
+) -> dict[str, np.ndarray]:
+    """SRP baseline: learn one gate per group, with an L1 penalty, and return |gate|.
+
+    Every stage's exit convolution sees its input multiplied by a per-group gate
+    (initialised to 1). Only the gates train, for `epochs` passes over `pairs` of
+    ``(degraded, clean)`` batches, on ``L1(restored, clean) + penalty * sum |gates|``;
+    the branch's weights stay as they are (no fine-tuning). The model is left unchanged.
+    """
+    if not (isinstance(penalty, (int, float)) and penalty >= 0):
+        raise InvalidInputError(f"`penalty` must be a number >= 0; got {penalty!r}")
+    branch = model.branches[model.task(task).name]
+    config = model.config
+    device = branch.a.device
+    gates = {
+        s: torch.ones(getattr(branch, s).groups, device=device, requires_grad=True)
+        for s in STAGE_NAMES
+    }
+    widths = dict(zip(STAGE_NAMES, config.group_widths, strict=True))
+
+    def gate(stage):
+        def pre_hook(module, args):
+            g = gates[stage].repeat_interleave(widths[stage]).view(1, -1, 1, 1)
+            return (args[0] * g,)
+
+        return pre_hook
+
+    hooks = [getattr(branch, s).exit.register_forward_pre_hook(gate(s)) for s in STAGE_NAMES]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    was_training = model.training
+    optimizer = torch.optim.Adam(list(gates.values()), lr=lr)
+    try:
+        model.requires_grad_(False)
+        model.eval()
+        for _ in range(epochs):
+            for degraded, clean in pairs:
+                optimizer.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.l1_loss(model(degraded, task=task), clean)
+                loss = loss + penalty * sum(g.abs().sum() for g in gates.values())
+                loss.backward()
+                optimizer.step()
+    finally:
+        for h in hooks:
+            h.remove()
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+    return {s: gates[s].detach().abs().double().cpu().numpy() for s in STAGE_NAMES}
 
 
 def top_groups(scores: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> dict:

@@ -11,6 +11,7 @@ import torch
 import sepkit
 from sepkit_torch import ECMRNet, complexity
 from sepkit_torch.continual.pruning import (
+    gate_scores,
     group_graphs,
     magnitude_scores,
     prune_branch,
@@ -260,3 +261,22 @@ def test_complexity_drops_with_fewer_groups(model):
     after = complexity(model, (1, 1, 64, 64), task="C")
     assert after.activated_params < before.activated_params
     assert after.macs < before.macs
+
+
+def test_gate_baseline_learns_gates_and_leaves_the_model_alone(model):
+    x = images(2, 1, 12, 12, seed=8)
+    pairs = [(0.5 * x, x)] * 3
+    before = {k: v.clone() for k, v in model.state_dict().items() if torch.is_tensor(v)}
+    flags = [p.requires_grad for p in model.parameters()]
+    scores = gate_scores(model, "C", pairs, penalty=1e-2, lr=0.05)
+    for i, s in enumerate(STAGE_NAMES):
+        assert scores[s].shape == (model.config.groups[i],)
+        assert not np.allclose(scores[s], 1.0)  # the gates moved
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert flags == [p.requires_grad for p in model.parameters()]
+    # the penalty shrinks the gates on average
+    strong = gate_scores(model, "C", pairs, penalty=1.0, lr=0.05)
+    assert np.mean([strong[s].mean() for s in STAGE_NAMES]) < np.mean(
+        [scores[s].mean() for s in STAGE_NAMES]
+    )
