@@ -440,6 +440,4 @@ def _edge_order(G, g: Graph) -> np.ndarray:
     else:  # CSR rows / dense rows: the edge list read row by row
         rows = np.repeat(np.arange(g.n_nodes), np.diff(g.indptr))
         flat = np.column_stack([rows, g.indices]).ravel()
-    flat = np.concatenate([flat.astype(np.int64), np.arange(g.n_nodes)])
-    _, first = np.unique(flat, return_index=True)
-    return flat[np.sort(first)]
+    return _k.first_appearance(np.ascontiguousarray(flat, dtype=np.int64), g.n_nodes)

@@ -87,6 +87,24 @@ def compact(labels):
 
 
 @jit
+def first_appearance(flat, n):
+    """Nodes ``0..n-1`` in order of first appearance in ``flat``, then the unseen ones."""
+    seen = np.zeros(n, dtype=np.bool_)
+    out = np.empty(n, dtype=np.int64)
+    k = 0
+    for v in flat:
+        if not seen[v]:
+            seen[v] = True
+            out[k] = v
+            k += 1
+    for v in range(n):
+        if not seen[v]:
+            out[k] = v
+            k += 1
+    return out
+
+
+@jit
 def gather_links(indptr, indices, data, labels, v, stamp, weight, touched, within, group):
     """Weight from node v to each neighbouring cluster (self-loop excluded).
 
