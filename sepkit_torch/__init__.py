@@ -19,6 +19,7 @@ from sepkit_torch._errors import (
 )
 from sepkit_torch.complexity import Complexity, complexity
 from sepkit_torch.continual.expansion import ECMRNet, TaskInfo
+from sepkit_torch.metrics import psnr, ssim
 from sepkit_torch.models.backbone import PRESETS, Backbone, BackboneConfig
 from sepkit_torch.training import make_optimizer, train_step, trainable_parameters
 
@@ -35,6 +36,8 @@ __all__ = [
     "UnknownTaskError",
     "complexity",
     "make_optimizer",
+    "psnr",
+    "ssim",
     "train_step",
     "trainable_parameters",
 ]

@@ -1,0 +1,686 @@
+"""Paired (degraded, clean) data sets: a folder of clean images degraded online, paired
+folders of a benchmark, and procedural thermal scenes when there is no folder at all.
+
+Every data set returns ``(degraded, clean)``, two float32 tensors ``(1, h, w)`` in
+``[0, 1]``, and is deterministic: item ``i`` of epoch ``e`` is the same on every run and in
+every DataLoader worker (its generator is seeded from ``(seed, e, i)``; call
+``set_epoch(e)`` once per epoch to get fresh crops and degradations).
+
+Reading images (Pillow): PNG, TIFF, JPEG and BMP. 8-bit images are divided by 255. RGB (or
+palette, or grey + alpha) images become grey by ITU-R 601-2 luma (Pillow's ``convert("L")``,
+as the public code does). 16-bit (and 32-bit integer or float) images are normalised by
+`normalize`: ``"image"`` stretches each image's own minimum..maximum to 0..1 (thermal
+cameras' automatic gain; a constant image becomes 0), ``"full"`` divides 16-bit values by
+65535, and a pair ``(low, high)`` maps that raw range to 0..1 and clips -- use a fixed range
+to keep temperatures comparable across images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sepkit_torch._errors import InvalidInputError, SepkitTorchError
+from sepkit_torch.data.degradations import _preset, degrade, parse_task, quantize
+from sepkit_torch.data.synthetic import _size, mix_seed, thermal_scene
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DatasetError",
+    "DegradedImageFolder",
+    "ImageReadError",
+    "PairedImageFolder",
+    "SyntheticThermalDataset",
+    "list_images",
+    "make_dataset",
+    "read_image",
+]
+
+#: File endings read as images (case-insensitive).
+IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+_TRAIN, _TEST = 0, 1
+
+
+class DatasetError(SepkitTorchError, ValueError):
+    """A folder that cannot make a data set: empty, images too small, unmatched pairs."""
+
+
+class ImageReadError(SepkitTorchError, OSError):
+    """A file that Pillow cannot open or decode; the message names it."""
+
+
+# --------------------------------------------------------------------------------------
+# reading
+
+
+def _normalize_arg(normalize):
+    if normalize in ("image", "full"):
+        return normalize
+    try:
+        lo, hi = (float(v) for v in normalize)
+        if lo < hi:
+            return (lo, hi)
+    except (TypeError, ValueError):
+        pass
+    raise InvalidInputError(
+        f"`normalize` must be 'image', 'full' or a (low, high) pair with low < high; "
+        f"got {normalize!r}"
+    )
+
+
+def _open(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(path)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise ImageReadError(f"cannot read image {str(path)!r}: {exc}") from exc
+    return img
+
+
+def read_image(path, *, normalize="image") -> torch.Tensor:
+    """One image file as a grey float32 tensor ``(1, H, W)`` in ``[0, 1]``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A PNG, TIFF, JPEG or BMP file (the first frame of a multi-frame file).
+    normalize : {'image', 'full'} or (float, float)
+        How images of more than 8 bits are scaled (module docstring); 8-bit images are
+        always divided by 255.
+
+    Raises
+    ------
+    ImageReadError
+        If Pillow cannot open or decode the file (the message names it).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from PIL import Image
+    >>> from sepkit_torch.data import read_image
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.png"
+    >>> Image.fromarray(np.array([[1000, 3000]], dtype=np.uint16)).save(path)
+    >>> read_image(path)  # 16-bit, stretched per image
+    tensor([[[0., 1.]]])
+    >>> read_image(path, normalize=(0, 4000))
+    tensor([[[0.2500, 0.7500]]])
+    """
+    normalize = _normalize_arg(normalize)
+    path = Path(path)
+    img = _open(path)
+    try:
+        img.load()
+        mode = img.mode
+        if mode in ("L", "1", "P", "LA", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB"):
+            arr = np.asarray(img.convert("L"), dtype=np.float32) / np.float32(255.0)
+            return torch.from_numpy(arr.copy())[None]
+        arr = np.asarray(img)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"cannot decode image {str(path)!r}: {exc}") from exc
+    finally:
+        img.close()
+    if arr.ndim != 2:
+        raise ImageReadError(f"cannot read image {str(path)!r}: unsupported mode {mode!r}")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ImageReadError(f"image {str(path)!r} has NaN or infinite pixels")
+    if normalize == "image":
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    elif normalize == "full":
+        if mode.startswith("F"):
+            raise InvalidInputError(
+                f"`normalize`='full' needs integer pixels; {str(path)!r} is floating point "
+                "(mode 'F'): pass 'image' or a (low, high) range"
+            )
+        arr = arr / 65535.0
+    else:
+        lo, hi = normalize
+        arr = (arr - lo) / (hi - lo)
+    return torch.from_numpy(np.clip(arr, 0.0, 1.0).astype(np.float32))[None]
+
+
+def list_images(root, *, recursive: bool = False) -> list[Path]:
+    """The image files under `root` (sorted; hidden files skipped).
+
+    Raises
+    ------
+    DatasetError
+        If `root` is not a folder, or holds no file with an :data:`IMAGE_EXTENSIONS` ending.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"`root` must be a folder of images; {str(root)!r} is not a folder")
+    found = root.rglob("*") if recursive else root.iterdir()
+    files, others = [], set()
+    for p in found:
+        if p.name.startswith(".") or not p.is_file():
+            continue
+        if p.suffix.lower() in IMAGE_EXTENSIONS:
+            files.append(p)
+        else:
+            others.add(p.suffix.lower() or p.name)
+    if not files:
+        hint = f"; it holds only {sorted(others)}" if others else " (it is empty)"
+        raise DatasetError(
+            f"no image ({', '.join(IMAGE_EXTENSIONS)}) in {str(root)!r}{hint}"
+            + ("" if recursive else "; pass recursive=True to look into subfolders")
+        )
+    return sorted(files)
+
+
+def _headers(files: list[Path], on_error: str) -> tuple[list[Path], list[tuple[int, int]]]:
+    """``(height, width)`` of each file from its header; unreadable files raise or skip."""
+    if on_error not in ("raise", "skip"):
+        raise InvalidInputError(f"`on_error` must be 'raise' or 'skip'; got {on_error!r}")
+    kept, sizes = [], []
+    for path in files:
+        try:
+            with _open(path) as img:
+                w, h = img.size
+        except ImageReadError as exc:
+            if on_error == "raise":
+                raise
+            warnings.warn(f"skipping {exc}", stacklevel=3)
+            continue
+        kept.append(path)
+        sizes.append((h, w))
+    return kept, sizes
+
+
+def _crop_arg(crop_size) -> tuple[int, int] | None:
+    if crop_size is None:
+        return None
+    if isinstance(crop_size, int) and not isinstance(crop_size, bool):
+        crop_size = (crop_size, crop_size)
+    try:
+        ch, cw = crop_size
+        ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (ch, cw))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidInputError(
+            f"`crop_size` must be None, a positive int or an (h, w) pair; got {crop_size!r}"
+        )
+    return (ch, cw)
+
+
+def _check_sizes(root, files, sizes, crop) -> None:
+    if crop is None:
+        return
+    small = [(p, s) for p, s in zip(files, sizes, strict=True) if s[0] < crop[0] or s[1] < crop[1]]
+    if small:
+        shown = ", ".join(f"{p.name} ({h}x{w})" for p, (h, w) in small[:5])
+        raise DatasetError(
+            f"`crop_size` {crop[0]}x{crop[1]} is larger than {len(small)} image(s) of "
+            f"{str(root)!r}, e.g. {shown} (height x width); use a smaller crop_size or "
+            "remove those images"
+        )
+
+
+def _crop_flip(images: Sequence[torch.Tensor], crop, flips: bool, g: torch.Generator):
+    """The same random crop (and flips) of each of `images` ``(1, H, W)``."""
+    h, w = images[0].shape[-2:]
+    if crop is not None:
+        top = int(torch.randint(0, h - crop[0] + 1, (), generator=g))
+        left = int(torch.randint(0, w - crop[1] + 1, (), generator=g))
+        images = [x[:, top : top + crop[0], left : left + crop[1]] for x in images]
+    if flips:
+        if float(torch.rand((), generator=g)) < 0.5:
+            images = [x.flip(-1) for x in images]
+        if float(torch.rand((), generator=g)) < 0.5:
+            images = [x.flip(-2) for x in images]
+    return [x.contiguous() for x in images]
+
+
+def _index(i, n: int) -> int:
+    if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+        raise TypeError(f"index must be an int; got {type(i).__name__}")
+    if not -n <= i < n:
+        raise IndexError(f"index {i} out of range for a data set of {n} items")
+    return int(i) % n
+
+
+def _task_arg(task: str, preset: str) -> str:
+    parse_task(task)
+    _preset(preset)
+    return task
+
+
+# --------------------------------------------------------------------------------------
+# data sets
+
+
+class DegradedImageFolder(Dataset):
+    """Clean images from a folder, degraded online by a task: the training data of ECMRNet.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        Folder of clean images (see :func:`read_image` for formats).
+    task : str
+        Degradation task, e.g. ``"CBN"`` (see :func:`~sepkit_torch.data.parse_task`).
+    split : {'train', 'test', 'all'}
+        ``'train'``: random crops with flips, freshly degraded each epoch. ``'test'``: whole
+        images, degraded once and cached in `cache_dir`. ``'all'``: every image, as train.
+    crop_size : int, (int, int) or None
+        Side (or ``(h, w)``) of the training crops; None keeps whole images. Ignored by
+        ``'test'``.
+    preset : str
+        Degradation parameters, ``"ecmrnet"`` (default) or ``"ppfn"``.
+    seed : int
+        Seed of crops, flips and degradations.
+    test_fraction : float
+        Share of images in the test split (0.2: the paper's 80/20).
+    split_seed : int
+        Seed of the split's permutation (fixed, so the split never changes).
+    cache_dir : str or os.PathLike, optional
+        Where the degraded test images are written (as PNG) and read back, under a
+        subfolder named by task, preset and seed; default
+        ``$XDG_CACHE_HOME/sepkit_torch/degraded/<folder hash>`` (or ``~/.cache/...``).
+    normalize : {'image', 'full'} or (float, float)
+        Scaling of 16-bit images (module docstring).
+    flips : bool
+        Random horizontal and vertical flips of training crops.
+    quantize : bool
+        Round degraded images to 8-bit grey levels, as the public code (which saves
+        ``uint8`` PNGs) does; the test cache then stores 8-bit PNGs, else 16-bit.
+    repeat : int
+        Each training image appears `repeat` times per epoch (small folders).
+    recursive : bool
+        Also read images in subfolders.
+    on_error : {'raise', 'skip'}
+        An unreadable file raises :class:`ImageReadError` naming it, or is skipped with a
+        warning. (A file whose header reads but whose pixels do not decode raises when the
+        item is loaded, in both modes.)
+
+    Raises
+    ------
+    DatasetError
+        An empty folder, images smaller than `crop_size`, or an empty split.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from sepkit_torch.data import DegradedImageFolder, thermal_scene
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for i in range(5):
+    ...     scene = (thermal_scene(40, i)[0].numpy() * 255).round().astype(np.uint8)
+    ...     Image.fromarray(scene).save(root / f"{i}.png")
+    >>> train = DegradedImageFolder(root, "CB", crop_size=32)
+    >>> test = DegradedImageFolder(root, "CB", split="test", cache_dir=root / "cache")
+    >>> len(train), len(test)
+    (4, 1)
+    >>> degraded, clean = train[0]
+    >>> degraded.shape, clean.shape
+    (torch.Size([1, 32, 32]), torch.Size([1, 32, 32]))
+    >>> bool((test[0][0] == test[0][0]).all()), test[0][0].shape  # read back from the cache
+    (True, torch.Size([1, 40, 40]))
+    """
+
+    def __init__(
+        self,
+        root,
+        task: str = "CBN",
+        *,
+        split: str = "train",
+        crop_size=256,
+        preset: str = "ecmrnet",
+        seed: int = 0,
+        test_fraction: float = 0.2,
+        split_seed: int = 42,
+        cache_dir=None,
+        normalize="image",
+        flips: bool = True,
+        quantize: bool = True,
+        repeat: int = 1,
+        recursive: bool = False,
+        on_error: str = "raise",
+    ):
+        if split not in ("train", "test", "all"):
+            raise InvalidInputError(f"`split` must be 'train', 'test' or 'all'; got {split!r}")
+        if not isinstance(test_fraction, (int, float)) or not 0.0 <= test_fraction < 1.0:
+            raise InvalidInputError(f"`test_fraction` must be in [0, 1); got {test_fraction!r}")
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+            raise InvalidInputError(f"`repeat` must be a positive int; got {repeat!r}")
+        self.root = Path(root)
+        self.task = _task_arg(task, preset)
+        self.split = split
+        self.preset = preset
+        self.seed = int(seed)
+        self.normalize = _normalize_arg(normalize)
+        self.flips = bool(flips)
+        self.quantize = bool(quantize)
+        self.repeat = repeat if split != "test" else 1
+        self.crop_size = None if split == "test" else _crop_arg(crop_size)
+        self.epoch = 0
+
+        files, sizes = _headers(list_images(self.root, recursive=recursive), on_error)
+        if not files:
+            raise DatasetError(f"no readable image in {str(self.root)!r} (all were skipped)")
+        n = len(files)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed)).tolist()
+        n_train = int(np.floor(n * (1.0 - test_fraction) + 1e-9))
+        chosen = {"train": order[:n_train], "test": order[n_train:], "all": order}[split]
+        if not chosen:
+            raise DatasetError(
+                f"the {split!r} split of {str(self.root)!r} is empty: {n} image(s) with "
+                f"`test_fraction`={test_fraction}"
+            )
+        self.files = [files[i] for i in sorted(chosen)]
+        _check_sizes(self.root, self.files, [sizes[i] for i in sorted(chosen)], self.crop_size)
+        self.cache = None
+        if split == "test":
+            self.cache = self._cache_folder(cache_dir, test_fraction, split_seed)
+
+    def _cache_folder(self, cache_dir, test_fraction, split_seed) -> Path:
+        if cache_dir is None:
+            base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+            key = zlib.crc32(str(self.root.resolve()).encode())
+            cache_dir = base / "sepkit_torch" / "degraded" / f"{self.root.name}-{key:08x}"
+        folder = Path(cache_dir) / f"{self.task}-{self.preset}-seed{self.seed}"
+        manifest = {
+            "task": self.task,
+            "preset": self.preset,
+            "seed": self.seed,
+            "normalize": list(self.normalize)
+            if isinstance(self.normalize, tuple)
+            else self.normalize,
+            "quantize": self.quantize,
+            "test_fraction": test_fraction,
+            "split_seed": split_seed,
+        }
+        path = folder / "manifest.json"
+        if path.exists():
+            stored = json.loads(path.read_text())
+            if stored != manifest:
+                raise DatasetError(
+                    f"the cache {str(folder)!r} was made with other settings ({stored}); "
+                    "pass another `cache_dir` or delete it"
+                )
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(manifest, indent=1))
+        return folder
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the crops and degradations of `epoch` (training splits)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.files) * self.repeat
+
+    def _name(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def cached_path(self, i: int) -> Path:
+        """Where test item `i`'s degraded image is cached."""
+        if self.cache is None:
+            raise InvalidInputError("only the 'test' split caches its degraded images")
+        name = self._name(self.files[_index(i, len(self))])
+        return self.cache / (name if name.lower().endswith(".png") else name + ".png")
+
+    def __getitem__(self, i):
+        i = _index(i, len(self))
+        path = self.files[i % len(self.files)]
+        clean = read_image(path, normalize=self.normalize)
+        if self.split == "test":
+            return self._cached(i, path, clean), clean
+        g = torch.Generator().manual_seed(mix_seed(self.seed, _TRAIN, self.epoch, i))
+        (clean,) = _crop_flip([clean], self.crop_size, self.flips, g)
+        degraded = degrade(clean, self.task, g, preset=self.preset)
+        return (quantize(degraded) if self.quantize else degraded), clean
+
+    def _cached(self, i: int, path: Path, clean: torch.Tensor) -> torch.Tensor:
+        target = self.cached_path(i)
+        if not target.exists():
+            name_key = zlib.crc32(self._name(path).encode())
+            g = torch.Generator().manual_seed(mix_seed(self.seed, _TEST, name_key))
+            degraded = degrade(clean, self.task, g, preset=self.preset)
+            _write_png(target, degraded, bits=8 if self.quantize else 16)
+        return read_image(target, normalize="full")
+
+    def prepare(self) -> None:
+        """Write every missing degraded test image to the cache now (test split only)."""
+        for i in range(len(self)):
+            self[i]
+
+
+def _write_png(target: Path, image: torch.Tensor, bits: int) -> None:
+    """Save ``(1, H, W)`` in ``[0, 1]`` as an 8- or 16-bit grey PNG, atomically."""
+    from PIL import Image
+
+    levels = 2**bits - 1
+    arr = torch.round(image[0].double().clamp(0, 1) * levels).numpy()
+    arr = arr.astype(np.uint8 if bits == 8 else np.uint16)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    Image.fromarray(arr).save(tmp, format="PNG")
+    os.replace(tmp, target)
+
+
+class PairedImageFolder(Dataset):
+    """Degraded and clean images in two folders, paired by file name (without extension).
+
+    For real benchmark sets, e.g. HM-TIR's ``hard/`` and ``imgs/``.
+
+    Parameters
+    ----------
+    degraded_root, clean_root : str or os.PathLike
+        The two folders. Every name must appear in both, and paired images must have the
+        same size.
+    crop_size : int, (int, int) or None
+        Random crops (the same window of both images), or None for whole images.
+    flips : bool
+        Random flips of both (for training on pairs).
+    seed : int
+        Seed of crops and flips (item ``i`` of epoch ``e`` from ``(seed, e, i)``).
+    normalize : {'full', 'image'} or (float, float)
+        Scaling of 16-bit images. The default here is ``'full'``: stretching each image to
+        its own range would undo part of a contrast degradation.
+    recursive, on_error
+        As for :class:`DegradedImageFolder`.
+
+    Raises
+    ------
+    DatasetError
+        An empty folder, names in one folder only, pairs of different sizes.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from sepkit_torch.data import PairedImageFolder
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "hard").mkdir(); (root / "imgs").mkdir()
+    >>> Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "hard" / "a.png")
+    >>> Image.fromarray(np.full((8, 8), 255, np.uint8)).save(root / "imgs" / "a.png")
+    >>> pairs = PairedImageFolder(root / "hard", root / "imgs")
+    >>> pairs.names, float(pairs[0][1].mean())
+    (['a'], 1.0)
+    """
+
+    def __init__(
+        self,
+        degraded_root,
+        clean_root,
+        *,
+        crop_size=None,
+        flips: bool = False,
+        seed: int = 0,
+        normalize="full",
+        recursive: bool = False,
+        on_error: str = "raise",
+    ):
+        self.degraded_root, self.clean_root = Path(degraded_root), Path(clean_root)
+        self.crop_size = _crop_arg(crop_size)
+        self.flips = bool(flips)
+        self.seed = int(seed)
+        self.normalize = _normalize_arg(normalize)
+        self.epoch = 0
+        sides = []
+        for root in (self.degraded_root, self.clean_root):
+            files, sizes = _headers(list_images(root, recursive=recursive), on_error)
+            by_name: dict[str, tuple[Path, tuple[int, int]]] = {}
+            for path, size in zip(files, sizes, strict=True):
+                key = path.relative_to(root).with_suffix("").as_posix()
+                if key in by_name:
+                    raise DatasetError(
+                        f"{str(root)!r} has two images named {key!r} "
+                        f"({by_name[key][0].name}, {path.name}); pairs are matched by name"
+                    )
+                by_name[key] = (path, size)
+            sides.append(by_name)
+        degraded, clean = sides
+        only_d = sorted(set(degraded) - set(clean))
+        only_c = sorted(set(clean) - set(degraded))
+        if only_d or only_c:
+            raise DatasetError(
+                "the folders must hold the same names: "
+                f"{len(only_d)} only in {str(self.degraded_root)!r} {only_d[:5]}, "
+                f"{len(only_c)} only in {str(self.clean_root)!r} {only_c[:5]}"
+            )
+        self.names = sorted(degraded)
+        if not self.names:
+            raise DatasetError(
+                f"no readable pair in {str(self.degraded_root)!r} and {str(self.clean_root)!r}"
+            )
+        for name in self.names:
+            if degraded[name][1] != clean[name][1]:
+                raise DatasetError(
+                    f"pair {name!r} differs in size: degraded {degraded[name][1]}, clean "
+                    f"{clean[name][1]} (height, width)"
+                )
+        self.pairs = [(degraded[n][0], clean[n][0]) for n in self.names]
+        _check_sizes(
+            self.clean_root,
+            [c for _, c in self.pairs],
+            [clean[n][1] for n in self.names],
+            self.crop_size,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the crops and flips of `epoch`."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i):
+        i = _index(i, len(self))
+        d_path, c_path = self.pairs[i]
+        images = [read_image(p, normalize=self.normalize) for p in (d_path, c_path)]
+        if self.crop_size is not None or self.flips:
+            g = torch.Generator().manual_seed(mix_seed(self.seed, _TRAIN, self.epoch, i))
+            images = _crop_flip(images, self.crop_size, self.flips, g)
+        return images[0], images[1]
+
+
+class SyntheticThermalDataset(Dataset):
+    """Procedural thermal scenes (:func:`~sepkit_torch.data.thermal_scene`), degraded by a task.
+
+    The embedded default: no files needed. Scene and degradation of item ``i`` come from
+    ``(seed, split, epoch, i)``; the test split ignores the epoch and uses other seeds than
+    the training split, so it is a fixed, disjoint set that is regenerated exactly (no
+    cache needed).
+
+    Parameters
+    ----------
+    task : str
+        Degradation task, e.g. ``"CBN"``.
+    length : int
+        Number of items.
+    size : int or (int, int)
+        Scene side, or ``(height, width)``.
+    split : {'train', 'test'}
+        Which stream of scenes.
+    seed : int
+        Base seed.
+    preset : str
+        Degradation parameters.
+    quantize : bool
+        Round degraded images to 8-bit grey levels.
+
+    Examples
+    --------
+    >>> from sepkit_torch.data import SyntheticThermalDataset
+    >>> data = SyntheticThermalDataset("N", length=3, size=32)
+    >>> degraded, clean = data[2]
+    >>> len(data), degraded.shape, bool((data[2][0] == degraded).all())
+    (3, torch.Size([1, 32, 32]), True)
+    """
+
+    def __init__(
+        self,
+        task: str = "CBN",
+        *,
+        length: int = 256,
+        size=256,
+        split: str = "train",
+        seed: int = 0,
+        preset: str = "ecmrnet",
+        quantize: bool = True,
+    ):
+        if split not in ("train", "test"):
+            raise InvalidInputError(f"`split` must be 'train' or 'test'; got {split!r}")
+        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+            raise InvalidInputError(f"`length` must be a positive int; got {length!r}")
+        self.task = _task_arg(task, preset)
+        self.length = length
+        self.size = _size(size)
+        self.split = split
+        self.seed = int(seed)
+        self.preset = preset
+        self.quantize = bool(quantize)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the scenes and degradations of `epoch` (training split)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i):
+        i = _index(i, self.length)
+        if self.split == "test":
+            key = mix_seed(self.seed, _TEST, i)
+        else:
+            key = mix_seed(self.seed, _TRAIN, self.epoch, i)
+        g = torch.Generator().manual_seed(key)
+        clean = thermal_scene(self.size, g)
+        degraded = degrade(clean, self.task, g, preset=self.preset)
+        return (quantize(degraded) if self.quantize else degraded), clean
+
+
+def make_dataset(root=None, task: str = "CBN", *, split: str = "train", **kwargs) -> Dataset:
+    """:class:`DegradedImageFolder` of `root`, or procedural scenes when `root` is None.
+
+    `kwargs` go to the chosen class; for the procedural set ``crop_size`` becomes its
+    ``size`` and ``length`` defaults to 256 (train) or 64 (test).
+
+    Examples
+    --------
+    >>> from sepkit_torch.data import make_dataset
+    >>> type(make_dataset(None, "C", crop_size=16)).__name__
+    'SyntheticThermalDataset'
+    """
+    if root is not None:
+        return DegradedImageFolder(root, task, split=split, **kwargs)
+    if "crop_size" in kwargs:
+        kwargs["size"] = kwargs.pop("crop_size")
+    kwargs.setdefault("length", 256 if split == "train" else 64)
+    return SyntheticThermalDataset(task, split=split, **kwargs)
