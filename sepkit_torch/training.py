@@ -16,8 +16,9 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The parameters a training step may change.
 
     For an :class:`~sepkit_torch.ECMRNet` this follows its task state (the whole
-    backbone before any task, then the newest task's branch only), not the
-    ``requires_grad`` flags; for any other module, the parameters with ``requires_grad``.
+    backbone before any task, then the newest task's branch and, for a compound task,
+    its SKMM), not the ``requires_grad`` flags; for any other module, the parameters
+    with ``requires_grad``.
 
     Examples
     --------

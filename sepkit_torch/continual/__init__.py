@@ -1,4 +1,4 @@
-"""Continual learning on the ECMRNet backbone: SCGE expansion (pruning and mining follow)."""
+"""Continual learning on the ECMRNet backbone: SCGE expansion, SKMM mining (pruning follows)."""
 
 from sepkit_torch.continual.expansion import ECMRNet, TaskInfo
 

@@ -6,7 +6,8 @@ stage-head (entrance) convolution to produce them and adds a task-specific stage
 new head/tail rows only touch the new groups, that expanded stage is block-diagonal: it
 is exactly a separate copy of the stage per task. :class:`ECMRNet` stores it that way, as
 one :class:`~sepkit_torch.models.Branch` (six stages and the skip scales) per task,
-sharing the frozen stem, bottom and out.
+sharing the frozen stem, bottom and out. A compound task also gets an SKMM
+(:mod:`sepkit_torch.continual.mining`) that mines its parts' branches.
 """
 
 from __future__ import annotations
@@ -20,11 +21,19 @@ import torch
 from torch import nn
 
 from sepkit_torch._errors import InvalidInputError, TaskStateError, UnknownTaskError
-from sepkit_torch.models.backbone import Backbone, BackboneConfig, Branch
+from sepkit_torch.continual.mining import build_miner, mine, skmm_config
+from sepkit_torch.models.backbone import (
+    Backbone,
+    BackboneConfig,
+    Branch,
+    check_images,
+    pad_to_multiple,
+)
+from sepkit_torch.models.skmm import SKMMConfig
 
 __all__ = ["ECMRNet", "TaskInfo"]
 
-_STATE_FORMAT = 1
+_STATE_FORMAT = 2  # 2: tasks carry "skmm"; a format-1 checkpoint (no SKMM yet) still loads
 _TASK_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -40,16 +49,25 @@ class TaskInfo:
         single-degradation task.
     groups : tuple of 6 int
         Channel groups of the task's branch per stage ``e1 .. d3`` (fewer after pruning).
+    skmm : SKMMConfig or None, default None
+        The SKMM of a compound task; None for a single task and for a compound task
+        built with ``skmm=None`` (its path is then its own branch only).
     """
 
     name: str
     parts: tuple[str, ...]
     groups: tuple[int, ...]
+    skmm: SKMMConfig | None = None
 
     @property
     def compound(self) -> bool:
-        """True for a task that mines earlier tasks (``parts`` not empty)."""
+        """True for a compound task (``parts`` not empty), with or without SKMM."""
         return bool(self.parts)
+
+    @property
+    def mines(self) -> bool:
+        """True for a compound task whose path runs an SKMM over its parts' branches."""
+        return self.skmm is not None
 
 
 def _parameters_to_buffers(module: nn.Module) -> None:
@@ -76,7 +94,7 @@ class ECMRNet(nn.Module):
     degradation. The first ``add_task`` freezes stem, bottom and out for good and keeps
     the pretrained stages as buffers: they initialise every later task and run the
     ``task=None`` path, but are not parameters (so not in ``total_params``). Each
-    ``add_task`` freezes the previous task's branch; only the newest branch trains.
+    ``add_task`` freezes the previous task's branch (and SKMM); only the newest task trains.
 
     Parameters
     ----------
@@ -90,17 +108,23 @@ class ECMRNet(nn.Module):
         Shared ``stem``, ``bottom``, ``out`` and the pretrained ``stages``.
     branches : ModuleDict
         Task name -> :class:`~sepkit_torch.models.Branch`, in the order added.
+    miners : ModuleDict
+        Compound task name -> its SKMM (:class:`~sepkit_torch.models.ReleasedSKMM` or
+        :class:`~sepkit_torch.models.PaperSKMM`), for the compound tasks that mine.
 
     Notes
     -----
-    The task list (names, parts, groups per stage) and the frozen/trainable state are
-    the module's extra state (``state_dict()["_extra_state"]``, plain ints, strings and
-    lists, loadable with ``torch.load(weights_only=True)``). ``load_state_dict`` rebuilds
-    the branches to match the checkpoint (the backbone config must match; build an
-    optimizer afterwards); :meth:`from_state_dict` builds the whole model from it.
+    The task list (names, parts, groups per stage, SKMM config) and the frozen/trainable
+    state are the module's extra state (``state_dict()["_extra_state"]``, plain ints,
+    strings and lists, loadable with ``torch.load(weights_only=True)``).
+    ``load_state_dict`` rebuilds the branches and SKMMs to match the checkpoint (the
+    backbone config must match; build an optimizer afterwards); :meth:`from_state_dict`
+    builds the whole model from it.
 
-    Until SKMM exists (issue 7), a compound task's path is its own branch only; its
-    ``parts`` are checked and stored.
+    A compound task's path (``add_task(name, parts=...)``) runs its parts' branches
+    without gradient and mines their outputs into its own branch's output with its SKMM,
+    before ``out`` (:func:`sepkit_torch.continual.mining.mine`); with ``skmm=None`` it is
+    its own branch only.
 
     Examples
     --------
@@ -109,14 +133,14 @@ class ECMRNet(nn.Module):
     >>> model = ECMRNet.from_preset("tiny")
     >>> for name in ("C", "B"):
     ...     info = model.add_task(name)
-    >>> model.add_task("CB", parts=["C", "B"])
-    TaskInfo(name='CB', parts=('C', 'B'), groups=(4, 8, 32, 32, 8, 4))
+    >>> model.add_task("CB", parts=["C", "B"]).skmm
+    SKMMConfig(variant='released', mix_channels=32, rank=8)
     >>> model.task_names, model.trainable_task
     (('C', 'B', 'CB'), 'CB')
     >>> x = torch.rand(1, 1, 10, 13)
     >>> model(x, task="CB").shape
     torch.Size([1, 1, 10, 13])
-    >>> torch.equal(model(x, task="CB"), model(x))  # a new branch starts as the pretrained path
+    >>> torch.equal(model(x, task="C"), model(x))  # a new branch starts as the pretrained path
     True
     """
 
@@ -125,6 +149,7 @@ class ECMRNet(nn.Module):
         self.backbone = Backbone(config)
         self.config = self.backbone.config
         self.branches = nn.ModuleDict()
+        self.miners = nn.ModuleDict()
         self._tasks: list[TaskInfo] = []
 
     @classmethod
@@ -180,11 +205,14 @@ class ECMRNet(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Exactly the parameters the current state trains.
 
-        Before any task: the whole backbone. After: the newest task's branch only.
+        Before any task: the whole backbone. After: the newest task's branch and, for a
+        compound task that mines, its SKMM.
         """
         if not self._tasks:
             return list(self.backbone.parameters())
-        return list(self.branches[self._tasks[-1].name].parameters())
+        name = self._tasks[-1].name
+        miner = list(self.miners[name].parameters()) if name in self.miners else []
+        return list(self.branches[name].parameters()) + miner
 
     def _task_index(self, name) -> int:
         for i, t in enumerate(self._tasks):
@@ -196,11 +224,17 @@ class ECMRNet(nn.Module):
         )
 
     # ------------------------------------------------------------- expansion
-    def add_task(self, name: str, parts: Sequence[str] | None = None) -> TaskInfo:
+    def add_task(
+        self,
+        name: str,
+        parts: Sequence[str] | None = None,
+        *,
+        skmm: SKMMConfig | str | None = "released",
+    ) -> TaskInfo:
         """Add a task branch (SCGE): a trainable copy of the pretrained six stages.
 
         Freezes the backbone's stem, bottom and out (on the first call) and every
-        earlier branch. Build the optimizer again afterwards
+        earlier branch and SKMM. Build the optimizer again afterwards
         (:func:`sepkit_torch.make_optimizer`).
 
         Parameters
@@ -209,7 +243,13 @@ class ECMRNet(nn.Module):
             Letters, digits and underscores, e.g. ``"C"`` or ``"CBN"``; new.
         parts : sequence of str, optional
             For a compound task: at least two distinct single-degradation tasks already
-            added, whose branches its SKMM will mine (SKMM itself: issue 7).
+            added, whose branches its SKMM mines.
+        skmm : {"released", "paper"}, SKMMConfig or None, default "released"
+            The compound task's SKMM (:mod:`sepkit_torch.models.skmm`): the public code's
+            variant, Eqs. 11-14 as printed, or explicit sizes; None for a compound task
+            without mining (its own branch only, e.g. for an ablation). A new SKMM is
+            randomly initialised (torch's global generator) and trains with the branch.
+            Ignored for a single task (no `parts`).
 
         Returns
         -------
@@ -220,8 +260,8 @@ class ECMRNet(nn.Module):
         TaskStateError
             If `name` exists already, or a part has not been added yet.
         InvalidInputError
-            For a malformed name, fewer than two parts, a repeated part, or a part that
-            is itself compound.
+            For a malformed name, fewer than two parts, a repeated part, a part that is
+            itself compound, or an unknown `skmm` variant.
         """
         if not isinstance(name, str) or not _TASK_NAME.fullmatch(name):
             raise InvalidInputError(
@@ -237,13 +277,16 @@ class ECMRNet(nn.Module):
                 f"`name` {name!r} is reserved (an attribute of nn.ModuleDict); choose another"
             )
         parts = self._check_parts(name, parts)
+        config = skmm_config(skmm) if parts else None
 
         if not self._tasks:
             _parameters_to_buffers(self.backbone.stages)
         branch = copy.deepcopy(self.backbone.stages)
         _buffers_to_parameters(branch, requires_grad=True)
-        info = TaskInfo(name=name, parts=parts, groups=branch.groups)
+        info = TaskInfo(name=name, parts=parts, groups=branch.groups, skmm=config)
         self.branches[name] = branch
+        if config is not None:
+            self.miners[name] = self._new_miner(info)
         self._tasks.append(info)
         self._apply_freezing()
         return info
@@ -284,15 +327,34 @@ class ECMRNet(nn.Module):
         self.backbone.stages.requires_grad_(not frozen)  # no-op once they are buffers
         for task in self._tasks:
             self.branches[task.name].requires_grad_(task.name == self.trainable_task)
+            if task.name in self.miners:
+                self.miners[task.name].requires_grad_(task.name == self.trainable_task)
+
+    def _new_miner(self, info: TaskInfo) -> nn.Module:
+        return build_miner(
+            info.skmm, self.config.base_width, len(info.parts), self.backbone.stem.weight
+        )
 
     # --------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, task: str | None = None) -> torch.Tensor:
         """Restore `x` (B, 1, H, W), any B, H, W >= 1, along `task`'s path.
 
-        ``task=None`` is the pretrained reconstruction path.
+        ``task=None`` is the pretrained reconstruction path. A compound task that mines
+        also runs its parts' branches (without gradient) and its SKMM.
         """
-        branch = self.backbone.stages if task is None else self.branches[self.task(task).name]
-        return self.backbone.run(x, branch)
+        if task is None:
+            return self.backbone.run(x, self.backbone.stages)
+        info = self.task(task)
+        branch = self.branches[info.name]
+        if not info.mines:
+            return self.backbone.run(x, branch)
+        backbone = self.backbone
+        check_images(x, self.config.in_channels)
+        h, w = x.shape[-2:]
+        features = backbone.stem(pad_to_multiple(x))
+        parts = [self.branches[p] for p in info.parts]
+        y = mine(features, branch, parts, backbone.bottom, self.miners[info.name])
+        return backbone.out(y)[..., :h, :w]
 
     # ---------------------------------------------------------- checkpoints
     def get_extra_state(self) -> dict:
@@ -300,7 +362,12 @@ class ECMRNet(nn.Module):
             "format": _STATE_FORMAT,
             "config": self.config.to_dict(),
             "tasks": [
-                {"name": t.name, "parts": list(t.parts), "groups": list(t.groups)}
+                {
+                    "name": t.name,
+                    "parts": list(t.parts),
+                    "groups": list(t.groups),
+                    "skmm": None if t.skmm is None else t.skmm.to_dict(),
+                }
                 for t in self._tasks
             ],
             "backbone_frozen": self.backbone_frozen,
@@ -308,8 +375,8 @@ class ECMRNet(nn.Module):
         }
 
     def set_extra_state(self, state) -> None:
-        # Called by load_state_dict before the submodules load, so the branches built
-        # here receive the checkpoint's tensors next.
+        # Called by load_state_dict before the submodules load, so the branches and
+        # SKMMs built here receive the checkpoint's tensors next.
         config, tasks = _parse_state(state)
         if config != self.config:
             raise InvalidInputError(
@@ -326,6 +393,8 @@ class ECMRNet(nn.Module):
             _buffers_to_parameters(stages, requires_grad=True)
         for name in list(self.branches):
             del self.branches[name]
+        for name in list(self.miners):
+            del self.miners[name]
         device, dtype = self.backbone.stem.weight.device, self.backbone.stem.weight.dtype
         for task in tasks:
             if task.groups == stages.groups:
@@ -335,6 +404,8 @@ class ECMRNet(nn.Module):
                 with torch.device(device):
                     branch = Branch(self.config, task.groups).to(dtype)
             self.branches[task.name] = branch
+            if task.mines:  # its tensors come from the checkpoint
+                self.miners[task.name] = self._new_miner(task)
         self._tasks = list(tasks)
         self._apply_freezing()
 
@@ -353,15 +424,27 @@ def _extra_state_of(state_dict) -> dict:
 
 
 def _parse_state(state) -> tuple[BackboneConfig, list[TaskInfo]]:
-    if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in (1, _STATE_FORMAT):
         raise InvalidInputError(
-            f"ECMRNet extra state must be a dict with format {_STATE_FORMAT}; got {state!r}"
+            f"ECMRNet extra state must be a dict with format 1 or {_STATE_FORMAT}; got {state!r}"
         )
     config = BackboneConfig.from_dict(state["config"])
     tasks = [
-        TaskInfo(name=t["name"], parts=tuple(t["parts"]), groups=tuple(t["groups"]))
+        TaskInfo(
+            name=t["name"],
+            parts=tuple(t["parts"]),
+            groups=tuple(t["groups"]),
+            # format 1 predates SKMM: its compound tasks ran their own branch only
+            skmm=None if t.get("skmm") is None else SKMMConfig.from_dict(t["skmm"]),
+        )
         for t in state["tasks"]
     ]
+    for t in tasks:
+        if t.mines and not t.compound:
+            raise InvalidInputError(
+                f"ECMRNet extra state is inconsistent: single task {t.name!r} has an SKMM "
+                f"({t.skmm}); only a compound task (with parts) can"
+            )
     expected = (bool(tasks), tasks[-1].name if tasks else None)
     if (state["backbone_frozen"], state["trainable_task"]) != expected:
         raise InvalidInputError(

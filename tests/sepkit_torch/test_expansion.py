@@ -7,7 +7,7 @@ import io
 import torch
 
 from sepkit_torch import ECMRNet, TaskInfo, make_optimizer, train_step, trainable_parameters
-from sepkit_torch.models import Branch
+from sepkit_torch.models import Branch, SKMMConfig
 
 from .conftest import images
 
@@ -117,10 +117,20 @@ def test_compound_task_stores_its_parts(tiny):
     for name in ("C", "B", "N"):
         tiny.add_task(name)
     info = tiny.add_task("CBN", parts=("C", "B", "N"))
-    assert info == TaskInfo("CBN", ("C", "B", "N"), (4, 8, 32, 32, 8, 4))
-    assert info.compound and not tiny.task("C").compound
-    with torch.no_grad():  # until SKMM (issue 7) its path is its own branch
-        assert torch.equal(tiny(X, task="CBN"), tiny(X))
+    assert info == TaskInfo("CBN", ("C", "B", "N"), (4, 8, 32, 32, 8, 4), SKMMConfig())
+    assert info.compound and info.mines
+    assert not tiny.task("C").compound and not tiny.task("C").mines
+    assert set(tiny.miners) == {"CBN"}
+
+
+def test_compound_task_without_skmm_runs_its_own_branch(tiny):
+    for name in ("C", "B"):
+        tiny.add_task(name)
+    info = tiny.add_task("CB", parts=("C", "B"), skmm=None)
+    assert info == TaskInfo("CB", ("C", "B"), (4, 8, 32, 32, 8, 4), None)
+    assert info.compound and not info.mines and len(tiny.miners) == 0
+    with torch.no_grad():
+        assert torch.equal(tiny(X, task="CB"), tiny(X))
 
 
 def _several_tasks(tiny):
