@@ -13,6 +13,7 @@ sharing the frozen stem, bottom and out. A compound task also gets an SKMM
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,12 +53,16 @@ class TaskInfo:
     skmm : SKMMConfig or None, default None
         The SKMM of a compound task; None for a single task and for a compound task
         built with ``skmm=None`` (its path is then its own branch only).
+    kept : tuple of 6 tuples of int, or None
+        After pruning: per stage, the indices (among the branch's original groups) of
+        the groups kept; None for an unpruned branch.
     """
 
     name: str
     parts: tuple[str, ...]
     groups: tuple[int, ...]
     skmm: SKMMConfig | None = None
+    kept: tuple[tuple[int, ...], ...] | None = None
 
     @property
     def compound(self) -> bool:
@@ -367,6 +372,7 @@ class ECMRNet(nn.Module):
                     "parts": list(t.parts),
                     "groups": list(t.groups),
                     "skmm": None if t.skmm is None else t.skmm.to_dict(),
+                    "kept": None if t.kept is None else [list(k) for k in t.kept],
                 }
                 for t in self._tasks
             ],
@@ -409,6 +415,28 @@ class ECMRNet(nn.Module):
         self._tasks = list(tasks)
         self._apply_freezing()
 
+    def replace_branch(self, name: str, branch: Branch, kept) -> TaskInfo:
+        """Put a pruned `branch` in place of task `name`'s (see :func:`~sepkit_torch.prune`).
+
+        `kept` lists, per stage, the indices of the groups kept among the branch's
+        current ones; they are composed with earlier prunings and stored in the task.
+        Rebuild the optimizer afterwards.
+        """
+        info = self.task(name)
+        if branch.groups != tuple(len(k) for k in kept):
+            raise InvalidInputError(
+                f"`kept` must list {branch.groups} groups per stage (the branch's); "
+                f"got {tuple(len(k) for k in kept)}"
+            )
+        before = info.kept or tuple(tuple(range(g)) for g in info.groups)
+        composed = tuple(tuple(before[s][i] for i in k) for s, k in enumerate(kept))
+        device = next(self.branches[name].parameters()).device
+        self.branches[name] = branch.to(device)
+        new = dataclasses.replace(info, groups=branch.groups, kept=composed)
+        self._tasks[self._task_index(name)] = new
+        self._apply_freezing()
+        return new
+
     def extra_repr(self) -> str:
         return f"tasks={list(self.task_names)}, trainable_task={self.trainable_task!r}"
 
@@ -436,6 +464,7 @@ def _parse_state(state) -> tuple[BackboneConfig, list[TaskInfo]]:
             groups=tuple(t["groups"]),
             # format 1 predates SKMM: its compound tasks ran their own branch only
             skmm=None if t.get("skmm") is None else SKMMConfig.from_dict(t["skmm"]),
+            kept=None if t.get("kept") is None else tuple(tuple(k) for k in t["kept"]),
         )
         for t in state["tasks"]
     ]

@@ -35,6 +35,7 @@ __all__ = [
     "gate_scores",
     "group_graphs",
     "magnitude_scores",
+    "prune",
     "prune_branch",
     "select_groups",
     "selection_from_graphs",
@@ -290,6 +291,40 @@ def prune_branch(branch: Branch, config: BackboneConfig, keep: Mapping[str, np.n
             getattr(new, name).copy_(getattr(branch, name))
     new.requires_grad_(branch.a.requires_grad)
     return new
+
+
+def prune(model: nn.Module, task: str, keep: Mapping[str, np.ndarray]):
+    """Remove the groups not in `keep` from `task`'s branch of `model`, for real.
+
+    The branch is rebuilt smaller (:func:`prune_branch`) and the kept-group indices are
+    stored in the model's task state, so a pruned model reloads from its checkpoint
+    (``ECMRNet.from_state_dict``). Rebuild the optimizer afterwards.
+
+    Returns
+    -------
+    TaskInfo
+        The task's new state (``groups`` and ``kept``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepkit_torch import ECMRNet, complexity
+    >>> from sepkit_torch.continual.pruning import prune
+    >>> model = ECMRNet.from_preset("tiny")
+    >>> _ = model.add_task("C")
+    >>> keep = {s: np.arange(g) % 2 == 0 for s, g in zip(  # every other group
+    ...     ("e1", "e2", "e3", "d1", "d2", "d3"), model.config.groups)}
+    >>> before = complexity(model, (1, 1, 64, 64), task="C").activated_params
+    >>> prune(model, "C", keep).groups
+    (2, 4, 16, 16, 4, 2)
+    >>> complexity(model, (1, 1, 64, 64), task="C").activated_params < before
+    True
+    """
+    info = model.task(task)
+    branch = model.branches[info.name]
+    kept = [_kept_indices(keep, s, getattr(branch, s).groups) for s in STAGE_NAMES]
+    new = prune_branch(branch, model.config, dict(zip(STAGE_NAMES, kept, strict=True)))
+    return model.replace_branch(info.name, new, [k.tolist() for k in kept])
 
 
 def magnitude_scores(branch: Branch, config: BackboneConfig) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ from sepkit_torch.continual.pruning import (
     gate_scores,
     group_graphs,
     magnitude_scores,
+    prune,
     prune_branch,
     select_groups,
     top_groups,
@@ -280,3 +282,60 @@ def test_gate_baseline_learns_gates_and_leaves_the_model_alone(model):
     assert np.mean([strong[s].mean() for s in STAGE_NAMES]) < np.mean(
         [scores[s].mean() for s in STAGE_NAMES]
     )
+
+
+# ------------------------------------------------------------------ prune() on the model
+
+
+def _expected_conv_params(cfg, groups):
+    """Activated conv params of one path with `groups` per stage, from the layer shapes."""
+    total = 0
+    for i, g in enumerate(groups):
+        c, m, blocks = cfg.interface_widths[i], cfg.group_widths[i], cfg.blocks[i]
+        w = g * m
+        total += (c * w + w) + (w * c + c)  # entrance, exit
+        total += blocks * (2 * (w * m * 9 + w) + (w * m + w))  # conv1, conv2, attn
+    b = cfg.base_width
+    total += (1 * b * 9 + b) + (16 * b * 16 * b + 16 * b) + (b * 9 + 1)  # stem, bottom, out
+    return total
+
+
+def test_prune_on_the_model_isolated_counted_and_reloadable(model):
+    model.add_task("B")
+    _trained_like(model, "B", seed=1)
+    x = images(2, 1, 12, 16, seed=9)
+    with torch.no_grad():
+        c_before = model(x, task="C")
+    keep = _keep_masks(model, "B", seed=4)
+    size_before = complexity(model, (1, 1, 64, 64), task="B")
+    info = prune(model, "B", keep)
+    assert info.groups == tuple(int(keep[s].sum()) for s in STAGE_NAMES)
+    assert info.kept == tuple(tuple(np.flatnonzero(keep[s]).tolist()) for s in STAGE_NAMES)
+    with torch.no_grad():
+        assert torch.equal(model(x, task="C"), c_before)  # other tasks untouched
+    size_after = complexity(model, (1, 1, 64, 64), task="B")
+    assert size_before.activated_params == _expected_conv_params(model.config, model.config.groups)
+    assert size_after.activated_params == _expected_conv_params(model.config, info.groups)
+    assert size_after.macs < size_before.macs
+    # trainable: exactly the pruned branch
+    trainable = {id(p) for p in model.trainable_parameters()}
+    assert trainable == {id(p) for p in model.branches["B"].parameters()}
+    # save / load round trip
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    loaded = ECMRNet.from_state_dict(torch.load(buffer, weights_only=True))
+    assert loaded.task("B").kept == info.kept
+    with torch.no_grad():
+        assert torch.equal(loaded(x, task="B"), model(x, task="B"))
+        assert torch.equal(loaded(x, task="C"), c_before)
+
+
+def test_pruning_twice_composes_kept_indices(model):
+    first = {
+        s: np.arange(g) % 2 == 0 for s, g in zip(STAGE_NAMES, model.config.groups, strict=True)
+    }
+    prune(model, "C", first)
+    second = {s: [len(np.flatnonzero(first[s])) - 1] for s in STAGE_NAMES}
+    info = prune(model, "C", second)
+    assert info.kept == tuple((int(np.flatnonzero(first[s])[-1]),) for s in STAGE_NAMES)
