@@ -1,0 +1,175 @@
+"""The task-sequence pipeline: end to end, resume, atomic checkpoints, config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import sepkit_torch.checkpoint as checkpoint_module
+from sepkit_torch import TaskStateError
+from sepkit_torch.checkpoint import load_checkpoint, save_checkpoint
+from sepkit_torch.cli import main
+from sepkit_torch.pipeline import PipelineConfig, run
+
+TASKS = ("C", "B", "CB")
+
+
+def smoke(tmp_path, name="run", **overrides) -> PipelineConfig:
+    return PipelineConfig.from_preset(
+        "smoke", out=str(tmp_path / name), tasks=overrides.pop("tasks", TASKS), **overrides
+    )
+
+
+def _comparable(report) -> dict:
+    data = report.to_dict()
+    data.pop("seconds")
+    data["config"].pop("out")
+    for p in data["pruning"].values():
+        p.pop("seconds")
+    return data
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    config = smoke(tmp)
+    return config, run(config, progress=False)
+
+
+def test_end_to_end_writes_the_report(full_run):
+    config, report = full_run
+    out = config.out
+    for name in (
+        "report.json",
+        "report.md",
+        "config.json",
+        "checkpoint.pt",
+        "metric_matrix.png",
+        "model_size.png",
+        "restored_strip.png",
+    ):
+        assert (tmp := Path(out) / name).is_file(), tmp
+    data = json.loads((Path(out) / "report.json").read_text())
+    assert data["tasks"] == list(TASKS)
+    assert [len(row) for row in data["metrics"]] == [1, 2, 3]
+    assert set(data["pruning"]) == set(TASKS)
+    for p in data["pruning"].values():
+        assert p["after_pruning"]["activated_params"] <= p["before"]["activated_params"]
+    md = (Path(out) / "report.md").read_text()
+    assert "Accuracy matrix" in md and "SEP pruning" in md
+    saved = json.loads((Path(out) / "config.json").read_text())
+    assert saved == config.to_dict()
+
+
+def test_no_forgetting_end_to_end(full_run):
+    _, report = full_run
+    for j in range(len(TASKS)):
+        scores = [row[j] for row in report.metrics[j:]]
+        assert all(s == scores[0] for s in scores), (TASKS[j], scores)
+    assert all(v == 0 for v in report.forgetting().values())
+
+
+def test_kill_and_resume_gives_the_same_report(tmp_path, full_run):
+    _, uninterrupted = full_run
+    config = smoke(tmp_path)
+    partial = run(config, progress=False, stop_after="B:prune")
+    assert partial.tasks == ["C", "B"] and not (tmp_path / "run" / "report.md").exists()
+    resumed = run(config, resume=True, progress=False)
+    assert _comparable(resumed) == _comparable(uninterrupted)
+
+
+def test_resume_can_append_tasks(tmp_path):
+    first = smoke(tmp_path, tasks=("C",))
+    run(first, progress=False)
+    longer = smoke(tmp_path, tasks=("C", "N"))
+    report = run(longer, resume=True, progress=False)
+    assert report.tasks == ["C", "N"] and len(report.metrics) == 2
+
+
+def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"done": ["pretrain"]})
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"done": ["pretrain", "C:train"]})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["done"] == ["pretrain"]
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary left behind
+
+
+def test_checkpoint_of_another_version_is_refused(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"version": 0}, path)
+    with pytest.raises(ValueError, match="format version 0"):
+        load_checkpoint(path)
+
+
+def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
+    config = smoke(tmp_path, tasks=("C",))
+    run(config, progress=False, stop_after="pretrain")
+    with pytest.raises(TaskStateError, match="already holds a run"):
+        run(config, progress=False)
+    other = smoke(tmp_path, tasks=("C",), seed=5)
+    with pytest.raises(TaskStateError, match=r"other settings \(seed"):
+        run(other, resume=True, progress=False)
+    run(other, overwrite=True, progress=False, stop_after="pretrain")
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"epochs": "many"}, r"`epochs` must be int; got 'many'"),
+        ({"tasks": ["CB", "C", "B"]}, r"compound task 'CB' must come after its parts"),
+        ({"tasks": ["C", "C"]}, r"lists 'C' twice"),
+        ({"tasks": ["X"]}, r"unknown degradation"),
+        ({"sep_rho": 0.0}, r"`sep_rho` must be in \(0, 1\]"),
+        ({"skmm": "big"}, r"`skmm` must be one of"),
+        ({"colour": 3}, r"unknown setting\(s\) \['colour'\]"),
+    ],
+)
+def test_bad_config(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        PipelineConfig.from_preset("smoke", out=str(tmp_path), **overrides)
+
+
+def test_toml_config_and_unknown_key(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('preset = "smoke"\ntasks = ["C"]\nepochs = 2\n')
+    config = PipelineConfig.from_toml(good, out=str(tmp_path / "r"))
+    assert config.tasks == ("C",) and config.epochs == 2 and config.crop_size == 16
+    bad = tmp_path / "bad.toml"
+    bad.write_text('preset = "smoke"\nepoch = 2\n')
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['epoch'\]"):
+        PipelineConfig.from_toml(bad)
+
+
+def test_command_line(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(
+        [
+            "--preset",
+            "smoke",
+            "--tasks",
+            "N",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "finetune_epochs=0",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "report in" in printed and "N " in printed
+    assert json.loads((out / "config.json").read_text())["finetune_epochs"] == 0
+    assert main(["--preset", "smoke", "--out", str(out), "--quiet"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["--set", "nonsense"]) == 2
