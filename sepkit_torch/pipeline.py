@@ -30,7 +30,7 @@ from sepkit_torch.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from sepkit_torch.complexity import complexity
 from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.continual.pruning import prune, select_groups
-from sepkit_torch.data import PAPER_TASKS, make_dataset, parse_task
+from sepkit_torch.data import PAPER_TASKS, list_images, make_dataset, parse_task, read_image
 from sepkit_torch.data.synthetic import mix_seed
 from sepkit_torch.metrics import LOSSES, psnr, ssim
 from sepkit_torch.models.backbone import STAGE_NAMES
@@ -77,6 +77,8 @@ class PipelineConfig:
     skmm: str = "released"
     device: str = "cpu"
     out: str = "runs/demo"
+    examples: str | None = None
+    examples_task: str = "CBN"
 
     def __post_init__(self):
         for name, kind in _FIELD_TYPES.items():
@@ -89,7 +91,7 @@ class PipelineConfig:
                     raise InvalidInputError(f"`{name}` must be a list of strings; got {value!r}")
             elif kind is float and isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
-            elif value is None and name == "data":
+            elif value is None and name in ("data", "examples"):
                 continue
             elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise InvalidInputError(
@@ -204,6 +206,9 @@ class Report:
     size: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     pretrain: dict[str, float] = field(default_factory=dict)
+    # real degraded/clean pairs (config.examples): per image, degraded input, our
+    # restoration and, where present, the peer's restoration (PSNR/SSIM)
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -274,6 +279,8 @@ def run(
         if stage == stop_after:
             log.info("stopping after %s as asked", stage)
             return report
+    if config.examples is not None:
+        report.examples = runner.real_examples(Path(config.examples))
     write_report(report, out, strip=runner.strip())
     log.info("report written to %s", out / "report.md")
     return report
@@ -411,6 +418,33 @@ class _Runner:
             }
         )
 
+    def real_examples(self, folder: Path) -> dict[str, dict[str, Any]]:
+        """Score the task ``examples_task`` on real pairs: ``folder/hard`` against
+        ``folder/imgs`` (same file names), beside the peer's ``folder/enh_hard`` if any."""
+        task = self.config.examples_task
+        if task not in self.report.tasks:
+            raise InvalidInputError(
+                f"`examples_task` {task!r} is not one of the run's tasks {self.report.tasks}"
+            )
+        clean_dir, hard_dir, peer_dir = folder / "imgs", folder / "hard", folder / "enh_hard"
+        if not (clean_dir.is_dir() and hard_dir.is_dir()):
+            raise InvalidInputError(
+                f"`examples` must hold the folders imgs/ and hard/; got {folder}"
+            )
+        out: dict[str, dict[str, Any]] = {}
+        self.model.eval()
+        with torch.no_grad():
+            for path in list_images(hard_dir):
+                clean = read_image(clean_dir / path.name).unsqueeze(0)
+                hard = read_image(path).unsqueeze(0)
+                ours = self.model(hard.to(self.device), task=_model_name(task)).clamp(0, 1)
+                row = {"degraded": _scores(hard, clean), "ours": _scores(ours.cpu(), clean)}
+                if (peer_dir / path.name).is_file():
+                    row["peer"] = _scores(read_image(peer_dir / path.name).unsqueeze(0), clean)
+                out[path.stem] = row
+        self.model.train()
+        return out
+
     def strip(self) -> list[tuple]:
         """The first test image of every task: degraded, restored, clean."""
         rows = []
@@ -464,6 +498,13 @@ class _Runner:
                 values["ssim"].append(float(ssim(restored, clean)))
         self.model.train()
         return {k: round(float(np.mean(v)), 4) for k, v in values.items()}
+
+
+def _scores(restored: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
+    return {
+        "psnr": round(float(psnr(restored, clean)), 4),
+        "ssim": round(float(ssim(restored, clean)), 4),
+    }
 
 
 def _model_name(task: str) -> str:

@@ -100,6 +100,21 @@ def _markdown(report, plots: list[Path]) -> str:
                 f"| {p['seconds']['similarity'] + p['seconds']['graph']:.3f} |"
             )
         lines += ["", "Params and MACs of one task path at 1 x 1 x 512 x 640.", ""]
+    if report.examples:
+        task = cfg["examples_task"]
+        lines += [
+            f"## Real thermal images ({cfg['examples']}, task {task})",
+            "",
+            "| image | degraded PSNR / SSIM | ours PSNR / SSIM | peer's restoration PSNR / SSIM |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, row in report.examples.items():
+            cells = [
+                f"{row[k]['psnr']:.2f} / {row[k]['ssim']:.4f}" if k in row else "-"
+                for k in ("degraded", "ours", "peer")
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
     if report.size:
         lines += ["## Model size over the sequence", "", "| after | total params |", "|---|---:|"]
         lines += [f"| {s['after']} | {s['total_params']:,} |" for s in report.size]

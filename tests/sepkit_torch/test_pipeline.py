@@ -173,3 +173,19 @@ def test_command_line(tmp_path, capsys):
     assert main(["--preset", "smoke", "--out", str(out), "--quiet"]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert main(["--set", "nonsense"]) == 2
+
+
+SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "hm-tir-examples"
+
+
+@pytest.mark.skipif(not SHARED_EXAMPLES.is_dir(), reason=f"{SHARED_EXAMPLES} is absent")
+def test_real_examples_are_scored_in_the_report(tmp_path):
+    config = smoke(
+        tmp_path, tasks=("C", "B", "N", "CBN"), examples=str(SHARED_EXAMPLES), prune=False
+    )
+    report = run(config, progress=False)
+    assert set(report.examples) == {"Bridge", "Leaning_Tower", "Tower", "Two_Skyscrapers", "Villa"}
+    # the degraded column reproduces the folder's README table (hard: Bridge 11.60 dB)
+    assert report.examples["Bridge"]["degraded"]["psnr"] == pytest.approx(11.60, abs=0.01)
+    assert report.examples["Tower"]["peer"]["psnr"] == pytest.approx(28.50, abs=0.01)
+    assert "Real thermal images" in (Path(config.out) / "report.md").read_text()
