@@ -29,7 +29,7 @@ from sepkit_torch._errors import InvalidInputError, TaskStateError
 from sepkit_torch.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from sepkit_torch.complexity import complexity
 from sepkit_torch.continual.expansion import ECMRNet
-from sepkit_torch.continual.pruning import prune, select_groups
+from sepkit_torch.continual.pruning import PruneReport, prune, select_groups
 from sepkit_torch.data import PAPER_TASKS, list_images, make_dataset, parse_task, read_image
 from sepkit_torch.data.synthetic import mix_seed
 from sepkit_torch.metrics import LOSSES, psnr, ssim
@@ -396,15 +396,16 @@ class _Runner:
         )
         prune(self.model, name, selection.keep)
         self.model.to(self.device)
-        self.report.pruning[task] = {
-            "groups_before": groups_before,
-            "groups_after": list(selection.kept_counts),
-            "pool": n,
-            "frequency": {s: selection.frequency[s].round(4).tolist() for s in STAGE_NAMES},
-            "seconds": {k: round(v, 4) for k, v in selection.seconds.items()},
-            "before": before,
-            "after_pruning": {**self._size(task), **self._evaluate_one(task)},
-        }
+        self.report.pruning[task] = PruneReport(
+            task=task,
+            groups_before=groups_before,
+            groups_after=list(selection.kept_counts),
+            pool=n,
+            frequency={s: selection.frequency[s].round(4).tolist() for s in STAGE_NAMES},
+            seconds={k: round(v, 4) for k, v in selection.seconds.items()},
+            before=before,
+            after_pruning={**self._size(task), **self._evaluate_one(task)},
+        ).to_dict()
         log.info("%s: groups %s -> %s", stage, groups_before, list(selection.kept_counts))
 
     def _evaluate(self, task: str) -> None:
