@@ -59,12 +59,12 @@ class PipelineConfig:
     degradation_preset: str = "ecmrnet"
     seed: int = 0
     crop_size: int = 48
-    train_length: int = 96
+    train_length: int = 640
     test_length: int = 6
     test_size: int = 64
     repeat: int = 1
     batch_size: int = 8
-    pretrain_epochs: int = 6
+    pretrain_epochs: int = 10
     epochs: int = 4
     finetune_epochs: int = 1
     lr: float = 2e-3
