@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -250,6 +251,7 @@ def run(
         for tests of resuming.
     """
     out = Path(config.out)
+    _quiet_numba_threads()
     state = _start(config, out, resume=resume, overwrite=overwrite)
     device = _device(config.device)
     model, report, done = state["model"].to(device), state["report"], state["done"]
@@ -569,6 +571,23 @@ def _save_config(config: PipelineConfig, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     tmp.replace(path)
+
+
+def _quiet_numba_threads() -> None:
+    """Use numba's workqueue threads unless the user chose a threading layer.
+
+    sepkit's parallel kernels (SEP's batched partitions) otherwise start OpenMP
+    workers that keep spinning after each call; on a busy CPU that slowed every later
+    torch operation of the process about 15-fold. It must be set before numba's first
+    parallel call, so the pipeline, an application, decides it here.
+    """
+    if os.environ.get("NUMBA_THREADING_LAYER"):
+        return
+    import numba
+    from numba.np.ufunc import parallel
+
+    if not getattr(parallel, "_is_initialized", True):
+        numba.config.THREADING_LAYER = "workqueue"
 
 
 def _device(name: str) -> torch.device:
