@@ -1,7 +1,10 @@
 """sepkit_torch: ECMRNet, continual thermal-image restoration built on sepkit.
 
-Install with the ``[torch]`` extra. So far: the ECMRNet backbone (:mod:`sepkit_torch.models`),
-SCGE expansion (:class:`ECMRNet`), the paper's complexity counter and the training step.
+Install with the ``[torch]`` extra. The ECMRNet backbone and SKMM (:mod:`sepkit_torch.models`),
+SCGE expansion (:class:`ECMRNet`), SEP pruning and SKMM mining
+(:mod:`sepkit_torch.continual`), degradations and datasets (:mod:`sepkit_torch.data`),
+PSNR/SSIM (:mod:`sepkit_torch.metrics`), the paper's complexity counter, and the task-sequence
+pipeline (:mod:`sepkit_torch.pipeline`, ``python -m sepkit_torch.pipeline``).
 
 >>> import torch
 >>> import sepkit_torch

@@ -1,4 +1,4 @@
-"""Continual learning on the ECMRNet backbone: SCGE expansion, SKMM mining (pruning follows)."""
+"""Continual learning on the ECMRNet backbone: SCGE expansion, SEP pruning, SKMM mining."""
 
 from sepkit_torch.continual.expansion import ECMRNet, TaskInfo
 
