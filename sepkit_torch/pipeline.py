@@ -276,6 +276,9 @@ def run(
                 "model": model.state_dict(),
                 "report": report.to_dict(),
                 "rng": rng_state(),
+                # the last training stage's optimizer and schedule, for inspection: every
+                # stage builds its own, so resuming at a stage boundary does not need them
+                "optimizer": runner.optimizer_state,
             },
         )
         if stage == stop_after:
@@ -312,6 +315,7 @@ class _Runner:
         self.report = report
         self.device = device
         self.progress = progress
+        self.optimizer_state: dict[str, Any] | None = None
 
     def do(self, stage: str) -> None:
         if stage == "pretrain":
@@ -376,6 +380,11 @@ class _Runner:
                 bar.set_postfix(loss=f"{last:.4f}")
                 bar.update()
         bar.close()
+        self.optimizer_state = {
+            "stage": stage,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+        }
         log.info("%s: final training loss %.4f", stage, last)
         return round(last, 6)
 

@@ -62,6 +62,9 @@ def test_end_to_end_writes_the_report(full_run):
     assert "Accuracy matrix" in md and "SEP pruning" in md
     saved = json.loads((Path(out) / "config.json").read_text())
     assert saved == config.to_dict()
+    ckpt = load_checkpoint(Path(out) / "checkpoint.pt")
+    assert ckpt["done"][-1] == "CB:evaluate" and ckpt["optimizer"]["stage"] == "CB:finetune"
+    assert {"optimizer", "scheduler"} <= set(ckpt["optimizer"]) and "torch" in ckpt["rng"]
 
 
 def test_no_forgetting_end_to_end(full_run):
