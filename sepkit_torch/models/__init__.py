@@ -11,6 +11,14 @@ from sepkit_torch.models.backbone import (
     check_images,
     pad_to_multiple,
 )
+from sepkit_torch.models.nafnet import (
+    NAFNET_PRESETS,
+    LayerNorm2d,
+    NAFBlock,
+    NAFNet,
+    NAFNetConfig,
+    SimpleGate,
+)
 from sepkit_torch.models.skmm import (
     SKMM_VARIANTS,
     PaperSKMM,
@@ -20,6 +28,7 @@ from sepkit_torch.models.skmm import (
 )
 
 __all__ = [
+    "NAFNET_PRESETS",
     "PRESETS",
     "SKMM_VARIANTS",
     "STAGE_NAMES",
@@ -27,9 +36,14 @@ __all__ = [
     "BackboneConfig",
     "Branch",
     "GResBlock",
+    "LayerNorm2d",
+    "NAFBlock",
+    "NAFNet",
+    "NAFNetConfig",
     "PaperSKMM",
     "ReleasedSKMM",
     "SKMMConfig",
+    "SimpleGate",
     "Stage",
     "check_images",
     "make_skmm",
