@@ -122,6 +122,11 @@ class PipelineConfig:
         if not self.tasks:
             raise InvalidInputError("`tasks` must name at least one task; got []")
         _check_sequence(self.tasks)
+        if self.examples is not None and self.examples_task not in self.tasks:
+            raise InvalidInputError(
+                f"`examples_task` must be one of `tasks` {list(self.tasks)} to score the "
+                f"examples; got {self.examples_task!r}"
+            )
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> PipelineConfig:

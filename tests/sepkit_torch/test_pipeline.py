@@ -136,6 +136,7 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
         ({"sep_rho": 0.0}, r"`sep_rho` must be in \(0, 1\]"),
         ({"skmm": "big"}, r"`skmm` must be one of"),
         ({"colour": 3}, r"unknown setting\(s\) \['colour'\]"),
+        ({"examples": "x", "tasks": ["C"]}, r"`examples_task` must be one of `tasks`"),
     ],
 )
 def test_bad_config(tmp_path, overrides, match):
