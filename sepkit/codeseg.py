@@ -18,6 +18,7 @@ import math
 import numbers
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -189,36 +190,36 @@ def codeseg(
     >>> ref.n_clusters, round(ref.entropy, 5)
     (7, 3.28427)
     """
-    if method not in _METHODS:
-        raise ValueError(f'`method` must be one of "game", "multilevel"; got {method!r}')
-    scale = log_scale(base)
-    seed = _check_seed(seed)
-    n_starts = _check_int("n_starts", n_starts, 1)
     if not isinstance(overlap, (bool, np.bool_)):
         raise TypeError(f"`overlap` must be a bool; got {overlap!r}")
     gamma = _check_real("gamma", gamma, 0.0)
     g = as_graph(G)
-    seeds = (np.uint64(seed) + np.arange(n_starts, dtype=np.uint64)).astype(np.uint64)
+    opt = _resolve_options(
+        method,
+        base=base,
+        seed=seed,
+        n_starts=n_starts,
+        max_iter=max_iter,
+        tau=tau,
+        order=order,
+        polish=polish,
+        n_nodes=g.n_nodes,
+    )
 
     if method == "game":
-        _game_only_checks(polish)
-        max_iter = _GAME_MAX_ITER if max_iter is None else _check_int("max_iter", max_iter, 1)
-        tau = _GAME_TAU if tau is None else _check_real("tau", tau, 0.0)
         h1 = _ke.node_terms(g.degree, g.volume).sum()
-        if order is None:
-            order = "index"
         if isinstance(order, str) and order == "random":
             candidates = []
-            for s in seeds:
+            for s in opt.seeds:
                 perm = np.arange(g.n_nodes)
                 _k.shuffle_into(perm, np.uint64(s))
                 candidates.append(perm)
         else:
-            candidates = [_check_order(order, G, g)]
+            candidates = [_check_order("index" if order is None else order, G, g)]
         best = None
         for perm in candidates:
             lab, hist, conv = _k.game(
-                g.indptr, g.indices, g.data, g.degree, perm, max_iter, tau, h1
+                g.indptr, g.indices, g.data, g.degree, perm, opt.max_iter, opt.tau, h1
             )
             h = _entropy(g, lab)
             if best is None or h < best[0]:
@@ -226,28 +227,14 @@ def codeseg(
         _, labels, history, converged = best
         n_iter = history.size
     else:
-        if tau is not None and tau != 0:
-            raise ValueError(
-                '`tau` applies to method="game" only (multilevel moves to convergence); '
-                f"got {tau!r}"
-            )
-        if order is not None and not (isinstance(order, str) and order == "random"):
-            raise ValueError(
-                '`order` applies to method="game" only (multilevel visits nodes in seeded '
-                f"random order); got {order!r}"
-            )
-        max_iter = (
-            _MULTILEVEL_MAX_ROUNDS if max_iter is None else _check_int("max_iter", max_iter, 1)
-        )
-        polish = _check_polish(polish, g.n_nodes)
-        best_seed = seeds[0]
-        if n_starts > 1:
+        best_seed = opt.seeds[0]
+        if opt.seeds.size > 1:
             _, ent, _, _ = _k.search_starts(
-                g.indptr, g.indices, g.data, g.degree, seeds, max_iter, _TOL, polish
+                g.indptr, g.indices, g.data, g.degree, opt.seeds, opt.max_iter, _TOL, opt.polish
             )
-            best_seed = seeds[int(np.argmin(ent))]
+            best_seed = opt.seeds[int(np.argmin(ent))]
         labels, history, n_iter, converged = _k.search(
-            g.indptr, g.indices, g.data, g.degree, best_seed, max_iter, _TOL, polish
+            g.indptr, g.indices, g.data, g.degree, best_seed, opt.max_iter, _TOL, opt.polish
         )
 
     labels, k = _k.compact(labels)
@@ -262,10 +249,10 @@ def codeseg(
         memberships = tuple(tuple(m) for m in lists)
     return Partition(
         labels=labels,
-        entropy=float(_entropy(g, labels) * scale),
+        entropy=float(_entropy(g, labels) * opt.scale),
         n_clusters=int(k),
         n_iter=int(n_iter),
-        history=np.asarray(history) * scale,
+        history=np.asarray(history) * opt.scale,
         converged=bool(converged),
         memberships=memberships,
         nodes=g.nodes,
@@ -313,49 +300,36 @@ def codeseg_batch(
     >>> out.labels.shape, out.entropy.shape, out.detachment.shape
     ((100, 16), (100,), (100, 16))
     """
-    if method not in _METHODS:
-        raise ValueError(f'`method` must be one of "game", "multilevel"; got {method!r}')
-    scale = log_scale(base)
-    seed = _check_seed(seed)
-    n_starts = _check_int("n_starts", n_starts, 1)
     A = check_dense_stack(adjacency, "adjacency")
     B, n, _ = A.shape
-    seeds = (np.uint64(seed) + np.arange(n_starts, dtype=np.uint64)).astype(np.uint64)
-    order_arr = np.arange(n)
-    use_polish = False
-    if method == "game":
-        _game_only_checks(polish)
-        max_iter = _GAME_MAX_ITER if max_iter is None else _check_int("max_iter", max_iter, 1)
-        tau = _GAME_TAU if tau is None else _check_real("tau", tau, 0.0)
-        if isinstance(order, str) and order == "random":
-            code = 0
-        else:
-            if isinstance(order, str) and order == "edges":
-                raise ValueError(
-                    '`order="edges"` needs an edge list; a dense batch has none (use "index")'
-                )
-            order_arr = _check_order("index" if order is None else order, None, n_nodes=n)
-            seeds = seeds[:0]
-            code = 0
-    else:
-        if tau is not None and tau != 0:
-            raise ValueError(f'`tau` applies to method="game" only; got {tau!r}')
-        if order is not None and not (isinstance(order, str) and order == "random"):
-            raise ValueError(f'`order` applies to method="game" only; got {order!r}')
-        max_iter = (
-            _MULTILEVEL_MAX_ROUNDS if max_iter is None else _check_int("max_iter", max_iter, 1)
-        )
-        tau = 0.0
-        code = 1
-        use_polish = _check_polish(polish, n)
+    opt = _resolve_options(
+        method,
+        base=base,
+        seed=seed,
+        n_starts=n_starts,
+        max_iter=max_iter,
+        tau=tau,
+        order=order,
+        polish=polish,
+        n_nodes=n,
+    )
+    seeds, order_arr = opt.seeds, np.arange(n)
+    if method == "game" and not (isinstance(order, str) and order == "random"):
+        if isinstance(order, str) and order == "edges":
+            raise ValueError(
+                '`order="edges"` needs an edge list; a dense batch has none (use "index")'
+            )
+        order_arr = _check_order("index" if order is None else order, None, n_nodes=n)
+        seeds = seeds[:0]  # one fixed order instead of seeded random ones
+    code = 0 if method == "game" else 1
     labels, entropy, detachment = _k.batch(
-        A, code, order_arr, seeds, max_iter, tau, _TOL, use_polish
+        A, code, order_arr, seeds, opt.max_iter, opt.tau, _TOL, opt.polish
     )
     n_clusters = labels.max(axis=1) + 1 if B and n else np.zeros(B, dtype=np.int64)
     return BatchPartition(
         labels=labels,
-        entropy=entropy * scale,
-        detachment=detachment * scale,
+        entropy=entropy * opt.scale,
+        detachment=detachment * opt.scale,
         n_clusters=n_clusters.astype(np.int64),
     )
 
@@ -373,9 +347,42 @@ def _check_polish(polish, n_nodes: int) -> bool:
     return bool(polish)
 
 
-def _game_only_checks(polish) -> None:
-    if polish is not None:
-        raise ValueError(f'`polish` applies to method="multilevel" only; got {polish!r}')
+class _Options(NamedTuple):
+    scale: float
+    seeds: np.ndarray
+    max_iter: int
+    tau: float
+    polish: bool
+
+
+def _resolve_options(method, *, base, seed, n_starts, max_iter, tau, order, polish, n_nodes):
+    """Validate the options shared by codeseg and codeseg_batch and fill in defaults.
+
+    Options of the other method are errors, not silently ignored.
+    """
+    if method not in _METHODS:
+        raise ValueError(f'`method` must be one of "game", "multilevel"; got {method!r}')
+    scale = log_scale(base)
+    seed = _check_seed(seed)
+    n_starts = _check_int("n_starts", n_starts, 1)
+    seeds = np.uint64(seed) + np.arange(n_starts, dtype=np.uint64)
+    if method == "game":
+        if polish is not None:
+            raise ValueError(f'`polish` applies to method="multilevel" only; got {polish!r}')
+        max_iter = _GAME_MAX_ITER if max_iter is None else _check_int("max_iter", max_iter, 1)
+        tau = _GAME_TAU if tau is None else _check_real("tau", tau, 0.0)
+        return _Options(scale, seeds, max_iter, tau, False)
+    if tau is not None and tau != 0:
+        raise ValueError(
+            f'`tau` applies to method="game" only (multilevel moves to convergence); got {tau!r}'
+        )
+    if order is not None and not (isinstance(order, str) and order == "random"):
+        raise ValueError(
+            '`order` applies to method="game" only (multilevel visits nodes in seeded '
+            f"random order); got {order!r}"
+        )
+    max_iter = _MULTILEVEL_MAX_ROUNDS if max_iter is None else _check_int("max_iter", max_iter, 1)
+    return _Options(scale, seeds, max_iter, 0.0, _check_polish(polish, n_nodes))
 
 
 def _check_seed(seed) -> int:

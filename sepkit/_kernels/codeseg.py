@@ -465,10 +465,7 @@ def multilevel(indptr, indices, data, degree, init, seed, max_rounds, tol, coars
         if not moved:
             converged = True
             break
-    history = np.empty(len(hist))
-    for i in range(len(hist)):
-        history[i] = hist[i]
-    return labels, history, rounds, converged
+    return labels, np.array(hist), rounds, converged
 
 
 @jit
@@ -499,10 +496,10 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish):
         return labels, history, rounds, converged
     h1 = node_terms(degree, V).sum()
     best_h = partition_entropy(indptr, indices, data, degree, labels, h1, V)
-    hist = [0.0]
-    hist.pop()
-    for i in range(history.size):
-        hist.append(history[i])
+    budget = 4 * n
+    # H2 after each improvement: the one-cluster start and every kept kick
+    gains = np.empty(budget + 1)
+    n_gains = 0
     state = np.uint64(seed) ^ _GOLDEN
     state, r = splitmix64(state)
     lab, _, _, _ = multilevel(
@@ -512,8 +509,8 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish):
     if h < best_h - tol:
         best_h = h
         labels = lab
-        hist.append(h)
-    budget = 4 * n
+        gains[n_gains] = h
+        n_gains += 1
     improved = True
     while improved and budget > 0:
         improved = False
@@ -537,15 +534,13 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish):
                 if h < best_h - tol:
                     best_h = h
                     labels = lab
-                    hist.append(h)
+                    gains[n_gains] = h
+                    n_gains += 1
                     improved = True
                     break
             if improved:
                 break
-    out = np.empty(len(hist))
-    for i in range(len(hist)):
-        out[i] = hist[i]
-    return labels, out, rounds, converged
+    return labels, np.concatenate((history, gains[:n_gains])), rounds, converged
 
 
 @jit_parallel
