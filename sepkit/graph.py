@@ -24,6 +24,18 @@ __all__ = ["Graph", "as_graph", "symmetrize"]
 _SYM_RTOL = 1e-10
 
 
+def _mirror_close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where ``a`` and its mirror ``b`` agree within the symmetry tolerance."""
+    return np.abs(a - b) <= _SYM_RTOL * np.maximum(np.abs(a), np.abs(b))
+
+
+def _check_real_dtype(dtype, name: str) -> None:
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or np.issubdtype(
+        dtype, np.complexfloating
+    ):
+        raise InvalidGraphError(f"`{name}` must hold real numbers; got dtype {dtype}")
+
+
 @dataclass(frozen=True, eq=False)
 class Graph:
     """An undirected weighted graph in canonical CSR form (read-only).
@@ -250,11 +262,7 @@ def _from_matrix(A) -> Graph:
     n = A.shape[0]
     if n == 0:
         raise InvalidGraphError("`G` must have at least one node; got shape (0, 0)")
-    dtype = A.dtype
-    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or np.issubdtype(
-        dtype, np.complexfloating
-    ):
-        raise InvalidGraphError(f"`G` must hold real numbers; got dtype {dtype}")
+    _check_real_dtype(A.dtype, "G")
     # COO -> CSR sums duplicates; then every check runs on the canonical form.
     M = (
         sp.csr_array(A, dtype=np.float64)
@@ -312,7 +320,7 @@ def _check_symmetric(M, nodes):
     ):
         if np.array_equal(M.data, T.data):
             return M
-        close = np.abs(M.data - T.data) <= _SYM_RTOL * np.maximum(np.abs(M.data), np.abs(T.data))
+        close = _mirror_close(M.data, T.data)
         if close.all():
             return sp.csr_array(((M.data + T.data) / 2, M.indices, M.indptr), shape=M.shape)
         i, j, w = _first_entry(M, ~close)
@@ -325,7 +333,7 @@ def _check_symmetric(M, nodes):
         rows = np.repeat(np.arange(D.shape[0]), np.diff(D.indptr))
         a = np.asarray(M[rows, D.indices]).ravel()
         b = np.asarray(T[rows, D.indices]).ravel()
-        far = np.abs(a - b) > _SYM_RTOL * np.maximum(np.abs(a), np.abs(b))
+        far = ~_mirror_close(a, b)
         i, j, _ = _first_entry(D, far)
         w = float(M[i, j])
     raise InvalidGraphError(
@@ -345,10 +353,7 @@ def check_dense_stack(adjacency, name: str = "adjacency") -> np.ndarray:
         raise InvalidGraphError(f"`{name}` must have shape (B, n, n); got shape {A.shape}")
     if A.shape[1] == 0:
         raise InvalidGraphError(f"`{name}` must have at least one node; got shape {A.shape}")
-    if not (np.issubdtype(A.dtype, np.number) or A.dtype == np.bool_) or np.issubdtype(
-        A.dtype, np.complexfloating
-    ):
-        raise InvalidGraphError(f"`{name}` must hold real numbers; got dtype {A.dtype}")
+    _check_real_dtype(A.dtype, name)
     A = np.ascontiguousarray(A, dtype=np.float64)
     bad = ~np.isfinite(A) | (A < 0)
     if bad.any():
@@ -358,7 +363,7 @@ def check_dense_stack(adjacency, name: str = "adjacency") -> np.ndarray:
         raise InvalidGraphError(f"`{name}` has a {kind} weight ({w!r} at [{b}, {i}, {j}])")
     T = A.transpose(0, 2, 1)
     if not np.array_equal(A, T):
-        close = np.abs(A - T) <= _SYM_RTOL * np.maximum(np.abs(A), np.abs(T))
+        close = _mirror_close(A, T)
         if not close.all():
             b, i, j = (int(x) for x in np.argwhere(~close)[0])
             raise InvalidGraphError(
