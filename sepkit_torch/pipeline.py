@@ -12,6 +12,7 @@ seeds derived from ``(config.seed, stage)``, never from state left by earlier st
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -489,6 +490,7 @@ class _Runner:
             **({"length": cfg.train_length} if cfg.data is None else {"repeat": cfg.repeat}),
         )
 
+    @functools.cache  # noqa: B019 (one runner per run; the sets are fixed and reused)
     def _test_set(self, task: str):
         cfg = self.config
         extra = {"length": cfg.test_length, "crop_size": cfg.test_size} if cfg.data is None else {}

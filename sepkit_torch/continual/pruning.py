@@ -186,9 +186,7 @@ def selection_from_graphs(
 
     Returns (frequency per stage, keep mask per stage, seconds spent in sepkit).
     """
-    _check_rho(rho)
-    if method not in METHODS:
-        raise InvalidInputError(f"`method` must be one of {METHODS}; got {method!r}")
+    _check_selection(rho, method)
     frequency, keep = {}, {}
     seconds = 0.0
     for stage, A in graphs.items():
@@ -239,13 +237,12 @@ def select_groups(
     -------
     GroupSelection
     """
-    _check_rho(rho)
+    # checked up front: the forward passes over the pool come first
+    _check_selection(rho, method)
     if similarity_kind not in SIMILARITIES:
         raise InvalidInputError(
             f"`similarity_kind` must be one of {SIMILARITIES}; got {similarity_kind!r}"
         )
-    if method not in METHODS:
-        raise InvalidInputError(f"`method` must be one of {METHODS}; got {method!r}")
     branch = model.branches[model.task(task).name]
     groups = {s: getattr(branch, s).groups for s in STAGE_NAMES}
     captured: dict[str, torch.Tensor] = {}
@@ -456,9 +453,11 @@ def top_groups(scores: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> d
     return keep
 
 
-def _check_rho(rho) -> None:
+def _check_selection(rho, method) -> None:
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho <= 1:
         raise InvalidInputError(f"`rho` must be a number in (0, 1]; got {rho!r}")
+    if method not in METHODS:
+        raise InvalidInputError(f"`method` must be one of {METHODS}; got {method!r}")
 
 
 def _capture(store: dict, stage: str):
