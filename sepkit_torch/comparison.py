@@ -3,6 +3,12 @@
 ``compare(config, methods)`` runs the pipeline once per method into ``config.out/<method>``
 (each its own resumable run) and writes ``comparison.json``, ``comparison.md`` and plots
 into ``config.out``. ``python -m sepkit_torch.pipeline compare`` is its command line.
+
+The NAFNet baselines share one pretraining: the first baseline stops after its
+``pretrain`` stage, that checkpoint is kept as ``config.out/pretrained-nafnet.pt``, and
+every other baseline starts from a copy of it. This is exact, not an approximation: the
+pretrain stage depends only on the seed, the NAFNet preset and the data settings, which
+all baselines share (tested against a standalone run).
 """
 
 from __future__ import annotations
@@ -10,19 +16,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sepkit_torch._errors import InvalidInputError
+from sepkit_torch._errors import InvalidInputError, TaskStateError
+from sepkit_torch.checkpoint import load_checkpoint, save_checkpoint
 from sepkit_torch.continual.baselines import METHODS
-from sepkit_torch.pipeline import CHECKPOINT, PipelineConfig, Report, run
+from sepkit_torch.pipeline import CHECKPOINT, CONFIG_FILE, PipelineConfig, Report, run
 from sepkit_torch.report import _atomic_write, _save
 
 __all__ = ["compare", "summarize"]
 
 log = logging.getLogger("sepkit_torch.comparison")
+
+PRETRAINED = "pretrained-nafnet.pt"
 
 
 def compare(
@@ -52,17 +62,45 @@ def compare(
             f"(--method); got strength={config.strength!r}, strength_grid={config.strength_grid}"
         )
     out = Path(config.out)
+    shared = out / PRETRAINED
+    if overwrite:
+        shared.unlink(missing_ok=True)
     reports = {}
     for method in methods:
         cfg = dataclasses.replace(config, method=method, out=str(out / method))
-        started = (Path(cfg.out) / CHECKPOINT).is_file()
+        started = resume and (Path(cfg.out) / CHECKPOINT).is_file()
         log.info("method %s -> %s", method, cfg.out)
-        reports[method] = run(
-            cfg, resume=resume and started, overwrite=overwrite, progress=progress
-        )
+        if method != "ecmrnet" and not started:
+            if shared.is_file():
+                _start_from_pretrained(shared, cfg, overwrite=overwrite)
+            else:
+                run(cfg, overwrite=overwrite, progress=progress, stop_after="pretrain")
+                shutil.copyfile(Path(cfg.out) / CHECKPOINT, shared)
+            started = True
+        reports[method] = run(cfg, resume=started, overwrite=overwrite, progress=progress)
     summary = summarize(reports)
     write_comparison(summary, reports, out)
     return summary
+
+
+def _start_from_pretrained(shared: Path, config: PipelineConfig, *, overwrite: bool) -> None:
+    """Make `config`'s run folder hold a run stopped after the shared pretraining."""
+    out = Path(config.out)
+    if ((out / CHECKPOINT).exists() or (out / CONFIG_FILE).exists()) and not overwrite:
+        raise TaskStateError(
+            f"{out} already holds a run; continue it with resume=True (--resume) or "
+            "replace it with overwrite=True (--overwrite)"
+        )
+    data = load_checkpoint(shared)
+    if data["done"] != ["pretrain"]:
+        raise TaskStateError(f"{shared} must hold a run stopped after pretraining")
+    report = Report.from_dict(data["report"])
+    report.config = config.to_dict()
+    out.mkdir(parents=True, exist_ok=True)
+    data.pop("version")
+    save_checkpoint(
+        out / CHECKPOINT, {**data, "config": config.to_dict(), "report": report.to_dict()}
+    )
 
 
 def summarize(reports: dict[str, Report]) -> dict[str, Any]:

@@ -259,6 +259,17 @@ def test_comparison_has_a_row_per_method(tmp_path):
     assert compare(config, METHODS, resume=True, progress=False) == summary
 
 
+def test_comparison_shares_one_exact_pretraining(tmp_path):
+    config = smoke(tmp_path, "ecmrnet", name="cmp", tasks=("C", "B"))
+    summary = compare(config, ["ewc", "finetune"], progress=False)
+    assert (Path(config.out) / "pretrained-nafnet.pt").is_file()
+    # finetune started from ewc's pretraining: the same as a standalone finetune run
+    alone = run(smoke(tmp_path, "finetune", tasks=("C", "B")), progress=False)
+    assert summary["methods"]["finetune"]["final"] == dict(
+        zip(alone.tasks, alone.metrics[-1], strict=True)
+    )
+
+
 def test_comparison_errors(tmp_path):
     config = smoke(tmp_path, "ecmrnet")
     with pytest.raises(InvalidInputError, match=r"distinct methods of"):
