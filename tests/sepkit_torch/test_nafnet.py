@@ -164,6 +164,22 @@ def test_paper_baseline_param_count_by_hand():
     assert c.activated_params == total - 6 * channels_x_blocks == 15_962_785
 
 
+def test_demo_preset_matches_one_ecmrnet_path():
+    def block(c):  # see test_paper_baseline_param_count_by_hand
+        return 7 * c * c + 33 * c
+
+    blocks = 2 * (block(16) + block(32)) + 2 * block(64)  # enc + dec, two middle blocks
+    downs = 4 * 16 * 32 + 32 + 4 * 32 * 64 + 64
+    ups = 64 * 128 + 32 * 64
+    ends = 16 * 9 + 16 + 16 * 9 + 1
+    assert blocks + downs + ups + ends == sum(p.numel() for p in NAFNet("demo").parameters())
+    # the pipeline's demo compares it with the tiny ECMRNet: about one task path's size
+    from sepkit_torch import ECMRNet
+
+    path = sum(p.numel() for p in ECMRNet.from_preset("tiny").parameters())
+    assert 0.8 < (blocks + downs + ups + ends) / path < 1.2
+
+
 def test_tiny_macs_by_hand():
     # thop rules: conv = out.numel() * C_in/groups * kH * kW; global pool = (HW + 1) * C.
     # NAFBlock(c) at n = H * W pixels: conv1 2c*c, conv2 2c*9, conv3 c*c, conv4 2c*c,
