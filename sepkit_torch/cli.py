@@ -1,7 +1,8 @@
 """Command line of the pipeline: ``python -m sepkit_torch.pipeline`` / ``sepkit-pipeline``.
 
 Parses arguments into a :class:`~sepkit_torch.pipeline.PipelineConfig` and calls
-:func:`~sepkit_torch.pipeline.run`; no logic of its own.
+:func:`~sepkit_torch.pipeline.run`, or, after the word ``compare``,
+:func:`~sepkit_torch.comparison.compare`; no logic of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 import tomllib
 
 from sepkit_torch._errors import SepkitTorchError
+from sepkit_torch.comparison import compare
+from sepkit_torch.continual.baselines import METHODS
 from sepkit_torch.pipeline import PRESETS, PipelineConfig, run
 
 
@@ -24,12 +27,32 @@ def _value(text: str):
         return text
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m sepkit_torch.pipeline",
-        description="ECMRNet's continual task sequence: pretrain, then for each task "
-        "expand, train, SEP-prune, fine-tune and evaluate every task learned so far.",
-    )
+def parser(compare: bool = False) -> argparse.ArgumentParser:
+    if compare:
+        p = argparse.ArgumentParser(
+            prog="python -m sepkit_torch.pipeline compare",
+            description="Run several strategies on the same task sequence (each into "
+            "OUT/<method>) and write OUT/comparison.md.",
+        )
+        p.add_argument(
+            "--methods",
+            metavar="M1,M2,...",
+            default=",".join(METHODS),
+            help=f"strategies to compare (default: all of {','.join(METHODS)})",
+        )
+    else:
+        p = argparse.ArgumentParser(
+            prog="python -m sepkit_torch.pipeline",
+            description="ECMRNet's continual task sequence: pretrain, then for each task "
+            "expand, train, SEP-prune, fine-tune and evaluate every task learned so far "
+            "(or a NAFNet baseline with --method). `python -m sepkit_torch.pipeline "
+            "compare --help`: several methods side by side.",
+        )
+        p.add_argument(
+            "--method",
+            choices=METHODS,
+            help="strategy (default: ecmrnet; the others are NAFNet baselines)",
+        )
     p.add_argument("--preset", choices=sorted(PRESETS), help="base settings (default: demo)")
     p.add_argument("--config", metavar="FILE", help="a TOML file of settings")
     p.add_argument("--out", metavar="DIR", help="run folder (checkpoint, report)")
@@ -54,7 +77,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    comparing = bool(argv) and argv[0] == "compare"
+    args = parser(comparing).parse_args(argv[1:] if comparing else argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(name)s: %(message)s",
@@ -67,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --set needs KEY=VALUE; got {item!r}", file=sys.stderr)
             return 2
         overrides[key.strip()] = _value(value.strip())
-    for key in ("preset", "out", "data", "seed", "device"):
-        if getattr(args, key) is not None:
+    for key in ("preset", "out", "data", "seed", "device", "method"):
+        if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
     if args.tasks:
         overrides["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
@@ -77,10 +102,20 @@ def main(argv: list[str] | None = None) -> int:
             config = PipelineConfig.from_toml(args.config, **overrides)
         else:
             config = PipelineConfig.from_preset(overrides.pop("preset", "demo"), **overrides)
-        report = run(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+        options = dict(resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+        if comparing:
+            methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+            summary = compare(config, methods, **options)
+        else:
+            report = run(config, **options)
     except (SepkitTorchError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if comparing:
+        print(f"done: {len(summary['methods'])} methods; report in {config.out}/comparison.md")
+        for method, r in summary["methods"].items():
+            print(f"  {method:9s} PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.4f}")
+        return 0
     final = report.metrics[-1] if report.metrics else []
     print(f"done: {len(report.tasks)} tasks; report in {config.out}/report.md")
     for task, m in zip(report.tasks, final, strict=True):

@@ -1,5 +1,11 @@
 """The ECMRNet task sequence: pretrain, then expand, train, SEP-prune, fine-tune, evaluate.
 
+``config.method`` picks the strategy: ``"ecmrnet"`` (the default, the sequence above) or
+one of the NAFNet baselines of :mod:`sepkit_torch.continual.baselines` (``finetune``,
+``ewc``, ``si``, ``mas``, ``lwf``: pretrain, [tune the regulariser's strength on a
+validation split], then per task train and evaluate; ``joint``: pretrain, one training
+on every task at once, evaluate), with the same data, budgets and evaluation.
+
 ``run(config)`` does the whole loop and writes, under ``config.out``, a checkpoint after
 every stage (atomically), the resolved configuration and the report (``report.json``,
 ``report.md`` and PNG plots). A killed run continues with ``resume=True`` from its last
@@ -11,6 +17,7 @@ seeds derived from ``(config.seed, stage)``, never from state left by earlier st
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -30,12 +37,21 @@ from torch.utils.data import DataLoader
 from sepkit_torch._errors import InvalidInputError, TaskStateError
 from sepkit_torch.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from sepkit_torch.complexity import complexity
+from sepkit_torch.continual.baselines import (
+    DEFAULT_STRENGTH_GRIDS,
+    METHODS,
+    REGULARIZED,
+    JointData,
+    TaskPerBatchSampler,
+    make_regularizer,
+)
 from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.continual.pruning import PruneReport, prune, select_groups
 from sepkit_torch.data import PAPER_TASKS, list_images, make_dataset, parse_task, read_image
 from sepkit_torch.data.synthetic import mix_seed
 from sepkit_torch.metrics import LOSSES, psnr, ssim
 from sepkit_torch.models.backbone import STAGE_NAMES
+from sepkit_torch.models.nafnet import NAFNET_PRESETS, NAFNet
 from sepkit_torch.report import write_report
 
 __all__ = ["PRESETS", "PipelineConfig", "Report", "run"]
@@ -44,6 +60,10 @@ log = logging.getLogger("sepkit_torch.pipeline")
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG_FILE = "config.json"
+#: The stage name of joint training (all tasks at once).
+JOINT = "joint"
+# seed of the validation images (strength tuning), apart from every stage's seed
+_VALIDATION_SEED = 0x5EED_7A11
 
 
 @dataclass(frozen=True)
@@ -52,9 +72,16 @@ class PipelineConfig:
 
     Sizes are in epochs over the training set: ``train_length`` items per epoch for the
     procedural data (or every image ``repeat`` times for a folder).
+
+    The baselines' settings: ``baseline`` is the NAFNet preset; ``strength`` the
+    regulariser's strength (None: the best of ``strength_grid``, or of the method's
+    default grid, by average PSNR on a validation split after training the first
+    ``tune_tasks`` tasks for ``tune_epochs`` epochs each); ``importance_batches`` training
+    batches feed EWC's Fisher and MAS's importance at the end of each task.
     """
 
     preset: str = "demo"
+    method: str = "ecmrnet"
     model: str = "tiny"
     tasks: tuple[str, ...] = PAPER_TASKS
     data: str | None = None
@@ -81,21 +108,29 @@ class PipelineConfig:
     out: str = "runs/demo"
     examples: str | None = None
     examples_task: str = "CBN"
+    baseline: str = "demo"
+    strength: float | None = None
+    strength_grid: tuple[float, ...] = ()
+    tune_tasks: int = 2
+    tune_epochs: int = 2
+    importance_batches: int = 4
 
     def __post_init__(self):
         for name, kind in _FIELD_TYPES.items():
             value = getattr(self, name)
             if kind is tuple:
+                item = _TUPLES[name]
+                what = f"a list of {'strings' if item is str else 'numbers'}"
                 if isinstance(value, str) or not isinstance(value, (list, tuple)):
-                    raise InvalidInputError(f"`{name}` must be a list of strings; got {value!r}")
-                object.__setattr__(self, name, tuple(value))
-                if not all(isinstance(v, str) for v in self.tasks):
-                    raise InvalidInputError(f"`{name}` must be a list of strings; got {value!r}")
-            elif kind is float and isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, name, float(value))
-            elif value is None and name in ("data", "examples"):
+                    raise InvalidInputError(f"`{name}` must be {what}; got {value!r}")
+                if not all(_is_a(v, item) for v in value):
+                    raise InvalidInputError(f"`{name}` must be {what}; got {value!r}")
+                object.__setattr__(self, name, tuple(item(v) for v in value))
+            elif value is None and name in _OPTIONAL:
                 continue
-            elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            elif kind is float and _is_a(value, float):
+                object.__setattr__(self, name, float(value))
+            elif not _is_a(value, kind):
                 raise InvalidInputError(
                     f"`{name}` must be {kind.__name__}; got {value!r} ({type(value).__name__})"
                 )
@@ -107,10 +142,12 @@ class PipelineConfig:
             "repeat",
             "batch_size",
             "sep_pool",
+            "tune_tasks",
+            "importance_batches",
         ):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"`{name}` must be >= 1; got {getattr(self, name)!r}")
-        for name in ("pretrain_epochs", "epochs", "finetune_epochs", "seed"):
+        for name in ("pretrain_epochs", "epochs", "finetune_epochs", "tune_epochs", "seed"):
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"`{name}` must be >= 0; got {getattr(self, name)!r}")
         _choice("loss", self.loss, tuple(LOSSES))
@@ -118,6 +155,18 @@ class PipelineConfig:
         _choice("sep_similarity", self.sep_similarity, ("pearson", "cosine"))
         _choice("skmm", self.skmm, ("released", "paper", "none"))
         _choice("model", self.model, ("tiny", "paper"))
+        _choice("method", self.method, METHODS)
+        _choice("baseline", self.baseline, tuple(NAFNET_PRESETS))
+        for value in (self.strength, *self.strength_grid):
+            if value is not None and not (np.isfinite(value) and value >= 0):
+                raise InvalidInputError(
+                    f"`strength` and `strength_grid` must be finite and >= 0; got {value!r}"
+                )
+        if (self.strength is not None or self.strength_grid) and self.method not in REGULARIZED:
+            raise InvalidInputError(
+                f"`strength` and `strength_grid` apply to the methods {sorted(REGULARIZED)}; "
+                f"`method` is {self.method!r}"
+            )
         if not 0 < self.sep_rho <= 1:
             raise InvalidInputError(f"`sep_rho` must be in (0, 1]; got {self.sep_rho!r}")
         if not self.tasks:
@@ -156,14 +205,28 @@ class PipelineConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["tasks"] = list(self.tasks)
+        for name in _TUPLES:
+            data[name] = list(data[name])
         return data
 
 
+# Fields of several values (and the type of each), and fields that may be None.
+_TUPLES = {"tasks": str, "strength_grid": float}
+_OPTIONAL = {"data": str, "examples": str, "strength": float}
 _FIELD_TYPES = {
-    f.name: (tuple if f.name == "tasks" else type(f.default) if f.default is not None else str)
+    f.name: tuple if f.name in _TUPLES else _OPTIONAL.get(f.name) or type(f.default)
     for f in dataclasses.fields(PipelineConfig)
 }
+
+
+def _is_a(value, kind) -> bool:
+    """`value` is of `kind`, where an int counts as a float and a bool as neither."""
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
+
 
 #: Named settings. ``demo``: the tiny model on procedural scenes, the whole seven-task
 #: sequence in minutes on a CPU. ``paper``: the paper's protocol (a GPU's work).
@@ -184,6 +247,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         sep_pool=300,
         device="cuda",
         out="runs/paper",
+        baseline="paper-baseline",
+        tune_epochs=20,
     ),
     "smoke": dict(
         crop_size=16,
@@ -196,6 +261,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         finetune_epochs=1,
         sep_pool=2,
         out="runs/smoke",
+        baseline="tiny",
+        tune_epochs=1,
+        importance_batches=1,
     ),
 }
 
@@ -216,6 +284,8 @@ class Report:
     # real degraded/clean pairs (config.examples): per image, degraded input, our
     # restoration and, where present, the peer's restoration (PSNR/SSIM)
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the baselines: the strength used and its tuning, joint training's batches per task
+    strategy: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -224,8 +294,21 @@ class Report:
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
         return cls(**data)
 
+    @property
+    def method(self) -> str:
+        return self.config.get("method", "ecmrnet")
+
+    def row_labels(self) -> list[str]:
+        """What each row of ``metrics`` comes after (joint training has one row)."""
+        return ["all tasks"] if self.method == JOINT else list(self.tasks[: len(self.metrics)])
+
     def forgetting(self) -> dict[str, float]:
-        """Per task: PSNR right after learning it minus PSNR at the end (0 = no forgetting)."""
+        """Per task: PSNR right after learning it minus PSNR at the end (0 = no forgetting).
+
+        Empty for joint training, which learns every task at once.
+        """
+        if self.method == JOINT:
+            return {}
         out = {}
         for j, name in enumerate(self.tasks):
             out[name] = self.metrics[j][j]["psnr"] - self.metrics[-1][j]["psnr"]
@@ -264,7 +347,10 @@ def run(
     stages = _stages(config)
     if stop_after is not None and stop_after not in stages:
         raise InvalidInputError(f"`stop_after` must be one of {stages}; got {stop_after!r}")
-    runner = _Runner(config, model, report, device, progress)
+    runner_class = _Runner if config.method == "ecmrnet" else _BaselineRunner
+    runner = runner_class(config, model, report, device, progress)
+    if state.get("regularizer") is not None:
+        runner.load_regularizer(state["regularizer"])
     for index, stage in enumerate(stages):
         if stage in done:
             continue
@@ -285,6 +371,7 @@ def run(
                 # the last training stage's optimizer and schedule, for inspection: every
                 # stage builds its own, so resuming at a stage boundary does not need them
                 "optimizer": runner.optimizer_state,
+                "regularizer": runner.regularizer_state(),
             },
         )
         if stage == stop_after:
@@ -302,6 +389,12 @@ def run(
 
 def _stages(config: PipelineConfig) -> list[str]:
     stages = ["pretrain"]
+    if config.method == JOINT:
+        return [*stages, f"{JOINT}:train", f"{JOINT}:evaluate"]
+    if config.method != "ecmrnet":
+        if config.method in REGULARIZED and config.strength is None:
+            stages.append("tune")
+        return stages + [f"{t}:{step}" for t in config.tasks for step in ("train", "evaluate")]
     for task in config.tasks:
         stages.append(f"{task}:train")
         if config.prune:
@@ -322,6 +415,13 @@ class _Runner:
         self.device = device
         self.progress = progress
         self.optimizer_state: dict[str, Any] | None = None
+        self.regularizer = None
+
+    def regularizer_state(self) -> dict[str, Any] | None:
+        return None if self.regularizer is None else self.regularizer.state_dict()
+
+    def load_regularizer(self, state: dict[str, Any]) -> None:
+        raise TaskStateError(f"method {self.config.method!r} has no regulariser to restore")
 
     def do(self, stage: str) -> None:
         if stage == "pretrain":
@@ -350,25 +450,20 @@ class _Runner:
         self.report.tasks.append(task)
 
     def _fit(self, task: str | None, epochs: int, stage: str) -> float:
-        """Train the trainable part (the backbone, or `task`'s branch) for `epochs`."""
+        """Train the trainable part (the backbone, or `task`'s branch) for `epochs`.
+
+        ``task=None`` is clean-to-clean pretraining (never regularised).
+        """
         cfg = self.config
         clean_only = task is None
-        data = self._train_set(task or "C", stage)
-        g = torch.Generator().manual_seed(mix_seed(cfg.seed, _hash(stage), 1))
-        loader = DataLoader(
-            data,
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            generator=g,
-            drop_last=len(data) >= cfg.batch_size,
-        )
-        optimizer = torch.optim.Adam(self.model.trainable_parameters(), lr=cfg.lr)
+        data, loader = self._loader(task, stage)
+        optimizer = torch.optim.Adam(self._trainable(), lr=cfg.lr)
         total = max(1, epochs * len(loader))
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=total, eta_min=cfg.lr / 100
         )
         loss_fn = LOSSES[cfg.loss]
-        name = None if task is None else _model_name(task)
+        reg = None if clean_only else self.regularizer
         last = float("nan")
         bar = _bar(epochs * len(loader), stage, self.progress)
         self.model.train()
@@ -378,9 +473,16 @@ class _Runner:
                 degraded, clean = degraded.to(self.device), clean.to(self.device)
                 source = clean if clean_only else degraded
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(self.model(source, task=name), clean)
+                restored = self._forward(source, task)
+                loss = loss_fn(restored, clean)
+                if reg is not None:
+                    loss = loss + reg.penalty(self.model, source, restored)
                 loss.backward()
+                if reg is not None:
+                    reg.before_step(self.model)
                 optimizer.step()
+                if reg is not None:
+                    reg.after_step(self.model)
                 scheduler.step()
                 last = loss.item()
                 bar.set_postfix(loss=f"{last:.4f}")
@@ -428,9 +530,12 @@ class _Runner:
     def _evaluate(self, task: str) -> None:
         self.report.metrics.append([self._evaluate_one(t) for t in self.report.tasks])
         self.report.degraded[task] = self._evaluate_one(task, identity=True)
+        self._record_size(task)
+
+    def _record_size(self, after: str) -> None:
         self.report.size.append(
             {
-                "after": task,
+                "after": after,
                 "total_params": sum(p.numel() for p in self.model.parameters()),
                 "paths": {t: self._size(t) for t in self.report.tasks},
             }
@@ -455,7 +560,7 @@ class _Runner:
             for path in list_images(hard_dir):
                 clean = read_image(clean_dir / path.name).unsqueeze(0)
                 hard = read_image(path).unsqueeze(0)
-                ours = self.model(hard.to(self.device), task=_model_name(task)).clamp(0, 1)
+                ours = self._forward(hard.to(self.device), task).clamp(0, 1)
                 row = {"degraded": _scores(hard, clean), "ours": _scores(ours.cpu(), clean)}
                 if (peer_dir / path.name).is_file():
                     row["peer"] = _scores(read_image(peer_dir / path.name).unsqueeze(0), clean)
@@ -470,14 +575,34 @@ class _Runner:
         with torch.no_grad():
             for task in self.report.tasks:
                 degraded, clean = self._test_set(task)[0]
-                restored = self.model(
-                    degraded.unsqueeze(0).to(self.device), task=_model_name(task)
-                ).clamp(0, 1)[0]
+                restored = self._forward(degraded.unsqueeze(0).to(self.device), task)
+                restored = restored.clamp(0, 1)[0]
                 rows.append((task, degraded, restored.cpu(), clean))
         self.model.train()
         return rows
 
     # -- helpers
+    def _forward(self, x: torch.Tensor, task: str | None) -> torch.Tensor:
+        """The model's restoration of `x` along `task`'s path (None: the backbone)."""
+        return self.model(x, task=None if task is None else _model_name(task))
+
+    def _trainable(self) -> list[torch.nn.Parameter]:
+        return self.model.trainable_parameters()
+
+    def _loader(self, task: str | None, stage: str):
+        """The training set of `task` (clean images for None) and its seeded loader."""
+        cfg = self.config
+        data = self._train_set(task or "C", stage)
+        g = torch.Generator().manual_seed(mix_seed(cfg.seed, _hash(stage), 1))
+        loader = DataLoader(
+            data,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            generator=g,
+            drop_last=len(data) >= cfg.batch_size,
+        )
+        return data, loader
+
     def _train_set(self, task: str, stage: str):
         cfg = self.config
         return make_dataset(
@@ -502,8 +627,28 @@ class _Runner:
         c = complexity(self.model, (1, 1, 512, 640), task=_model_name(task))
         return {"activated_params": c.activated_params, "macs": c.macs}
 
-    def _evaluate_one(self, task: str, *, identity: bool = False) -> dict[str, float]:
-        data = self._test_set(task)
+    @functools.cache  # noqa: B019
+    def _val_set(self, task: str):
+        """Fixed validation images of `task`: training-split images (never the test
+        split) with their own seed, at the test size for procedural scenes."""
+        cfg = self.config
+        size = cfg.test_size if cfg.data is None else cfg.crop_size
+        extra = {"length": cfg.test_length} if cfg.data is None else {}
+        data = make_dataset(
+            cfg.data,
+            task,
+            split="train",
+            crop_size=size,
+            preset=cfg.degradation_preset,
+            seed=mix_seed(cfg.seed, _VALIDATION_SEED),
+            **extra,
+        )
+        data.set_epoch(0)
+        return data
+
+    def _evaluate_one(self, task: str, *, identity: bool = False, data=None) -> dict[str, float]:
+        """Mean PSNR/SSIM of `task` on its test set (or on `data`)."""
+        data = self._test_set(task) if data is None else data
         values: dict[str, list[float]] = {"psnr": [], "ssim": []}
         self.model.eval()
         with torch.no_grad():
@@ -512,11 +657,122 @@ class _Runner:
                 if identity:
                     restored = degraded
                 else:
-                    restored = self.model(degraded, task=_model_name(task)).clamp(0, 1)
+                    restored = self._forward(degraded, task).clamp(0, 1)
                 values["psnr"].append(float(psnr(restored, clean)))
                 values["ssim"].append(float(ssim(restored, clean)))
         self.model.train()
         return {k: round(float(np.mean(v)), 4) for k, v in values.items()}
+
+
+class _BaselineRunner(_Runner):
+    """The NAFNet strategies: one network for every task (see the module docstring)."""
+
+    def do(self, stage: str) -> None:
+        cfg = self.config
+        if stage == "pretrain":
+            super().do(stage)
+        elif stage == "tune":
+            self._tune()
+        elif stage == f"{JOINT}:train":
+            self.report.tasks = list(cfg.tasks)
+            self._fit(JOINT, cfg.epochs, stage)
+            sampler = self._joint_sampler
+            self.report.strategy["joint_batches"] = dict(
+                zip(sampler.data.tasks, sampler.counts, strict=True)
+            )
+        elif stage == f"{JOINT}:evaluate":
+            self.report.metrics.append([self._evaluate_one(t) for t in self.report.tasks])
+            for t in self.report.tasks:
+                self.report.degraded[t] = self._evaluate_one(t, identity=True)
+            self._record_size(JOINT)
+        else:
+            task, step = stage.rsplit(":", 1)
+            if step == "train":
+                self.report.tasks.append(task)
+                self._ensure_regularizer()
+                self._fit(task, cfg.epochs, stage)
+                self._consolidate(task)
+            else:
+                self._evaluate(task)
+
+    def load_regularizer(self, state: dict[str, Any]) -> None:
+        self._ensure_regularizer()
+        self.regularizer.load_state_dict(state, self.model)
+
+    def _ensure_regularizer(self) -> None:
+        cfg = self.config
+        if self.regularizer is None and cfg.method in REGULARIZED:
+            strength = cfg.strength
+            if strength is None:
+                strength = self.report.strategy["strength"]  # set by the tune stage
+            self.report.strategy.setdefault("strength", strength)
+            self.regularizer = make_regularizer(cfg.method, strength)
+
+    def _consolidate(self, task: str) -> None:
+        """The regulariser's end of task, on the first batches of a fresh training pass."""
+        if self.regularizer is None:
+            return
+        _, loader = self._loader(task, f"{task}:consolidate")
+        batches = []
+        for degraded, clean in loader:
+            batches.append((degraded.to(self.device), clean.to(self.device)))
+            if len(batches) == self.config.importance_batches:
+                break
+        self.regularizer.end_task(self.model, batches)
+
+    def _tune(self) -> None:
+        """Pick the strength with the best validation PSNR on the first tasks."""
+        cfg = self.config
+        grid = cfg.strength_grid or DEFAULT_STRENGTH_GRIDS[cfg.method]
+        tasks = list(cfg.tasks[: cfg.tune_tasks])
+        trial_config = dataclasses.replace(cfg, tasks=tasks, epochs=cfg.tune_epochs)
+        scores = []
+        for strength in grid:
+            trial = _BaselineRunner(
+                dataclasses.replace(trial_config, strength=strength),
+                copy.deepcopy(self.model),  # the pretrained network
+                Report(trial_config.to_dict()),
+                self.device,
+                self.progress,
+            )
+            for t in tasks:
+                trial.do(f"{t}:train")
+            val = [trial._evaluate_one(t, data=self._val_set(t))["psnr"] for t in tasks]
+            scores.append(round(float(np.mean(val)), 4))
+            log.info(
+                "tune %s: strength %g -> validation PSNR %.3f", cfg.method, strength, scores[-1]
+            )
+        best = int(np.argmax(scores))  # ties: the smaller strength (grids ascend)
+        self.report.strategy.update(
+            strength=grid[best],
+            tuning={
+                "grid": list(grid),
+                "validation_psnr": scores,
+                "tasks": tasks,
+                "epochs": cfg.tune_epochs,
+                "at_edge": best in (0, len(grid) - 1) and len(grid) > 1,
+            },
+        )
+
+    def _forward(self, x: torch.Tensor, task: str | None) -> torch.Tensor:
+        return self.model(x)  # one network for every task
+
+    def _trainable(self) -> list[torch.nn.Parameter]:
+        return list(self.model.parameters())
+
+    def _loader(self, task: str | None, stage: str):
+        if task != JOINT:
+            return super()._loader(task, stage)
+        cfg = self.config
+        # each task's stream is the one sequential training would see
+        data = JointData({t: self._train_set(t, f"{t}:train") for t in cfg.tasks})
+        g = torch.Generator().manual_seed(mix_seed(cfg.seed, _hash(stage), 1))
+        self._joint_sampler = TaskPerBatchSampler(data, cfg.batch_size, g)
+        return data, DataLoader(data, batch_sampler=self._joint_sampler)
+
+    def _size(self, task: str) -> dict[str, int]:
+        c = complexity(self.model, (1, 1, 512, 640))
+        return {"activated_params": c.activated_params, "macs": c.macs}
 
 
 def _scores(restored: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
@@ -546,12 +802,21 @@ def _start(config: PipelineConfig, out: Path, *, resume: bool, overwrite: bool) 
             raise TaskStateError(f"`resume` needs a run in {out}; found no {CHECKPOINT} there")
         data = load_checkpoint(checkpoint)
         _check_resumable(PipelineConfig(**data["config"]), config, out)
-        model = ECMRNet.from_state_dict(data["model"])
+        if config.method == "ecmrnet":
+            model = ECMRNet.from_state_dict(data["model"])
+        else:
+            model = NAFNet(config.baseline)
+            model.load_state_dict(data["model"])
         report = Report.from_dict(data["report"])
         report.config = config.to_dict()
         _save_config(config, saved_config)
         log.info("resuming %s after %s", out, data["done"][-1] if data["done"] else "nothing")
-        return {"model": model, "report": report, "done": list(data["done"])}
+        return {
+            "model": model,
+            "report": report,
+            "done": list(data["done"]),
+            "regularizer": data.get("regularizer"),
+        }
     if (checkpoint.exists() or saved_config.exists()) and not overwrite:
         raise TaskStateError(
             f"{out} already holds a run; continue it with resume=True (--resume) or "
@@ -561,11 +826,11 @@ def _start(config: PipelineConfig, out: Path, *, resume: bool, overwrite: bool) 
     checkpoint.unlink(missing_ok=True)
     _save_config(config, saved_config)
     torch.manual_seed(config.seed)
-    return {
-        "model": ECMRNet.from_preset(config.model),
-        "report": Report(config.to_dict()),
-        "done": [],
-    }
+    if config.method == "ecmrnet":
+        model = ECMRNet.from_preset(config.model)
+    else:
+        model = NAFNet(config.baseline)
+    return {"model": model, "report": Report(config.to_dict()), "done": []}
 
 
 def _check_resumable(saved: PipelineConfig, new: PipelineConfig, out: Path) -> None:
@@ -580,6 +845,11 @@ def _check_resumable(saved: PipelineConfig, new: PipelineConfig, out: Path) -> N
     if list(new.tasks[: len(saved.tasks)]) != list(saved.tasks):
         raise TaskStateError(
             f"`tasks` must extend the run's tasks {list(saved.tasks)}; got {list(new.tasks)}"
+        )
+    if new.method == JOINT and new.tasks != saved.tasks:
+        raise TaskStateError(
+            f"joint training learns its tasks at once: `tasks` must stay {list(saved.tasks)} "
+            f"to resume; got {list(new.tasks)}"
         )
 
 

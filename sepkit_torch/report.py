@@ -43,16 +43,26 @@ def _atomic_write(path: Path, text: str) -> None:
 def _markdown(report, plots: list[Path]) -> str:
     cfg = report.config
     tasks = report.tasks
-    lines = [
-        "# ECMRNet task-sequence report",
-        "",
-        f"Preset `{cfg['preset']}`, model `{cfg['model']}`, tasks {', '.join(tasks)}, "
-        f"data {'procedural thermal scenes' if cfg['data'] is None else cfg['data']}, "
-        f"seed {cfg['seed']}, SEP {'on' if cfg['prune'] else 'off'} "
-        f"(rho {cfg['sep_rho']}, {cfg['sep_method']}, {cfg['sep_similarity']}), "
-        f"SKMM `{cfg['skmm']}`.",
-        "",
-    ]
+    data = "procedural thermal scenes" if cfg["data"] is None else cfg["data"]
+    if report.method == "ecmrnet":
+        lines = [
+            "# ECMRNet task-sequence report",
+            "",
+            f"Preset `{cfg['preset']}`, model `{cfg['model']}`, tasks {', '.join(tasks)}, "
+            f"data {data}, seed {cfg['seed']}, SEP {'on' if cfg['prune'] else 'off'} "
+            f"(rho {cfg['sep_rho']}, {cfg['sep_method']}, {cfg['sep_similarity']}), "
+            f"SKMM `{cfg['skmm']}`.",
+            "",
+        ]
+    else:
+        lines = [
+            f"# Baseline `{report.method}` task-sequence report",
+            "",
+            f"Preset `{cfg['preset']}`, NAFNet `{cfg['baseline']}`, tasks {', '.join(tasks)}, "
+            f"data {data}, seed {cfg['seed']}.",
+            "",
+            *_strategy_lines(report.strategy),
+        ]
     if report.metrics:
         final = report.metrics[-1]
         forgetting = report.forgetting()
@@ -66,7 +76,8 @@ def _markdown(report, plots: list[Path]) -> str:
             d = report.degraded.get(t, {})
             lines.append(
                 f"| {t} | {d.get('psnr', float('nan')):.2f} / {d.get('ssim', float('nan')):.4f} "
-                f"| {final[j]['psnr']:.2f} / {final[j]['ssim']:.4f} | {forgetting[t]:+.4f} |"
+                f"| {final[j]['psnr']:.2f} / {final[j]['ssim']:.4f} "
+                f"| {_signed(forgetting.get(t))} |"
             )
         mean_p = np.mean([m["psnr"] for m in final])
         mean_s = np.mean([m["ssim"] for m in final])
@@ -77,9 +88,9 @@ def _markdown(report, plots: list[Path]) -> str:
             "| after \\ task | " + " | ".join(tasks) + " |",
             "|---|" + "---:|" * len(tasks),
         ]
-        for i, row in enumerate(report.metrics):
+        for label, row in zip(report.row_labels(), report.metrics, strict=True):
             cells = [f"{row[j]['psnr']:.2f}" if j < len(row) else "" for j in range(len(tasks))]
-            lines.append(f"| {tasks[i]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     if report.pruning:
         lines += [
@@ -129,6 +140,31 @@ def _markdown(report, plots: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def _signed(value) -> str:
+    return "-" if value is None else f"{value:+.4f}"
+
+
+def _strategy_lines(strategy: dict) -> list[str]:
+    lines = []
+    if "strength" in strategy:
+        lines.append(f"Regulariser strength {strategy['strength']:g}.")
+    tuning = strategy.get("tuning")
+    if tuning:
+        pairs = ", ".join(
+            f"{s:g}: {v:.2f} dB"
+            for s, v in zip(tuning["grid"], tuning["validation_psnr"], strict=True)
+        )
+        lines.append(
+            f"Chosen on the validation split after {tuning['epochs']} epoch(s) on each of "
+            f"{', '.join(tuning['tasks'])} (average validation PSNR per strength: {pairs})"
+            + (" - at the edge of the grid." if tuning["at_edge"] else ".")
+        )
+    if "joint_batches" in strategy:
+        counts = ", ".join(f"{t} {n}" for t, n in strategy["joint_batches"].items())
+        lines.append(f"Joint training batches per task: {counts}.")
+    return [*lines, ""] if lines else []
+
+
 def _plots(report, out: Path, strip) -> list[Path]:
     try:
         import matplotlib
@@ -141,19 +177,19 @@ def _plots(report, out: Path, strip) -> list[Path]:
     paths = []
     tasks = report.tasks
     if report.metrics:
-        M = np.full((len(tasks), len(tasks)), np.nan)
+        labels = report.row_labels()
+        M = np.full((len(labels), len(tasks)), np.nan)
         for i, row in enumerate(report.metrics):
             for j, m in enumerate(row):
                 M[i, j] = m["psnr"]
-        fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(tasks), 1.0 + 0.7 * len(tasks)))
+        fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(tasks), 1.0 + 0.7 * len(labels)))
         im = ax.imshow(M, cmap="viridis")
         ax.set_xticks(range(len(tasks)), tasks)
-        ax.set_yticks(range(len(tasks)), tasks)
+        ax.set_yticks(range(len(labels)), labels)
         ax.set_xlabel("evaluated task")
         ax.set_ylabel("after learning")
-        for i in range(len(tasks)):
-            for j in range(i + 1):
-                ax.text(j, i, f"{M[i, j]:.1f}", ha="center", va="center", color="w", fontsize=8)
+        for i, j in zip(*np.nonzero(np.isfinite(M)), strict=True):
+            ax.text(j, i, f"{M[i, j]:.1f}", ha="center", va="center", color="w", fontsize=8)
         fig.colorbar(im, ax=ax, label="PSNR (dB)")
         ax.set_title("accuracy matrix")
         fig.tight_layout()

@@ -117,6 +117,28 @@ class Regularizer:
         """Consolidate the task just trained: compute importances and set the anchors."""
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        """Everything the regulariser has learnt, as tensors and plain values (for a
+        checkpoint); :meth:`load_state_dict` puts it back."""
+        return {
+            "kind": type(self).__name__,
+            "strength": self.strength,
+            "tasks_seen": self.tasks_seen,
+        }
+
+    def load_state_dict(self, state: dict, model: nn.Module | None = None) -> None:
+        """Restore :meth:`state_dict` of a regulariser of the same class.
+
+        `model` is the network it regularises (LwF rebuilds its teacher from it).
+        """
+        if not isinstance(state, dict) or state.get("kind") != type(self).__name__:
+            got = state.get("kind") if isinstance(state, dict) else type(state).__name__
+            raise InvalidInputError(
+                f"`state` must be a {type(self).__name__}.state_dict(); got one of {got!r}"
+            )
+        self.strength = _check_strength("strength", state["strength"])
+        self.tasks_seen = int(state["tasks_seen"])
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(strength={self.strength!r})"
 
@@ -178,6 +200,21 @@ class _ParameterPenalty(Regularizer):
             self._importance[n] = imp if old is None else old + imp
         self._anchors = {n: p.detach().clone() for n, p in params.items()}
         self.tasks_seen += 1
+
+    def state_dict(self) -> dict:
+        return {
+            **super().state_dict(),
+            "names": None if self._names is None else {n: list(v) for n, v in self._names.items()},
+            "importance": _cloned(self._importance),
+            "anchors": _cloned(self._anchors),
+        }
+
+    def load_state_dict(self, state: dict, model: nn.Module | None = None) -> None:
+        super().load_state_dict(state, model)
+        names = state["names"]
+        self._names = None if names is None else {n: torch.Size(v) for n, v in names.items()}
+        self._importance = _cloned(state["importance"])
+        self._anchors = _cloned(state["anchors"])
 
     def penalty(self, model, inputs=None, outputs=None) -> torch.Tensor:
         params = self._params(model)
@@ -320,6 +357,22 @@ class SI(_ParameterPenalty):
         self._path: Params = {}
         self._start: Params = {}
         self._pending: tuple[Params, Params] | None = None
+
+    def state_dict(self) -> dict:
+        if self._pending is not None:
+            raise TaskStateError("SI.state_dict called between before_step and after_step")
+        return {
+            **super().state_dict(),
+            "damping": self.damping,
+            "path": _cloned(self._path),
+            "start": _cloned(self._start),
+        }
+
+    def load_state_dict(self, state: dict, model: nn.Module | None = None) -> None:
+        super().load_state_dict(state, model)
+        self.damping = state["damping"]
+        self._path, self._start = _cloned(state["path"]), _cloned(state["start"])
+        self._pending = None
 
     @property
     def path_integral(self) -> Params:
@@ -480,9 +533,36 @@ class LwF(Regularizer):
 
     def end_task(self, model: nn.Module, batches: Iterable | None = None) -> None:
         """Freeze a deep copy of `model` as the teacher (`batches` is not used)."""
-        _check_model(model)
-        teacher = copy.deepcopy(model).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-        self.teacher = teacher
+        self.teacher = _frozen_copy(model)
         self.tasks_seen += 1
+
+    def state_dict(self) -> dict:
+        teacher = None if self.teacher is None else _cloned(self.teacher.state_dict())
+        return {**super().state_dict(), "teacher": teacher}
+
+    def load_state_dict(self, state: dict, model: nn.Module | None = None) -> None:
+        """Restore the teacher's weights into a frozen copy of `model` (same architecture)."""
+        super().load_state_dict(state, model)
+        if state["teacher"] is None:
+            self.teacher = None
+            return
+        if model is None:
+            raise InvalidInputError(
+                "`model` must be given to LwF.load_state_dict (its architecture holds the "
+                "teacher's weights); got None"
+            )
+        teacher = _frozen_copy(model)
+        teacher.load_state_dict(state["teacher"])
+        self.teacher = teacher
+
+
+def _frozen_copy(model: nn.Module) -> nn.Module:
+    teacher = copy.deepcopy(_check_model(model)).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def _cloned(tensors: Params) -> Params:
+    """Detached copies: a saved state must not alias the live tensors."""
+    return {n: t.detach().clone() for n, t in tensors.items()}

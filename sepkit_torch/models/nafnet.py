@@ -160,11 +160,14 @@ class NAFNetConfig:
 
 #: Named configurations. ``paper-baseline``: width 32, encoder blocks 2/2/2/20, middle 2,
 #: decoder 2/2/2/2 (the common NAFNet configuration; the ECMRNet paper does not state its
-#: own), 16,008,097 params. ``tiny``: width 8, two levels of one block each, for tests.
+#: own), 16,008,097 params. ``demo``: width 16, two levels of one block, two middle
+#: blocks, 103,537 params (about one task path of the ``tiny`` ECMRNet, 114,337), the
+#: baselines of the pipeline's demo. ``tiny``: width 8, two levels of one block each, for tests.
 NAFNET_PRESETS: dict[str, NAFNetConfig] = {
     "paper-baseline": NAFNetConfig(
         width=32, enc_blocks=(2, 2, 2, 20), middle_blocks=2, dec_blocks=(2, 2, 2, 2)
     ),
+    "demo": NAFNetConfig(width=16, enc_blocks=(1, 1), middle_blocks=2, dec_blocks=(1, 1)),
     "tiny": NAFNetConfig(width=8, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1)),
 }
 
