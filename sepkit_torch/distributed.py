@@ -19,6 +19,7 @@ backend is ``nccl`` on CUDA and ``gloo`` on the CPU.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -280,8 +281,10 @@ def wrap_model(model: nn.Module, context: DistContext, device: torch.device) -> 
     """
     if not context.distributed:
         return model
-    return nn.parallel.DistributedDataParallel(
-        model,
-        device_ids=[device.index] if device.type == "cuda" else None,
-        broadcast_buffers=False,
-    )
+    ddp = nn.parallel.DistributedDataParallel
+    # the name of "no buffer sync at every forward" changed in torch 2.13
+    if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters:
+        no_sync = {"forward_sync_buffers": False}
+    else:
+        no_sync = {"broadcast_buffers": False}
+    return ddp(model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)

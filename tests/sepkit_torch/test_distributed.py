@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from sepkit_torch import ECMRNet, InvalidInputError
+from sepkit_torch.checkpoint import load_checkpoint
 from sepkit_torch.continual.pruning import select_groups
 from sepkit_torch.distributed import (
     DistContext,
@@ -24,6 +26,7 @@ from sepkit_torch.distributed import (
     shard_range,
     wrap_model,
 )
+from sepkit_torch.pipeline import PipelineConfig, run
 
 from .conftest import images, pretend_pretrained
 
@@ -195,3 +198,93 @@ def test_ddp_over_two_ranks_trains_as_one_process_on_whole_batches(two_ranks):
         assert torch.equal(a[name], b[name]), name  # the ranks hold identical weights
         torch.testing.assert_close(a[name], value, rtol=1e-4, atol=1e-5)
     assert any(not torch.equal(reference[k], start[k]) for k in reference)  # it did train
+
+
+# ----------------------------------------------------------------- the pipeline, two ranks
+
+
+def _pipeline_worker(rank, world, port, out, record, stop_after):
+    import sepkit_torch.pipeline as pipeline
+
+    torch.set_num_threads(1)
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+    )
+    writers = []
+
+    def who_writes(real):  # records the caller, then does the real write
+        def write(*args, **kwargs):
+            writers.append(real.__name__)
+            return real(*args, **kwargs)
+
+        return write
+
+    for name in ("save_checkpoint", "write_report", "_save_config"):
+        setattr(pipeline, name, who_writes(getattr(pipeline, name)))
+    last = {}
+    real_save_on_main = pipeline._save_on_main
+
+    def keep_payload(ctx, path, payload):  # every rank's state after each stage
+        last.update(model=payload["model"], done=list(payload["done"]))
+        return real_save_on_main(ctx, path, payload)
+
+    pipeline._save_on_main = keep_payload
+    config = pipeline.PipelineConfig.from_preset("smoke", out=out, tasks=("C", "B", "CB"))
+    report = pipeline.run(config, progress=False, stop_after=stop_after)
+    torch.save(
+        {"writers": writers, "report": report.to_dict(), **last},
+        os.path.join(record, f"rank{rank}.pt"),
+    )
+
+
+def _launch(tmp_path, name, stop_after=None):
+    record = tmp_path / f"{name}-record"
+    record.mkdir()
+    out = str(tmp_path / name)
+    mp.spawn(
+        _pipeline_worker,
+        args=(2, _free_port(), out, str(record), stop_after),
+        nprocs=2,
+        join=True,
+    )
+    return out, [torch.load(record / f"rank{r}.pt", weights_only=False) for r in range(2)]
+
+
+@pytest.fixture(scope="module")
+def stopped_two_rank_run(tmp_path_factory):
+    """Two ranks: C trained, pruned, fine-tuned and evaluated, B trained, then a stop."""
+    return _launch(tmp_path_factory.mktemp("pipeline"), "run", stop_after="B:train")
+
+
+def test_two_rank_pipeline_ranks_agree_and_rank_0_writes(stopped_two_rank_run):
+    out, (r0, r1) = stopped_two_rank_run
+    assert r0["done"] == r1["done"] and r0["done"][-1] == "B:train"
+    assert r0["model"].keys() == r1["model"].keys()
+    for key, value in r0["model"].items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, r1["model"][key]), key
+    assert r0["model"]["_extra_state"] == r1["model"]["_extra_state"]  # same groups kept
+    pairs = zip(r0["report"]["pruning"].values(), r1["report"]["pruning"].values(), strict=True)
+    for p0, p1 in pairs:
+        p0.pop("seconds"), p1.pop("seconds")  # each rank's own timing
+        assert p0 == p1
+    assert r0["report"]["pruning"].keys() == r1["report"]["pruning"].keys() == {"C"}
+    assert r0["report"]["metrics"] == r1["report"]["metrics"]
+    assert "save_checkpoint" in r0["writers"] and "_save_config" in r0["writers"]
+    assert r1["writers"] == []
+    assert sorted(p.name for p in Path(out).iterdir()) == ["checkpoint.pt", "config.json"]
+
+
+def test_two_rank_checkpoint_resumes_in_one_process(stopped_two_rank_run):
+    out, (r0, _) = stopped_two_rank_run
+    config = PipelineConfig.from_preset("smoke", out=out, tasks=("C", "B", "CB"))
+    report = run(config, resume=True, progress=False)
+    assert report.tasks == ["C", "B", "CB"]
+    assert report.metrics[0] == r0["report"]["metrics"][0]  # C's scores, from the 2 ranks
+    assert [row[0] for row in report.metrics] == [report.metrics[0][0]] * 3  # no forgetting
+    assert load_checkpoint(Path(out) / "checkpoint.pt")["done"][-1] == "CB:evaluate"
+    assert (Path(out) / "report.md").is_file()
