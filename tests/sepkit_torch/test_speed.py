@@ -3,6 +3,8 @@ other switches leave the results unchanged (or within bf16 rounding)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -173,3 +175,65 @@ def test_loader_options_pin_memory_on_cuda_only():
     assert loader_options(0, True, "cpu") == {"num_workers": 0, "pin_memory": False}
     assert loader_options(2, True, "cuda")["pin_memory"] is True
     assert loader_options(2, False, "cuda")["num_workers"] == 2
+
+
+# ----------------------------------------------------------------- the pipeline's switches
+
+
+def _smoke(tmp_path, name, **overrides):
+    from sepkit_torch.pipeline import PipelineConfig
+
+    return PipelineConfig.from_preset(
+        "smoke", out=str(tmp_path / name), tasks=("C",), prune=False, **overrides
+    )
+
+
+def test_pipeline_switches_that_keep_the_maths_keep_the_scores(tmp_path):
+    from sepkit_torch.pipeline import run
+
+    plain = run(_smoke(tmp_path, "plain"), progress=False)
+    switched = run(
+        _smoke(
+            tmp_path,
+            "switched",
+            channels_last=True,
+            grouped_conv="dense,unfold,native,native,unfold,dense",
+            optimizer_impl="for-loop",
+            workers=1,
+        ),
+        progress=False,
+    )
+    for a, b in zip(plain.metrics[-1], switched.metrics[-1], strict=True):
+        assert abs(a["psnr"] - b["psnr"]) < 0.01 and abs(a["ssim"] - b["ssim"]) < 1e-3
+    bf16 = run(_smoke(tmp_path, "bf16", amp="bf16", optimizer_impl="fused"), progress=False)
+    assert all(math.isfinite(m["psnr"]) for m in bf16.metrics[-1])
+
+
+def test_resume_may_change_the_switches_that_keep_the_maths(tmp_path):
+    from sepkit_torch import TaskStateError
+    from sepkit_torch.pipeline import run
+
+    run(_smoke(tmp_path, "run"), progress=False, stop_after="C:train")
+    with pytest.raises(TaskStateError, match=r"other settings \(amp"):
+        run(_smoke(tmp_path, "run", amp="bf16"), resume=True, progress=False)
+    report = run(
+        _smoke(tmp_path, "run", channels_last=True, workers=1), resume=True, progress=False
+    )
+    assert report.tasks == ["C"] and len(report.metrics) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("amp", "fp16", r"`amp` must be one of \['none', 'bf16'\]; got 'fp16'"),
+        ("optimizer_impl", "lion", r"`optimizer_impl` must be one of .*got 'lion'"),
+        ("grouped_conv", "cudnn", r"`grouped_conv` must be one of .*got 'cudnn'"),
+        ("workers", -2, r"`workers` must be >= 0; got -2"),
+        ("compile", "yes", r"`compile` must be bool; got 'yes'"),
+    ],
+)
+def test_pipeline_switch_errors(key, value, message):
+    from sepkit_torch.pipeline import PipelineConfig
+
+    with pytest.raises(InvalidInputError, match=message):
+        PipelineConfig.from_preset("smoke", **{key: value})
