@@ -476,8 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     emit("|---:|---:|---:|---:|---:|---:|")
     emit(
-        f"| {sep['forward_only_s']:.2f} | {sep['total_s']:.2f} | {sep['forward_s']:.2f} | "
-        f"{sep['similarity_s']:.2f} | {sep['graph_s']:.3f} | "
+        f"| {sep['forward_only_s']:.3g} | {sep['total_s']:.3g} | {sep['forward_s']:.3g} | "
+        f"{sep['similarity_s']:.3g} | {sep['graph_s']:.3g} | "
         f"{scoring / sep['forward_only_s']:.1%} |"
     )
 
@@ -502,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     emit(
         f"| SEP scoring faster than its {sizes.sep_pool} forward passes | "
-        f"{scoring:.2f} s vs {sep['forward_only_s']:.2f} s | "
+        f"{scoring:.3g} s vs {sep['forward_only_s']:.3g} s | "
         f"{_met(scoring < sep['forward_only_s'])} |"
     )
     emit("| two-GPU DDP >= 1.7x one GPU | not measured by this script (one device) | - |")
