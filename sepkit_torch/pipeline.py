@@ -49,10 +49,29 @@ from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.continual.pruning import PruneReport, prune, select_groups
 from sepkit_torch.data import PAPER_TASKS, list_images, make_dataset, parse_task, read_image
 from sepkit_torch.data.synthetic import mix_seed
+from sepkit_torch.distributed import (
+    DistContext,
+    ShardedBatchSampler,
+    device_of,
+    init_distributed,
+    scores_by_index,
+    shard_range,
+    wrap_model,
+)
 from sepkit_torch.metrics import LOSSES, psnr, ssim
 from sepkit_torch.models.backbone import STAGE_NAMES
 from sepkit_torch.models.nafnet import NAFNET_PRESETS, NAFNet
 from sepkit_torch.report import write_report
+from sepkit_torch.speed import (
+    AMP_MODES,
+    OPTIMIZER_IMPLS,
+    autocast,
+    loader_options,
+    make_adam,
+    parse_grouped_conv,
+    set_grouped_conv,
+    to_channels_last,
+)
 
 __all__ = ["PRESETS", "PipelineConfig", "Report", "run"]
 
@@ -114,6 +133,14 @@ class PipelineConfig:
     tune_tasks: int = 2
     tune_epochs: int = 2
     importance_batches: int = 4
+    # speed switches (docs/performance.md); all but `amp` leave the results unchanged
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    optimizer_impl: str = "default"
+    grouped_conv: str = "native"
+    workers: int = 0
+    pin_memory: bool = False
 
     def __post_init__(self):
         for name, kind in _FIELD_TYPES.items():
@@ -156,6 +183,11 @@ class PipelineConfig:
         _choice("skmm", self.skmm, ("released", "paper", "none"))
         _choice("model", self.model, ("tiny", "paper"))
         _choice("method", self.method, METHODS)
+        _choice("amp", self.amp, AMP_MODES)
+        _choice("optimizer_impl", self.optimizer_impl, OPTIMIZER_IMPLS)
+        parse_grouped_conv(self.grouped_conv)
+        if self.workers < 0:
+            raise InvalidInputError(f"`workers` must be >= 0; got {self.workers!r}")
         _choice("baseline", self.baseline, tuple(NAFNET_PRESETS))
         for value in (self.strength, *self.strength_grid):
             if value is not None and not (np.isfinite(value) and value >= 0):
@@ -341,14 +373,31 @@ def run(
     """
     out = Path(config.out)
     _quiet_numba_threads()
-    state = _start(config, out, resume=resume, overwrite=overwrite)
-    device = _device(config.device)
+    _device(config.device)
+    joined = not torch.distributed.is_initialized()
+    ctx = init_distributed(config.device)
+    try:
+        return _run(config, ctx, out, resume, overwrite, progress, stop_after)
+    finally:
+        if joined and ctx.distributed:
+            torch.distributed.destroy_process_group()
+
+
+def _run(config, ctx: DistContext, out, resume, overwrite, progress, stop_after) -> Report:
+    """:func:`run` in one process of `ctx`: every rank computes, rank 0 writes."""
+    if ctx.distributed and config.method != "ecmrnet":
+        raise InvalidInputError(
+            f"`method` {config.method!r} runs in one process only; several processes "
+            f"(torchrun, here {ctx.world_size}) need method 'ecmrnet'"
+        )
+    state = _start(config, out, resume=resume, overwrite=overwrite, ctx=ctx)
+    device = device_of(ctx, config.device)
     model, report, done = state["model"].to(device), state["report"], state["done"]
     stages = _stages(config)
     if stop_after is not None and stop_after not in stages:
         raise InvalidInputError(f"`stop_after` must be one of {stages}; got {stop_after!r}")
     runner_class = _Runner if config.method == "ecmrnet" else _BaselineRunner
-    runner = runner_class(config, model, report, device, progress)
+    runner = runner_class(config, model, report, device, progress and ctx.is_main, ctx=ctx)
     if state.get("regularizer") is not None:
         runner.load_regularizer(state["regularizer"])
     for index, stage in enumerate(stages):
@@ -360,7 +409,8 @@ def run(
         runner.do(stage)
         report.seconds[stage] = round(time.perf_counter() - start, 3)
         done.append(stage)
-        save_checkpoint(
+        _save_on_main(
+            ctx,
             out / CHECKPOINT,
             {
                 "config": config.to_dict(),
@@ -379,8 +429,10 @@ def run(
             return report
     if config.examples is not None:
         report.examples = runner.real_examples(Path(config.examples))
-    write_report(report, out, strip=runner.strip())
-    log.info("report written to %s", out / "report.md")
+    if ctx.is_main:
+        write_report(report, out, strip=runner.strip())
+        log.info("report written to %s", out / "report.md")
+    ctx.barrier()
     return report
 
 
@@ -408,14 +460,17 @@ def _stages(config: PipelineConfig) -> list[str]:
 class _Runner:
     """Carries out one stage at a time on the model and the report."""
 
-    def __init__(self, config, model, report, device, progress):
+    def __init__(self, config, model, report, device, progress, *, ctx=None):
         self.config = config
         self.model = model
         self.report = report
         self.device = device
         self.progress = progress
+        self.ctx = DistContext() if ctx is None else ctx
         self.optimizer_state: dict[str, Any] | None = None
         self.regularizer = None
+        # what trains: the model, or its DDP / compiled wrapper (set by _fit)
+        self._net: torch.nn.Module | None = None
 
     def regularizer_state(self) -> dict[str, Any] | None:
         return None if self.regularizer is None else self.regularizer.state_dict()
@@ -457,7 +512,8 @@ class _Runner:
         cfg = self.config
         clean_only = task is None
         data, loader = self._loader(task, stage)
-        optimizer = torch.optim.Adam(self._trainable(), lr=cfg.lr)
+        self._prepare()
+        optimizer = make_adam(self._trainable(), cfg.lr, impl=cfg.optimizer_impl)
         total = max(1, epochs * len(loader))
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=total, eta_min=cfg.lr / 100
@@ -467,13 +523,17 @@ class _Runner:
         last = float("nan")
         bar = _bar(epochs * len(loader), stage, self.progress)
         self.model.train()
+        self._net = self._training_net()
         for epoch in range(epochs):
             data.set_epoch(epoch)
             for degraded, clean in loader:
-                degraded, clean = degraded.to(self.device), clean.to(self.device)
+                degraded = degraded.to(self.device, non_blocking=True)
+                clean = clean.to(self.device, non_blocking=True)
                 source = clean if clean_only else degraded
                 optimizer.zero_grad(set_to_none=True)
-                restored = self._forward(source, task)
+                with autocast(self.device, cfg.amp):
+                    restored = self._forward(source, task)
+                restored = restored.float()  # the loss in float32 whatever the precision
                 loss = loss_fn(restored, clean)
                 if reg is not None:
                     loss = loss + reg.penalty(self.model, source, restored)
@@ -488,6 +548,7 @@ class _Runner:
                 bar.set_postfix(loss=f"{last:.4f}")
                 bar.update()
         bar.close()
+        self._net = None
         self.optimizer_state = {
             "stage": stage,
             "optimizer": optimizer.state_dict(),
@@ -500,7 +561,8 @@ class _Runner:
         cfg = self.config
         data = self._train_set(task, stage)
         n = min(cfg.sep_pool, len(data))
-        pool = torch.stack([data[i][0] for i in range(n)]).to(self.device)
+        mine = shard_range(n, self.ctx)  # this rank's part of the pool
+        pool = [torch.stack([data[i][0] for i in mine]).to(self.device)] if mine else []
         name = _model_name(task)
         before = {**self._size(task), **self._evaluate_one(task)}
         groups_before = list(self.model.task(name).groups)
@@ -512,6 +574,7 @@ class _Runner:
             method=cfg.sep_method,
             rho=cfg.sep_rho,
             seed=cfg.seed,
+            reduce=self.ctx.all_reduce_sum if self.ctx.distributed else None,
         )
         prune(self.model, name, selection.keep)
         self.model.to(self.device)
@@ -584,7 +647,23 @@ class _Runner:
     # -- helpers
     def _forward(self, x: torch.Tensor, task: str | None) -> torch.Tensor:
         """The model's restoration of `x` along `task`'s path (None: the backbone)."""
-        return self.model(x, task=None if task is None else _model_name(task))
+        return self._module()(x, task=None if task is None else _model_name(task))
+
+    def _module(self) -> torch.nn.Module:
+        """What runs a forward pass: the training wrapper while training, else the model."""
+        return self.model if self._net is None else self._net
+
+    def _prepare(self) -> None:
+        """Apply the grouped-convolution algorithm and the memory layout of the config
+        (again after every expansion or pruning: new modules start plain)."""
+        set_grouped_conv(self.model, self.config.grouped_conv)
+        if self.config.channels_last:
+            to_channels_last(self.model)
+
+    def _training_net(self) -> torch.nn.Module:
+        """The model inside DDP when several processes train, compiled if asked."""
+        net = wrap_model(self.model, self.ctx, self.device)
+        return torch.compile(net) if self.config.compile else net
 
     def _trainable(self) -> list[torch.nn.Parameter]:
         return self.model.trainable_parameters()
@@ -594,14 +673,17 @@ class _Runner:
         cfg = self.config
         data = self._train_set(task or "C", stage)
         g = torch.Generator().manual_seed(mix_seed(cfg.seed, _hash(stage), 1))
-        loader = DataLoader(
-            data,
-            batch_size=cfg.batch_size,
-            shuffle=True,
+        # the batches a shuffled DataLoader draws from `g`; each rank takes its part
+        batches = ShardedBatchSampler(
+            len(data),
+            cfg.batch_size,
             generator=g,
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
             drop_last=len(data) >= cfg.batch_size,
         )
-        return data, loader
+        options = loader_options(cfg.workers, cfg.pin_memory, self.device)
+        return data, DataLoader(data, batch_sampler=batches, generator=g, **options)
 
     def _train_set(self, task: str, stage: str):
         cfg = self.config
@@ -649,19 +731,17 @@ class _Runner:
     def _evaluate_one(self, task: str, *, identity: bool = False, data=None) -> dict[str, float]:
         """Mean PSNR/SSIM of `task` on its test set (or on `data`)."""
         data = self._test_set(task) if data is None else data
-        values: dict[str, list[float]] = {"psnr": [], "ssim": []}
+
+        def score(i: int) -> list[float]:
+            degraded, clean = (t.unsqueeze(0).to(self.device) for t in data[i])
+            restored = degraded if identity else self._forward(degraded, task).clamp(0, 1)
+            return [float(psnr(restored, clean)), float(ssim(restored, clean))]
+
         self.model.eval()
-        with torch.no_grad():
-            for i in range(len(data)):
-                degraded, clean = (t.unsqueeze(0).to(self.device) for t in data[i])
-                if identity:
-                    restored = degraded
-                else:
-                    restored = self._forward(degraded, task).clamp(0, 1)
-                values["psnr"].append(float(psnr(restored, clean)))
-                values["ssim"].append(float(ssim(restored, clean)))
+        with torch.no_grad():  # each rank scores every world_size-th image
+            values = scores_by_index(self.ctx, len(data), score, 2)
         self.model.train()
-        return {k: round(float(np.mean(v)), 4) for k, v in values.items()}
+        return {k: round(float(np.mean(values[:, j])), 4) for j, k in enumerate(("psnr", "ssim"))}
 
 
 class _BaselineRunner(_Runner):
@@ -755,7 +835,7 @@ class _BaselineRunner(_Runner):
         )
 
     def _forward(self, x: torch.Tensor, task: str | None) -> torch.Tensor:
-        return self.model(x)  # one network for every task
+        return self._module()(x)  # one network for every task
 
     def _trainable(self) -> list[torch.nn.Parameter]:
         return list(self.model.parameters())
@@ -794,7 +874,10 @@ def _hash(stage: str) -> int:
 # ----------------------------------------------------------------------------- run state
 
 
-def _start(config: PipelineConfig, out: Path, *, resume: bool, overwrite: bool) -> dict:
+def _start(
+    config: PipelineConfig, out: Path, *, resume: bool, overwrite: bool, ctx: DistContext
+) -> dict:
+    """The run's state; every rank reads, rank 0 alone writes (after every rank checked)."""
     checkpoint = out / CHECKPOINT
     saved_config = out / CONFIG_FILE
     if resume:
@@ -809,7 +892,10 @@ def _start(config: PipelineConfig, out: Path, *, resume: bool, overwrite: bool) 
             model.load_state_dict(data["model"])
         report = Report.from_dict(data["report"])
         report.config = config.to_dict()
-        _save_config(config, saved_config)
+        ctx.barrier()
+        if ctx.is_main:
+            _save_config(config, saved_config)
+        ctx.barrier()
         log.info("resuming %s after %s", out, data["done"][-1] if data["done"] else "nothing")
         return {
             "model": model,
@@ -822,9 +908,12 @@ def _start(config: PipelineConfig, out: Path, *, resume: bool, overwrite: bool) 
             f"{out} already holds a run; continue it with resume=True (--resume) or "
             "replace it with overwrite=True (--overwrite)"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint.unlink(missing_ok=True)
-    _save_config(config, saved_config)
+    ctx.barrier()
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint.unlink(missing_ok=True)
+        _save_config(config, saved_config)
+    ctx.barrier()
     torch.manual_seed(config.seed)
     if config.method == "ecmrnet":
         model = ECMRNet.from_preset(config.model)
@@ -835,7 +924,7 @@ def _start(config: PipelineConfig, out: Path, *, resume: bool, overwrite: bool) 
 
 def _check_resumable(saved: PipelineConfig, new: PipelineConfig, out: Path) -> None:
     a, b = saved.to_dict(), new.to_dict()
-    differ = sorted(k for k in a if k != "tasks" and a[k] != b[k])
+    differ = sorted(k for k in a if k not in _MAY_CHANGE and a.get(k) != b.get(k))
     if differ:
         raise TaskStateError(
             f"the run in {out} was made with other settings ({', '.join(differ)}: "
@@ -851,6 +940,26 @@ def _check_resumable(saved: PipelineConfig, new: PipelineConfig, out: Path) -> N
             f"joint training learns its tasks at once: `tasks` must stay {list(saved.tasks)} "
             f"to resume; got {list(new.tasks)}"
         )
+
+
+# Settings a resumed run may change: the task list (extended) and the speed switches
+# that leave the results unchanged (`amp` changes the rounding, so it stays).
+_MAY_CHANGE = {
+    "tasks",
+    "channels_last",
+    "compile",
+    "optimizer_impl",
+    "grouped_conv",
+    "workers",
+    "pin_memory",
+}
+
+
+def _save_on_main(ctx: DistContext, path: Path, payload: dict) -> None:
+    """Rank 0 writes the checkpoint (atomically); every rank continues once it is there."""
+    if ctx.is_main:
+        save_checkpoint(path, payload)
+    ctx.barrier()
 
 
 def _save_config(config: PipelineConfig, path: Path) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -187,16 +187,27 @@ def selection_from_graphs(
     Returns (frequency per stage, keep mask per stage, seconds spent in sepkit).
     """
     _check_selection(rho, method)
-    frequency, keep = {}, {}
+    counts, seconds = _selection_counts(graphs, method=method, base=base, seed=seed)
+    n = {stage: A.shape[0] for stage, A in graphs.items()}
+    frequency = {stage: c / n[stage] for stage, c in counts.items()}
+    keep = {stage: f >= rho for stage, f in frequency.items()}
+    return frequency, keep, seconds
+
+
+def _selection_counts(graphs, *, method, base, seed) -> tuple[dict[str, np.ndarray], float]:
+    """Per stage, how many of the graphs chose each group as a representative."""
+    counts = {}
     seconds = 0.0
     for stage, A in graphs.items():
         start = time.perf_counter()
+        if A.shape[0] == 0:  # this process scored no image of the pool
+            counts[stage] = np.zeros(A.shape[1], dtype=np.int64)
+            continue
         result = sepkit.codeseg_batch(A, method=method, base=base, seed=seed)
         chosen = sepkit.representatives(result.labels, result.detachment)
         seconds += time.perf_counter() - start
-        frequency[stage] = chosen.mean(axis=0)
-        keep[stage] = frequency[stage] >= rho
-    return frequency, keep, seconds
+        counts[stage] = chosen.sum(axis=0, dtype=np.int64)
+    return counts, seconds
 
 
 def select_groups(
@@ -210,6 +221,7 @@ def select_groups(
     base: float = math.e,
     batch_size: int = 4,
     seed: int | None = None,
+    reduce: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> GroupSelection:
     """Score every channel group of `task`'s branch on a pool of degraded images (SEP).
 
@@ -232,6 +244,12 @@ def select_groups(
         Logarithm base of the entropies (natural, as the public code).
     batch_size : int
         Pool images per forward pass when `images` is one tensor.
+    reduce : callable, optional
+        Sums an int64 array over the processes that each scored a part of the pool
+        (:meth:`sepkit_torch.distributed.DistContext.all_reduce_sum`): the selection
+        counts and the image count are summed, so every process keeps the same groups,
+        those one process scoring the whole pool would keep. `images` is then this
+        process's part, possibly empty.
 
     Returns
     -------
@@ -275,13 +293,27 @@ def select_groups(
         for h in hooks:
             h.remove()
         model.train(was_training)
-    if n_samples == 0:
+    if reduce is None and n_samples == 0:
         raise InvalidInputError("`images` must hold at least one image; got an empty pool")
     # One transfer per stage to sepkit.
-    graphs = {s: torch.cat(per_stage[s]).cpu().numpy() for s in STAGE_NAMES}
-    frequency, keep, seconds["graph"] = selection_from_graphs(
-        graphs, rho=rho, method=method, base=base, seed=seed
-    )
+    graphs = {
+        s: torch.cat(per_stage[s]).cpu().numpy()
+        if per_stage[s]
+        else np.zeros((0, groups[s], groups[s]))
+        for s in STAGE_NAMES
+    }
+    counts, seconds["graph"] = _selection_counts(graphs, method=method, base=base, seed=seed)
+    if reduce is not None:
+        # one collective call: the counts of every stage and the number of images
+        flat = np.concatenate([counts[s] for s in STAGE_NAMES] + [np.array([n_samples])])
+        flat = np.asarray(reduce(flat.astype(np.int64)), dtype=np.int64)
+        n_samples = int(flat[-1])
+        if n_samples == 0:
+            raise InvalidInputError("`images` must hold at least one image; got an empty pool")
+        bounds = np.cumsum([0] + [groups[s] for s in STAGE_NAMES])
+        counts = {s: flat[bounds[i] : bounds[i + 1]] for i, s in enumerate(STAGE_NAMES)}
+    frequency = {s: counts[s] / n_samples for s in STAGE_NAMES}
+    keep = {s: frequency[s] >= rho for s in STAGE_NAMES}
     return GroupSelection(
         frequency=frequency, keep=keep, rho=float(rho), n_samples=n_samples, seconds=seconds
     )

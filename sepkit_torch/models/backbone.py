@@ -37,7 +37,9 @@ __all__ = [
     "Backbone",
     "BackboneConfig",
     "Branch",
+    "GROUPED_CONV_IMPLS",
     "GResBlock",
+    "GroupedConv2d",
     "Stage",
     "check_images",
     "pad_to_multiple",
@@ -174,6 +176,103 @@ PRESETS: dict[str, BackboneConfig] = {
 }
 
 
+#: How :class:`GroupedConv2d` computes a grouped convolution: ``"native"`` (the backend's
+#: grouped kernel, cuDNN on a GPU), ``"dense"`` (one ordinary convolution with a
+#: block-diagonal weight: ``groups`` times the arithmetic, but one large kernel) and
+#: ``"unfold"`` (im2col, then one batched matrix product over the groups).
+GROUPED_CONV_IMPLS = ("native", "dense", "unfold")
+
+
+def block_diagonal_weight(weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """The dense ``(C_out, C_in, k, k)`` weight equal to grouped `weight` ``(C_out, C_in/g, k, k)``.
+
+    Group ``i``'s block sits on the diagonal; every weight between groups is zero.
+    Differentiable: the gradient of a zero block is dropped.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sepkit_torch.models.backbone import block_diagonal_weight
+    >>> block_diagonal_weight(torch.ones(4, 2, 1, 1), groups=2)[:, :, 0, 0]
+    tensor([[1., 1., 0., 0.],
+            [1., 1., 0., 0.],
+            [0., 0., 1., 1.],
+            [0., 0., 1., 1.]])
+    """
+    c_out, m_in, kh, kw = weight.shape
+    w = weight.reshape(groups, c_out // groups, m_in, kh, kw)
+    eye = torch.eye(groups, dtype=weight.dtype, device=weight.device)
+    dense = torch.einsum("gaikl,gh->gahikl", w, eye)
+    return dense.reshape(c_out, groups * m_in, kh, kw)
+
+
+class GroupedConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` with ``groups``, computed by one of :data:`GROUPED_CONV_IMPLS`.
+
+    The parameters, their names and the state dict are those of ``nn.Conv2d``; only
+    :attr:`impl` (not saved: a property of the machine, not of the model) picks the
+    algorithm. Every algorithm gives the same result up to floating-point rounding.
+    Stride 1, dilation 1 and zero padding only (what :class:`GResBlock` uses).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sepkit_torch.models.backbone import GroupedConv2d
+    >>> conv = GroupedConv2d(8, 8, 3, padding=1, groups=4).double()
+    >>> x = torch.randn(2, 8, 5, 6, dtype=torch.float64)
+    >>> native = conv(x)
+    >>> conv.impl = "unfold"
+    >>> torch.allclose(conv(x), native)
+    True
+    """
+
+    impl: str = "native"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.stride != (1, 1) or self.dilation != (1, 1) or self.padding_mode != "zeros":
+            raise InvalidInputError(
+                "`GroupedConv2d` supports stride 1, dilation 1 and zero padding; got "
+                f"stride={self.stride}, dilation={self.dilation}, "
+                f"padding_mode={self.padding_mode!r}"
+            )
+        if isinstance(self.padding, str):
+            raise InvalidInputError(
+                f"`padding` of GroupedConv2d must be ints; got {self.padding!r}"
+            )
+
+    def set_impl(self, impl: str) -> None:
+        """Choose the algorithm, one of :data:`GROUPED_CONV_IMPLS`."""
+        if impl not in GROUPED_CONV_IMPLS:
+            raise InvalidInputError(
+                f"`impl` must be one of {list(GROUPED_CONV_IMPLS)}; got {impl!r}"
+            )
+        self.impl = impl
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impl == "native" or self.groups == 1:
+            return super().forward(x)
+        if self.impl == "dense":
+            weight = block_diagonal_weight(self.weight, self.groups)
+            return F.conv2d(x, weight, self.bias, padding=self.padding)
+        return self._unfold(x)
+
+    def _unfold(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.groups
+        b, _, h, w = x.shape
+        kh, kw = self.kernel_size
+        ph, pw = self.padding
+        cols = F.unfold(x, (kh, kw), padding=(ph, pw))  # (B, C_in * kh * kw, L)
+        cols = cols.reshape(b, g, -1, cols.shape[-1])  # a group's channels are contiguous
+        weight = self.weight.reshape(g, self.out_channels // g, -1)
+        y = torch.matmul(weight, cols)  # (B, g, m_out, L)
+        if self.bias is not None:
+            y = y + self.bias.to(y.dtype).reshape(1, g, -1, 1)
+        out_h = h + 2 * ph - kh + 1
+        out_w = w + 2 * pw - kw + 1
+        return y.reshape(b, self.out_channels, out_h, out_w)
+
+
 class GResBlock(nn.Module):
     """Group residual block: ``x + beta * GCA(GELU(gconv(gconv(GroupNorm(x)))))``.
 
@@ -212,8 +311,8 @@ class GResBlock(nn.Module):
             )
         self.groups = groups
         self.norm = nn.GroupNorm(groups, channels)
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, groups=groups)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, groups=groups)
+        self.conv1 = GroupedConv2d(channels, channels, 3, padding=1, groups=groups)
+        self.conv2 = GroupedConv2d(channels, channels, 3, padding=1, groups=groups)
         self.act = nn.GELU()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.attn = nn.Conv2d(channels, channels, 1, groups=groups)
