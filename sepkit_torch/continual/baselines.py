@@ -37,7 +37,7 @@ REGULARIZED: dict[str, type[Regularizer]] = {"ewc": EWC, "si": SI, "mas": MAS, "
 DEFAULT_STRENGTH_GRIDS: dict[str, tuple[float, ...]] = {
     "ewc": (10.0, 100.0, 1000.0),
     "si": (0.1, 1.0, 10.0),
-    "mas": (0.01, 0.1, 1.0),
+    "mas": (0.0001, 0.001, 0.01, 0.1),
     "lwf": (0.1, 1.0, 10.0),
 }
 
