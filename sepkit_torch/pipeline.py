@@ -32,6 +32,12 @@ from sepkit_torch.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from sepkit_torch.complexity import complexity
 from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.continual.pruning import PruneReport, prune, select_groups
+from sepkit_torch.continual.recognition import (
+    RECOGNIZER_MODES,
+    is_recognizer_stage,
+    load_recognizer,
+    recognizer_stage,
+)
 from sepkit_torch.data import PAPER_TASKS, list_images, make_dataset, parse_task, read_image
 from sepkit_torch.data.synthetic import mix_seed
 from sepkit_torch.metrics import LOSSES, psnr, ssim
@@ -81,6 +87,10 @@ class PipelineConfig:
     out: str = "runs/demo"
     examples: str | None = None
     examples_task: str = "CBN"
+    # the degradation recognizer (blind restoration): "context" trains each letter's head
+    # around the letters learned before it, "pairs" on its task's pairs only, "none" skips it
+    recognizer: str = "context"
+    recognizer_epochs: int = 3
 
     def __post_init__(self):
         for name, kind in _FIELD_TYPES.items():
@@ -110,7 +120,7 @@ class PipelineConfig:
         ):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"`{name}` must be >= 1; got {getattr(self, name)!r}")
-        for name in ("pretrain_epochs", "epochs", "finetune_epochs", "seed"):
+        for name in ("pretrain_epochs", "epochs", "finetune_epochs", "recognizer_epochs", "seed"):
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"`{name}` must be >= 0; got {getattr(self, name)!r}")
         _choice("loss", self.loss, tuple(LOSSES))
@@ -118,6 +128,7 @@ class PipelineConfig:
         _choice("sep_similarity", self.sep_similarity, ("pearson", "cosine"))
         _choice("skmm", self.skmm, ("released", "paper", "none"))
         _choice("model", self.model, ("tiny", "paper"))
+        _choice("recognizer", self.recognizer, RECOGNIZER_MODES)
         if not 0 < self.sep_rho <= 1:
             raise InvalidInputError(f"`sep_rho` must be in (0, 1]; got {self.sep_rho!r}")
         if not self.tasks:
@@ -195,6 +206,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         epochs=1,
         finetune_epochs=1,
         sep_pool=2,
+        recognizer_epochs=1,
         out="runs/smoke",
     ),
 }
@@ -216,6 +228,8 @@ class Report:
     # real degraded/clean pairs (config.examples): per image, degraded input, our
     # restoration and, where present, the peer's restoration (PSNR/SSIM)
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the degradation recognizer: letters, size, and its scores after each task
+    recognizer: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -265,12 +279,15 @@ def run(
     if stop_after is not None and stop_after not in stages:
         raise InvalidInputError(f"`stop_after` must be one of {stages}; got {stop_after!r}")
     runner = _Runner(config, model, report, device, progress)
+    runner.recognizer = load_recognizer(state.get("recognizer"), device)
+    # the restorer's stages keep their seeds whether or not the recognizer's are there
+    seed_index = {s: i for i, s in enumerate(s for s in stages if not is_recognizer_stage(s))}
     for index, stage in enumerate(stages):
         if stage in done:
             continue
         log.info("stage %d/%d: %s", index + 1, len(stages), stage)
         start = time.perf_counter()
-        torch.manual_seed(mix_seed(config.seed, index))
+        torch.manual_seed(mix_seed(config.seed, seed_index.get(stage, index)))
         runner.do(stage)
         report.seconds[stage] = round(time.perf_counter() - start, 3)
         done.append(stage)
@@ -285,6 +302,7 @@ def run(
                 # the last training stage's optimizer and schedule, for inspection: every
                 # stage builds its own, so resuming at a stage boundary does not need them
                 "optimizer": runner.optimizer_state,
+                "recognizer": None if runner.recognizer is None else runner.recognizer.state_dict(),
             },
         )
         if stage == stop_after:
@@ -309,6 +327,8 @@ def _stages(config: PipelineConfig) -> list[str]:
             if config.finetune_epochs > 0:
                 stages.append(f"{task}:finetune")
         stages.append(f"{task}:evaluate")
+        if config.recognizer != "none":
+            stages.append(f"{task}:recognize")
     return stages
 
 
@@ -322,6 +342,7 @@ class _Runner:
         self.device = device
         self.progress = progress
         self.optimizer_state: dict[str, Any] | None = None
+        self.recognizer = None
 
     def do(self, stage: str) -> None:
         if stage == "pretrain":
@@ -336,6 +357,18 @@ class _Runner:
         elif step == "finetune":
             self._fit(task, self.config.finetune_epochs, stage)
             self.report.pruning[task]["after_finetuning"] = self._evaluate_one(task)
+        elif step == "recognize":
+            self.recognizer = recognizer_stage(
+                self.config,
+                self.recognizer,
+                task,
+                self.report,
+                train_set=self._train_set(task, stage),
+                test_sets={t: self._test_set(t) for t in self.report.tasks},
+                seed=mix_seed(self.config.seed, _hash(stage), 2),
+                device=self.device,
+                progress=self.progress,
+            )
         else:
             self._evaluate(task)
 
@@ -551,7 +584,12 @@ def _start(config: PipelineConfig, out: Path, *, resume: bool, overwrite: bool) 
         report.config = config.to_dict()
         _save_config(config, saved_config)
         log.info("resuming %s after %s", out, data["done"][-1] if data["done"] else "nothing")
-        return {"model": model, "report": report, "done": list(data["done"])}
+        return {
+            "model": model,
+            "report": report,
+            "done": list(data["done"]),
+            "recognizer": data.get("recognizer"),
+        }
     if (checkpoint.exists() or saved_config.exists()) and not overwrite:
         raise TaskStateError(
             f"{out} already holds a run; continue it with resume=True (--resume) or "
