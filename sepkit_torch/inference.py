@@ -71,12 +71,15 @@ def tile_windows(
 
 
 def _ramp(start: int, end: int, n: int, overlap: int, dtype, device) -> torch.Tensor:
-    """Blend weights along one axis: 1 inside, rising over `overlap` pixels from an inner edge."""
+    """Blend weights along one axis: 1 inside; along an inner edge, 0 over the outer
+    ``overlap // 4`` pixels (where padding distorts a tile's output), then rising
+    linearly to 1 over the rest of the overlap."""
     w = torch.ones(end - start, dtype=dtype, device=device)
     k = min(overlap, end - start)
     if k == 0:
         return w
-    rise = (torch.arange(k, dtype=dtype, device=device) + 0.5) / k
+    margin = overlap // 4
+    rise = ((torch.arange(k, dtype=dtype, device=device) - margin + 0.5) / (k - margin)).clamp(0, 1)
     if start > 0:
         w[:k] = torch.minimum(w[:k], rise)
     if end < n:
@@ -123,13 +126,16 @@ def tiled_apply(
     Notes
     -----
     Each tile's output is weighted by a window that is 1 except over `overlap` pixels
-    along its inner edges, where it rises linearly from the tile's edge, and the weighted
-    outputs are averaged. A pixel covered by one tile at weight 1 gets exactly that tile's
-    output; for an operator that sees at most ``overlap`` pixels around each output pixel,
-    that equals the untiled output. Networks with image-wide operations (ECMRNet's
-    GroupNorm and channel attention, which pool over the whole input) see each tile's
-    statistics instead: their tiled output approximates the untiled one everywhere
-    (``docs/restore.md`` measures by how much).
+    along its inner edges (those not on the image border): there it is 0 over the outer
+    ``overlap // 4`` pixels and then rises linearly to 1; the weighted outputs are
+    averaged. A pixel covered by one tile at weight 1 gets exactly that tile's output.
+    For an operator that sees at most ``overlap // 4`` pixels around each output pixel
+    (a stack of convolutions), every weighted value is then the untiled one: the result
+    equals the untiled output exactly away from the seams and to rounding on them.
+    Networks with image-wide operations (ECMRNet's GroupNorm and channel attention,
+    which pool over the whole input) see each tile's statistics instead: their tiled
+    output approximates the untiled one everywhere (``docs/restore.md`` measures by how
+    much).
 
     Examples
     --------
