@@ -199,7 +199,8 @@ def train_letter(
         Degradation parameters of the contexts (as the data's).
     batch_size, lr, seed, device
         Pairs per step, Adam's learning rate (cosine to 1/100 of it), the seed of the
-        batch order and of the contexts.
+        head's initial weights, the batch order and the contexts (no global random state
+        is used or changed).
     progress : callable, optional
         ``progress(loss)`` after every step (e.g. a progress bar's update).
 
@@ -217,7 +218,9 @@ def train_letter(
     contexts = tuple(c for c in contexts if c != letter)
     for c in contexts:
         parse_task(c)
-    recognizer.add_letter(letter)
+    with torch.random.fork_rng(devices=[]):  # the new head's initial weights from `seed`
+        torch.manual_seed(seed)
+        recognizer.add_letter(letter)
     recognizer.to(device)
     if epochs < 1:
         return float("nan")

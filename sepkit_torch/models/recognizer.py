@@ -27,6 +27,11 @@ __all__ = ["DegradationRecognizer", "LetterHead"]
 _STATE_FORMAT = 1
 
 
+def _check_width(width) -> None:
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise InvalidInputError(f"`width` must be a positive int; got {width!r}")
+
+
 class LetterHead(nn.Module):
     """One degradation's detector: ``(B, 1, H, W)`` images in ``[0, 1]`` -> ``(B,)`` logits.
 
@@ -41,8 +46,7 @@ class LetterHead(nn.Module):
 
     def __init__(self, width: int = 16):
         super().__init__()
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise InvalidInputError(f"`width` must be a positive int; got {width!r}")
+        _check_width(width)
         self.features = nn.Sequential(
             nn.Conv2d(2, width, 3, padding=1),
             nn.GELU(),
@@ -102,7 +106,7 @@ class DegradationRecognizer(nn.Module):
 
     def __init__(self, width: int = 16):
         super().__init__()
-        LetterHead(width)  # validates `width`
+        _check_width(width)
         self.width = width
         self.heads = nn.ModuleDict()
 

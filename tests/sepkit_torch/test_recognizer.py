@@ -45,6 +45,18 @@ def test_a_new_letter_leaves_earlier_logits_bit_identical():
     assert not torch.equal(fresh(X)[:, 0], after[:, 1])
 
 
+def test_training_a_head_depends_on_its_seed_only():
+    heads = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        recognizer = DegradationRecognizer(width=4)
+        train_letter(recognizer, "N", _train_set("N"), epochs=1, batch_size=4, seed=5)
+        assert torch.equal(torch.get_rng_state(), state)  # the global generator untouched
+        heads.append(recognizer(X))
+    assert torch.equal(heads[0], heads[1])
+
+
 def test_only_the_newest_head_trains_and_gets_gradients():
     recognizer = DegradationRecognizer(width=4)
     recognizer.add_letter("C")
