@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -277,3 +278,18 @@ def test_command_usage_errors(run_dir, tmp_path, capsys):
     assert restore_main([str(tmp_path), "--checkpoint", str(tmp_path), "--out", "o"]) == 2
     assert "without checkpoint.pt" in capsys.readouterr().err
     assert package_main(["unknown"]) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_restores_like_the_cpu(trained):
+    model, recognizer = trained
+    x = images(2, 1, 70, 52, seed=11)
+    on_cpu, routes_cpu = Restorer(model, recognizer, tasks=TASKS, tile=32).restore(x)
+    gpu = Restorer(
+        copy.deepcopy(model), copy.deepcopy(recognizer), tasks=TASKS, tile=32, device="cuda"
+    )
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # float32 as on the CPU
+        on_gpu, routes_gpu = gpu.restore(x.cuda())
+    assert on_gpu.device.type == "cuda" and routes_gpu == routes_cpu
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=0, atol=1e-4)
