@@ -268,7 +268,8 @@ def main(argv=None) -> None:
     sets = test_sets(config)
     print(
         f"Run {run}: preset {config.preset}, tasks {', '.join(config.tasks)}, "
-        f"recognizer {config.recognizer} ({config.recognizer_epochs} epochs).\n"
+        f"recognizer {config.recognizer} ({config.recognizer_epochs} epochs); "
+        f"{len(next(iter(sets.values())))} test images per task.\n"
     )
 
     print_known_blind(known_and_blind(restorer, sets), "Known task against blind restoration")
