@@ -265,7 +265,7 @@ def main(argv=None) -> None:
     run = Path(args.run)
     config = PipelineConfig(**json.loads((run / "config.json").read_text()))
     restorer = sepkit_torch.load(run)
-    sets = test_sets(config)
+    sets = test_sets(config, args.test_length)
     print(
         f"Run {run}: preset {config.preset}, tasks {', '.join(config.tasks)}, "
         f"recognizer {config.recognizer} ({config.recognizer_epochs} epochs); "
