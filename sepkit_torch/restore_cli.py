@@ -116,7 +116,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="where restored images go")
     p.add_argument("--task", help="the degradation, e.g. CB (default: recognize it)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--tile", type=int, default=512, help="tile side for large images (512)")
+    p.add_argument(
+        "--tile", type=int, default=1024, help="tile side for large images (default 1024)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
     return p
