@@ -3,8 +3,10 @@
 Install with the ``[torch]`` extra. The ECMRNet backbone and SKMM (:mod:`sepkit_torch.models`),
 SCGE expansion (:class:`ECMRNet`), SEP pruning and SKMM mining
 (:mod:`sepkit_torch.continual`), degradations and datasets (:mod:`sepkit_torch.data`),
-PSNR/SSIM (:mod:`sepkit_torch.metrics`), the paper's complexity counter, and the task-sequence
-pipeline (:mod:`sepkit_torch.pipeline`, ``python -m sepkit_torch.pipeline``).
+PSNR/SSIM (:mod:`sepkit_torch.metrics`), the paper's complexity counter, the task-sequence
+pipeline (:mod:`sepkit_torch.pipeline`, ``python -m sepkit_torch.pipeline``), and blind
+restoration with a trained run (:func:`load` -> :class:`Restorer`, with the degradation
+recognizer of :mod:`sepkit_torch.continual.recognition`; ``python -m sepkit_torch restore``).
 
 >>> import torch
 >>> import sepkit_torch
@@ -22,12 +24,14 @@ from sepkit_torch._errors import (
 )
 from sepkit_torch.complexity import Complexity, complexity
 from sepkit_torch.continual.expansion import ECMRNet, TaskInfo
+from sepkit_torch.inference import Restorer, load
 from sepkit_torch.metrics import psnr, ssim
 from sepkit_torch.models.backbone import PRESETS, Backbone, BackboneConfig
 from sepkit_torch.training import make_optimizer, train_step, trainable_parameters
 
 __all__ = [
     "PRESETS",
+    "Restorer",
     "Backbone",
     "BackboneConfig",
     "Complexity",
@@ -38,6 +42,7 @@ __all__ = [
     "TaskStateError",
     "UnknownTaskError",
     "complexity",
+    "load",
     "make_optimizer",
     "psnr",
     "ssim",

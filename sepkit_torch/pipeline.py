@@ -47,6 +47,12 @@ from sepkit_torch.continual.baselines import (
 )
 from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.continual.pruning import PruneReport, prune, select_groups
+from sepkit_torch.continual.recognition import (
+    RECOGNIZER_MODES,
+    is_recognizer_stage,
+    load_recognizer,
+    recognizer_stage,
+)
 from sepkit_torch.data import PAPER_TASKS, list_images, make_dataset, parse_task, read_image
 from sepkit_torch.data.synthetic import mix_seed
 from sepkit_torch.distributed import (
@@ -141,6 +147,10 @@ class PipelineConfig:
     grouped_conv: str = "native"
     workers: int = 0
     pin_memory: bool = False
+    # the degradation recognizer (blind restoration): "context" trains each letter's head
+    # around the letters learned before it, "pairs" on its task's pairs only, "none" skips it
+    recognizer: str = "context"
+    recognizer_epochs: int = 3
 
     def __post_init__(self):
         for name, kind in _FIELD_TYPES.items():
@@ -174,7 +184,14 @@ class PipelineConfig:
         ):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"`{name}` must be >= 1; got {getattr(self, name)!r}")
-        for name in ("pretrain_epochs", "epochs", "finetune_epochs", "tune_epochs", "seed"):
+        for name in (
+            "pretrain_epochs",
+            "epochs",
+            "finetune_epochs",
+            "tune_epochs",
+            "recognizer_epochs",
+            "seed",
+        ):
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"`{name}` must be >= 0; got {getattr(self, name)!r}")
         _choice("loss", self.loss, tuple(LOSSES))
@@ -199,6 +216,7 @@ class PipelineConfig:
                 f"`strength` and `strength_grid` apply to the methods {sorted(REGULARIZED)}; "
                 f"`method` is {self.method!r}"
             )
+        _choice("recognizer", self.recognizer, RECOGNIZER_MODES)
         if not 0 < self.sep_rho <= 1:
             raise InvalidInputError(f"`sep_rho` must be in (0, 1]; got {self.sep_rho!r}")
         if not self.tasks:
@@ -292,6 +310,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         epochs=1,
         finetune_epochs=1,
         sep_pool=2,
+        recognizer_epochs=1,
         out="runs/smoke",
         baseline="tiny",
         tune_epochs=1,
@@ -318,6 +337,8 @@ class Report:
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the baselines: the strength used and its tuning, joint training's batches per task
     strategy: dict[str, Any] = field(default_factory=dict)
+    # the degradation recognizer: letters, size, and its scores after each task
+    recognizer: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -400,12 +421,15 @@ def _run(config, ctx: DistContext, out, resume, overwrite, progress, stop_after)
     runner = runner_class(config, model, report, device, progress and ctx.is_main, ctx=ctx)
     if state.get("regularizer") is not None:
         runner.load_regularizer(state["regularizer"])
+    runner.recognizer = load_recognizer(state.get("recognizer"), device)
+    # the restorer's stages keep their seeds whether or not the recognizer's are there
+    seed_index = {s: i for i, s in enumerate(s for s in stages if not is_recognizer_stage(s))}
     for index, stage in enumerate(stages):
         if stage in done:
             continue
         log.info("stage %d/%d: %s", index + 1, len(stages), stage)
         start = time.perf_counter()
-        torch.manual_seed(mix_seed(config.seed, index))
+        torch.manual_seed(mix_seed(config.seed, seed_index.get(stage, index)))
         runner.do(stage)
         report.seconds[stage] = round(time.perf_counter() - start, 3)
         done.append(stage)
@@ -422,6 +446,7 @@ def _run(config, ctx: DistContext, out, resume, overwrite, progress, stop_after)
                 # stage builds its own, so resuming at a stage boundary does not need them
                 "optimizer": runner.optimizer_state,
                 "regularizer": runner.regularizer_state(),
+                "recognizer": None if runner.recognizer is None else runner.recognizer.state_dict(),
             },
         )
         if stage == stop_after:
@@ -454,6 +479,8 @@ def _stages(config: PipelineConfig) -> list[str]:
             if config.finetune_epochs > 0:
                 stages.append(f"{task}:finetune")
         stages.append(f"{task}:evaluate")
+        if config.recognizer != "none":
+            stages.append(f"{task}:recognize")
     return stages
 
 
@@ -468,6 +495,7 @@ class _Runner:
         self.progress = progress
         self.ctx = DistContext() if ctx is None else ctx
         self.optimizer_state: dict[str, Any] | None = None
+        self.recognizer = None
         self.regularizer = None
         # what trains: the model, or its DDP / compiled wrapper (set by _fit)
         self._net: torch.nn.Module | None = None
@@ -491,6 +519,18 @@ class _Runner:
         elif step == "finetune":
             self._fit(task, self.config.finetune_epochs, stage)
             self.report.pruning[task]["after_finetuning"] = self._evaluate_one(task)
+        elif step == "recognize":
+            self.recognizer = recognizer_stage(
+                self.config,
+                self.recognizer,
+                task,
+                self.report,
+                train_set=self._train_set(task, stage),
+                test_sets={t: self._test_set(t) for t in self.report.tasks},
+                seed=mix_seed(self.config.seed, _hash(stage), 2),
+                device=self.device,
+                progress=self.progress,
+            )
         else:
             self._evaluate(task)
 
@@ -902,6 +942,7 @@ def _start(
             "report": report,
             "done": list(data["done"]),
             "regularizer": data.get("regularizer"),
+            "recognizer": data.get("recognizer"),
         }
     if (checkpoint.exists() or saved_config.exists()) and not overwrite:
         raise TaskStateError(

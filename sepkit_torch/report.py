@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sepkit_torch.continual.recognition import recognizer_markdown
+
 __all__ = ["write_report"]
 
 log = logging.getLogger("sepkit_torch.report")
@@ -126,6 +128,7 @@ def _markdown(report, plots: list[Path]) -> str:
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += recognizer_markdown(report.recognizer)
     if report.size:
         lines += ["## Model size over the sequence", "", "| after | total params |", "|---|---:|"]
         lines += [f"| {s['after']} | {s['total_params']:,} |" for s in report.size]

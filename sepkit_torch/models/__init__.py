@@ -19,6 +19,7 @@ from sepkit_torch.models.nafnet import (
     NAFNetConfig,
     SimpleGate,
 )
+from sepkit_torch.models.recognizer import DegradationRecognizer, LetterHead
 from sepkit_torch.models.skmm import (
     SKMM_VARIANTS,
     PaperSKMM,
@@ -35,8 +36,10 @@ __all__ = [
     "Backbone",
     "BackboneConfig",
     "Branch",
+    "DegradationRecognizer",
     "GResBlock",
     "LayerNorm2d",
+    "LetterHead",
     "NAFBlock",
     "NAFNet",
     "NAFNetConfig",

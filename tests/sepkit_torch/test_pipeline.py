@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import sepkit_torch
 import sepkit_torch.checkpoint as checkpoint_module
 from sepkit_torch import TaskStateError
 from sepkit_torch.checkpoint import load_checkpoint, save_checkpoint
 from sepkit_torch.cli import main
+from sepkit_torch.data import thermal_scene
 from sepkit_torch.pipeline import PipelineConfig, run
 
 TASKS = ("C", "B", "CB")
@@ -63,8 +65,44 @@ def test_end_to_end_writes_the_report(full_run):
     saved = json.loads((Path(out) / "config.json").read_text())
     assert saved == config.to_dict()
     ckpt = load_checkpoint(Path(out) / "checkpoint.pt")
-    assert ckpt["done"][-1] == "CB:evaluate" and ckpt["optimizer"]["stage"] == "CB:finetune"
+    assert ckpt["done"][-1] == "CB:recognize" and ckpt["optimizer"]["stage"] == "CB:finetune"
     assert {"optimizer", "scheduler"} <= set(ckpt["optimizer"]) and "torch" in ckpt["rng"]
+    assert ckpt["recognizer"]["_extra_state"]["letters"] == ["C", "B"]
+
+
+def test_the_recognizer_grows_with_the_sequence(full_run):
+    config, report = full_run
+    rec = report.recognizer
+    assert rec["mode"] == "context" and rec["letters"] == ["C", "B"]
+    assert list(rec["after"]) == list(TASKS) and set(rec["loss"]) == {"C", "B"}
+    assert rec["after"]["C"]["columns"] == ["C", "clean"]
+    final = rec["after"]["CB"]
+    assert final["rows"] == ["C", "B", "CB", "clean"]
+    assert [sum(r) for r in final["confusion"]] == [config.test_length] * 4
+    assert rec["params"] > 0 and rec["macs"] > 0
+    assert "Degradation recognizer" in (Path(config.out) / "report.md").read_text()
+
+
+def test_without_the_recognizer_the_restorer_is_the_same(tmp_path, full_run):
+    _, with_recognizer = full_run
+    config = smoke(tmp_path, recognizer="none")
+    report = run(config, progress=False)
+    assert report.recognizer == {} and not any(s.endswith(":recognize") for s in report.seconds)
+    assert report.metrics == with_recognizer.metrics
+    assert load_checkpoint(Path(config.out) / "checkpoint.pt")["recognizer"] is None
+
+
+def test_a_run_restores_blind_and_by_task(full_run):
+    config, _ = full_run
+    restorer = sepkit_torch.load(config.out)
+    assert restorer.tasks == TASKS and restorer.routable == TASKS
+    degraded = thermal_scene(24, 0)
+    model = restorer.model
+    with torch.no_grad():
+        by_model = model(degraded[None], task="CB").clamp(0, 1)[0]
+    assert torch.equal(restorer(degraded, task="CB"), by_model)
+    restored, routes = restorer.restore(degraded)
+    assert restored.shape == degraded.shape and routes[0] in (*TASKS, None)
 
 
 def test_no_forgetting_end_to_end(full_run):
@@ -135,6 +173,8 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
         ({"tasks": ["X"]}, r"unknown degradation"),
         ({"sep_rho": 0.0}, r"`sep_rho` must be in \(0, 1\]"),
         ({"skmm": "big"}, r"`skmm` must be one of"),
+        ({"recognizer": "yes"}, r"`recognizer` must be one of \['context', 'pairs', 'none'\]"),
+        ({"recognizer_epochs": -1}, r"`recognizer_epochs` must be >= 0; got -1"),
         ({"colour": 3}, r"unknown setting\(s\) \['colour'\]"),
         ({"examples": "x", "tasks": ["C"]}, r"`examples_task` must be one of `tasks`"),
     ],

@@ -1,0 +1,497 @@
+"""Blind restoration's first step: train the recognizer's heads, route images to tasks.
+
+A single-degradation task ``L`` adds and trains the head of letter ``L``
+(:func:`train_letter`) on that task's synthetic pairs: the degraded image is a positive,
+its clean image a negative. Nothing else is seen: the head of C, trained when C was the
+only task, has never seen a blurred or noisy image. :func:`evaluate_recognition` measures
+what that costs on the fixed test sets of every task learned so far.
+
+:func:`route` maps the heads' probabilities to the best learned task: the learned task
+whose set of letters is most probable when the heads are read as independent
+probabilities (the maximum-likelihood learned task; see its Notes). When the thresholded
+set of letters is itself a learned task, that is the task chosen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from sepkit_torch._errors import InvalidInputError
+from sepkit_torch.data import degrade, parse_task, quantize, task_name
+from sepkit_torch.models.recognizer import DegradationRecognizer
+
+__all__ = [
+    "CLEAN",
+    "RECOGNIZER_MODES",
+    "Recognition",
+    "evaluate_recognition",
+    "recognize",
+    "recognizer_markdown",
+    "recognizer_stage",
+    "route",
+    "train_letter",
+]
+
+#: The name of "no degradation recognized" in routes and confusion matrices; such an image
+#: is passed through unchanged.
+CLEAN = "clean"
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """The recognizer's verdict on one image (read-only).
+
+    Attributes
+    ----------
+    task : str or None
+        The learned task the image is routed to; None when no degradation is recognized
+        (the image is left as it is).
+    letters : tuple of str
+        The degradations whose probability is at least the threshold, canonical order.
+    probabilities : dict of str to float
+        Per letter, the head's probability that the degradation is present.
+    """
+
+    task: str | None
+    letters: tuple[str, ...]
+    probabilities: dict[str, float]
+
+
+def route(
+    probabilities: torch.Tensor,
+    letters: Sequence[str],
+    tasks: Sequence[str],
+) -> list[str | None]:
+    """The learned task of each image, from its per-letter probabilities.
+
+    Parameters
+    ----------
+    probabilities : torch.Tensor
+        ``(B, len(letters))``, the heads' probabilities (``sigmoid`` of the logits).
+    letters : sequence of str
+        The recognizer's letters, in the columns' order.
+    tasks : sequence of str
+        The learned tasks (``"C"``, ``"CB"``, ...), in the order learned (ties go to the
+        earlier one).
+
+    Returns
+    -------
+    list of (str or None)
+        Per image, a task of `tasks`, or None when "no degradation" is the most probable.
+
+    Notes
+    -----
+    With ``p_l`` the probability of letter ``l``, a candidate set of letters ``S`` (a
+    learned task's parts, or the empty set for a clean image) has the log-likelihood
+    ``sum_{l in S} log p_l + sum_{l not in S} log(1 - p_l)``; the most likely candidate
+    wins. When the thresholded set ``{l : p_l >= 0.5}`` is a learned task (or empty) it is
+    the most likely of all sets, so it is chosen: exact matches route to themselves.
+    Otherwise the closest learned task is the one that disagrees with the heads on the
+    fewest letters, each disagreement weighed by how confident that head is: an image
+    read as ``{C, B, N}`` by a model that learned ``CB`` and ``CN`` goes to ``CB`` if the
+    noise head is less sure than the blur head.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sepkit_torch.continual.recognition import route
+    >>> p = torch.tensor([[0.9, 0.8, 0.1], [0.9, 0.8, 0.6], [0.1, 0.2, 0.3], [0.9, 0.7, 0.8]])
+    >>> route(p, ["C", "B", "N"], ["C", "B", "N", "CB", "CN"])
+    ['CB', 'CB', None, 'CN']
+    """
+    letters = tuple(letters)
+    if not isinstance(probabilities, torch.Tensor) or probabilities.ndim != 2:
+        raise InvalidInputError(
+            "`probabilities` must be a (batch, letters) tensor; got "
+            f"{getattr(probabilities, 'shape', type(probabilities).__name__)}"
+        )
+    if probabilities.shape[1] != len(letters):
+        raise InvalidInputError(
+            f"`probabilities` must have one column per letter {list(letters)}; got "
+            f"shape {tuple(probabilities.shape)}"
+        )
+    candidates: list[str | None] = [None]
+    masks = [[False] * len(letters)]
+    for task in tasks:
+        parts = parse_task(task)
+        missing = [p for p in parts if p not in letters]
+        if missing:
+            raise InvalidInputError(
+                f"`tasks`: task {task!r} needs a head for {missing}; the recognizer's "
+                f"letters are {list(letters)}"
+            )
+        candidates.append(task)
+        masks.append([letter in parts for letter in letters])
+    p = probabilities.detach().double().cpu().clamp(_EPS, 1 - _EPS)
+    member = torch.tensor(masks, dtype=torch.float64)  # (candidates, letters)
+    score = p.log() @ member.T + (1 - p).log() @ (1 - member).T  # (B, candidates)
+    return [candidates[i] for i in score.argmax(1).tolist()]
+
+
+def recognize(
+    recognizer: DegradationRecognizer,
+    images: torch.Tensor,
+    tasks: Sequence[str],
+    *,
+    threshold: float = 0.5,
+) -> list[Recognition]:
+    """Recognize a batch ``(B, 1, H, W)`` and route each image to one of `tasks`."""
+    with torch.no_grad():
+        p = recognizer.probabilities(images).cpu()
+    return _verdicts(p, recognizer.letters, tasks, threshold)
+
+
+def _verdicts(p, letters, tasks, threshold) -> list[Recognition]:
+    routes = route(p, letters, tasks)
+    out = []
+    for row, task in zip(p.tolist(), routes, strict=True):
+        present = tuple(letter for letter, v in zip(letters, row, strict=True) if v >= threshold)
+        out.append(
+            Recognition(
+                task=task,
+                letters=present,
+                probabilities={letter: round(v, 4) for letter, v in zip(letters, row, strict=True)},
+            )
+        )
+    return out
+
+
+def train_letter(
+    recognizer: DegradationRecognizer,
+    letter: str,
+    data,
+    *,
+    epochs: int,
+    contexts: Sequence[str] = (),
+    preset: str = "ecmrnet",
+    batch_size: int = 8,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress=None,
+) -> float:
+    """Add the head of `letter` to `recognizer` and train it; returns the last loss.
+
+    Parameters
+    ----------
+    recognizer : DegradationRecognizer
+    letter : str
+        A single degradation without a head yet.
+    data : Dataset
+        ``(degraded, clean)`` pairs of the task `letter` (and ``set_epoch``), e.g. the
+        restorer's training set of that task.
+    epochs : int
+        Passes over `data`.
+    contexts : sequence of str
+        Other degradations to show the head around its own (see Notes); ``()`` trains on
+        the pairs of `data` alone.
+    preset : str
+        Degradation parameters of the contexts (as the data's).
+    batch_size, lr, seed, device
+        Pairs per step, Adam's learning rate (cosine to 1/100 of it), the seed of the
+        head's initial weights, the batch order and the contexts (no global random state
+        is used or changed).
+    progress : callable, optional
+        ``progress(loss)`` after every step (e.g. a progress bar's update).
+
+    Notes
+    -----
+    Every batch holds the degraded images (target 1) and their clean images (target 0):
+    balanced classes and the same scenes on both sides, so the head has to look at the
+    degradation, not at the content. The clean images are rounded to 8-bit grey levels
+    like the degraded ones, so that rounding is no clue. With `contexts`, each pair gets
+    a random subset ``S`` of them (each with probability 1/2): the positive becomes the
+    clean image degraded by ``S`` and `letter`, the negative the clean image degraded by
+    ``S`` alone. Those are made with the registered degradation functions on the current
+    task's clean images; no earlier task's data is used. Binary cross-entropy on logits.
+    """
+    contexts = tuple(c for c in contexts if c != letter)
+    for c in contexts:
+        parse_task(c)
+    with torch.random.fork_rng(devices=[]):  # the new head's initial weights from `seed`
+        torch.manual_seed(seed)
+        recognizer.add_letter(letter)
+    recognizer.to(device)
+    if epochs < 1:
+        return float("nan")
+    g = torch.Generator().manual_seed(seed)
+    context_g = torch.Generator().manual_seed(seed + 1)
+    loader = DataLoader(
+        data, batch_size=batch_size, shuffle=True, generator=g, drop_last=len(data) > batch_size
+    )
+    head = recognizer.heads[letter]
+    optimizer = torch.optim.Adam(recognizer.trainable_parameters(), lr=lr)
+    total = max(1, epochs * len(loader))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, eta_min=lr / 100)
+    head.train()
+    last = float("nan")
+    for epoch in range(epochs):
+        data.set_epoch(epoch)
+        for degraded, clean in loader:
+            positives, negatives = _with_contexts(
+                degraded, clean, letter, contexts, preset, context_g
+            )
+            x = torch.cat([positives, negatives]).to(device)
+            target = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.binary_cross_entropy_with_logits(head(x), target.to(device))
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            last = loss.item()
+            if progress is not None:
+                progress(last)
+    head.eval()
+    return round(last, 6)
+
+
+def _with_contexts(degraded, clean, letter, contexts, preset, g):
+    positives, negatives = [], []
+    for d, c in zip(degraded, clean, strict=True):
+        chosen = [x for x in contexts if float(torch.rand((), generator=g)) < 0.5]
+        if chosen:
+            positives.append(quantize(degrade(c, task_name([*chosen, letter]), g, preset=preset)))
+            negatives.append(quantize(degrade(c, task_name(chosen), g, preset=preset)))
+        else:
+            positives.append(quantize(d))
+            negatives.append(quantize(c))
+    return torch.stack(positives), torch.stack(negatives)
+
+
+def evaluate_recognition(
+    recognizer: DegradationRecognizer,
+    test_sets: Mapping[str, Any],
+    tasks: Sequence[str],
+    *,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Score the recognizer on fixed test sets, with the clean images as one more row.
+
+    Parameters
+    ----------
+    recognizer : DegradationRecognizer
+    test_sets : mapping of str to Dataset
+        Task -> its fixed ``(degraded, clean)`` test set; the clean images of the first
+        one make the ``"clean"`` row.
+    tasks : sequence of str
+        The learned tasks to route to.
+
+    Returns
+    -------
+    dict
+        ``letters``; ``rows`` (the true tasks, then ``"clean"``); ``columns`` (the learned
+        tasks, then ``"clean"``); ``confusion`` (counts, rows x columns: true task by routed
+        task); ``per_task``: per row ``n``, ``routed`` (share routed to its own task),
+        ``exact`` (share whose thresholded letters are exactly its letters) and ``letter``
+        (per letter, the share of images on which that head is right); ``accuracy``: the
+        mean of ``routed`` over the degraded rows.
+    """
+    letters = recognizer.letters
+    columns = [*tasks, CLEAN]
+    rows: dict[str, list[tuple[str | None, tuple[str, ...]]]] = {}
+    samples = {}
+    first = next(iter(test_sets))
+    for task, data in test_sets.items():
+        samples[task] = [data[i][0] for i in range(len(data))]
+    # rounded to 8 bits like the degraded images (and a real image file)
+    samples[CLEAN] = [quantize(test_sets[first][i][1]) for i in range(len(test_sets[first]))]
+    recognizer.eval()
+    for name, images in samples.items():
+        verdicts = []
+        for image in images:  # one at a time: test images may differ in size
+            (v,) = recognize(recognizer, image.unsqueeze(0).to(device), tasks)
+            verdicts.append((v.task, v.letters))
+        rows[name] = verdicts
+    confusion = []
+    per_task = {}
+    for name, verdicts in rows.items():
+        truth = () if name == CLEAN else parse_task(name)
+        own = None if name == CLEAN else name
+        counts = [0] * len(columns)
+        for task, _ in verdicts:
+            counts[columns.index(CLEAN if task is None else task)] += 1
+        confusion.append(counts)
+        n = len(verdicts)
+        per_task[name] = {
+            "n": n,
+            "routed": round(sum(task == own for task, _ in verdicts) / n, 4),
+            "exact": round(sum(set(found) == set(truth) for _, found in verdicts) / n, 4),
+            "letter": {
+                letter: round(
+                    sum((letter in found) == (letter in truth) for _, found in verdicts) / n, 4
+                )
+                for letter in letters
+            },
+        }
+    degraded = [per_task[t]["routed"] for t in rows if t != CLEAN]
+    return {
+        "letters": list(letters),
+        "rows": list(rows),
+        "columns": columns,
+        "confusion": confusion,
+        "per_task": per_task,
+        "accuracy": round(float(np.mean(degraded)), 4) if degraded else math.nan,
+    }
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+#: Values of the pipeline's ``recognizer`` setting.
+RECOGNIZER_MODES = ("context", "pairs", "none")
+
+
+def is_recognizer_stage(stage: str) -> bool:
+    """True for the pipeline's ``"<task>:recognize"`` stages."""
+    return stage.endswith(":recognize")
+
+
+def load_recognizer(state, device) -> DegradationRecognizer | None:
+    """The recognizer of a checkpoint's ``"recognizer"`` entry (None stays None)."""
+    if state is None:
+        return None
+    return DegradationRecognizer.from_state_dict(state).to(device)
+
+
+def recognizer_stage(
+    config,
+    recognizer: DegradationRecognizer | None,
+    task: str,
+    report,
+    *,
+    train_set,
+    test_sets: Mapping[str, Any],
+    seed: int,
+    device,
+    progress: bool = True,
+) -> DegradationRecognizer:
+    """The pipeline's ``<task>:recognize`` stage; returns the (grown) recognizer.
+
+    A single degradation without a head gets one, trained on `train_set` for
+    ``config.recognizer_epochs`` (with the letters learned before it as contexts when
+    ``config.recognizer == "context"``). Then the recognizer is scored on the test sets of
+    every task learned so far (the routing table has grown by `task`), into
+    ``report.recognizer["after"][task]``.
+    """
+    from sepkit_torch.complexity import complexity
+
+    recognizer = recognizer if recognizer is not None else DegradationRecognizer()
+    info = report.recognizer or {"mode": config.recognizer, "loss": {}, "after": {}}
+    parts = parse_task(task)
+    if len(parts) == 1 and task not in recognizer.letters:
+        contexts = recognizer.letters if config.recognizer == "context" else ()
+        bar = _bar(config.recognizer_epochs * _steps(train_set, config.batch_size), task, progress)
+        info["loss"][task] = train_letter(
+            recognizer,
+            task,
+            train_set,
+            epochs=config.recognizer_epochs,
+            contexts=contexts,
+            preset=config.degradation_preset,
+            batch_size=config.batch_size,
+            seed=seed,
+            device=device,
+            progress=bar,
+        )
+        if bar is not None:
+            bar.close()
+    size = complexity(recognizer, (1, 1, 512, 640))
+    info["letters"] = list(recognizer.letters)
+    info["params"] = size.total_params
+    info["macs"] = size.macs
+    routable = [t for t in report.tasks if all(p in recognizer.letters for p in parse_task(t))]
+    info["after"][task] = evaluate_recognition(
+        recognizer, {t: test_sets[t] for t in routable}, routable, device=device
+    )
+    report.recognizer = info
+    return recognizer
+
+
+def _steps(data, batch_size: int) -> int:
+    n = len(data)
+    return n // batch_size if n > batch_size else 1
+
+
+class _Progress:
+    def __init__(self, bar):
+        self.bar = bar
+
+    def __call__(self, loss: float) -> None:
+        self.bar.set_postfix(loss=f"{loss:.4f}")
+        self.bar.update()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _bar(total: int, task: str, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # progress bars are optional
+        return None
+    return _Progress(tqdm(total=total, desc=f"{task}:recognize", leave=False, dynamic_ncols=True))
+
+
+def recognizer_markdown(info: Mapping[str, Any]) -> list[str]:
+    """The report's section on the recognizer (Markdown lines); ``[]`` without one."""
+    if not info or not info.get("after"):
+        return []
+    tasks = list(info["after"])
+    final = info["after"][tasks[-1]]
+    letters = final["letters"]
+    lines = [
+        "## Degradation recognizer",
+        "",
+        f"Heads {', '.join(letters)} (trained on "
+        + (
+            "each task's pairs only"
+            if info["mode"] == "pairs"
+            else "each task's pairs, around the letters learned before it"
+        )
+        + f"); {info['params']:,} params, {info['macs'] / 1e9:.3f} GMACs at 1 x 1 x 512 x 640. "
+        "Routed: share of the task's test images sent to that task; exact: share whose "
+        "recognized letters are exactly the task's; then per letter, the share on which "
+        "that head is right.",
+        "",
+        "| test images | routed | exact | " + " | ".join(letters) + " |",
+        "|---|---:|---:|" + "---:|" * len(letters),
+    ]
+    for row in final["rows"]:
+        r = final["per_task"][row]
+        cells = " | ".join(f"{r['letter'][letter]:.2f}" for letter in letters)
+        lines.append(f"| {row} | {r['routed']:.2f} | {r['exact']:.2f} | {cells} |")
+    lines += [
+        "",
+        f"Mean routing accuracy over the degraded test sets: {final['accuracy']:.3f}.",
+        "",
+        "Confusion (row: true task, column: routed to; clean = left as is):",
+        "",
+        "| true \\ routed | " + " | ".join(final["columns"]) + " |",
+        "|---|" + "---:|" * len(final["columns"]),
+    ]
+    for row, counts in zip(final["rows"], final["confusion"], strict=True):
+        lines.append(f"| {row} | " + " | ".join(str(c) for c in counts) + " |")
+    lines += [
+        "",
+        "Routing accuracy over the sequence (row: after learning that task):",
+        "",
+        "| after \\ task | " + " | ".join(tasks) + " |",
+        "|---|" + "---:|" * len(tasks),
+    ]
+    for after in tasks:
+        per = info["after"][after]["per_task"]
+        cells = [f"{per[t]['routed']:.2f}" if t in per else "" for t in tasks]
+        lines.append(f"| {after} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines

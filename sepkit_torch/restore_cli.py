@@ -1,0 +1,199 @@
+"""``python -m sepkit_torch restore``: restore image files with a trained pipeline run.
+
+Reads 8- and 16-bit grey (or colour, made grey) PNG, TIFF and JPEG files, or every such
+file of a folder; writes each restored image under ``--out`` with the same name, format
+and bit depth. Without ``--task`` each image's degradation is recognized first and
+printed. A file that cannot be read or written is reported by name and skipped; the
+command then exits with status 1 (2 for a bad checkpoint or option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sepkit_torch._errors import SepkitTorchError
+from sepkit_torch.data import IMAGE_EXTENSIONS, list_images
+
+_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG"}
+#: File endings the command restores (BMP is read by the data sets, but not written here).
+RESTORE_EXTENSIONS = tuple(e for e in IMAGE_EXTENSIONS if e in _FORMATS)
+
+
+class FileError(SepkitTorchError, OSError):
+    """An input file that cannot be restored: unreadable, or of an unsupported kind."""
+
+
+def read_grey(path: Path) -> np.ndarray:
+    """The pixels of `path` as a 2-D uint8 (8-bit or colour files) or uint16 array."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+                arr = np.asarray(img).astype(np.uint16)
+            elif mode == "I":  # Pillow's mode for some 16-bit PNG/TIFF files
+                arr = np.asarray(img)
+                if arr.min() < 0 or arr.max() > 65535:
+                    raise FileError(
+                        f"{str(path)!r}: 32-bit integer pixels outside 0..65535 "
+                        f"({arr.min()}..{arr.max()}); only 8- and 16-bit images are supported"
+                    )
+                arr = arr.astype(np.uint16)
+            elif mode in ("F", "I;32", "I;32B"):
+                raise FileError(
+                    f"{str(path)!r}: mode {mode!r} (32-bit); only 8- and 16-bit images are "
+                    "supported"
+                )
+            else:
+                arr = np.asarray(img.convert("L"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, FileError):
+            raise
+        raise FileError(f"cannot read image {str(path)!r}: {exc}") from exc
+    if arr.ndim != 2:
+        raise FileError(f"{str(path)!r}: expected one grey channel; got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def write_grey(path: Path, array: np.ndarray) -> None:
+    """Write a 2-D uint8/uint16 array to `path` (format from its ending), atomically."""
+    from PIL import Image
+
+    fmt = _FORMATS[path.suffix.lower()]
+    if fmt == "JPEG" and array.dtype != np.uint8:
+        raise FileError(f"{str(path)!r}: JPEG holds 8-bit images only; got {array.dtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        image = Image.fromarray(array)
+        image.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _inputs(items: list[str]) -> tuple[list[tuple[Path, Path]], list[str], bool]:
+    """``(file, name under --out)`` pairs, errors for inputs that give none, any folder."""
+    found, errors, folder = [], [], False
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            folder = True
+            try:
+                files = [p for p in list_images(path) if p.suffix.lower() in RESTORE_EXTENSIONS]
+            except SepkitTorchError as exc:
+                errors.append(f"{item}: {exc}")
+                continue
+            found += [(p, Path(p.name)) for p in files]
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        else:
+            errors.append(f"{item}: no such file or folder")
+    return found, errors, folder
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sepkit_torch restore",
+        description="Restore thermal images with a trained pipeline run. Without --task, "
+        "each image's degradation is recognized first.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of them")
+    p.add_argument(
+        "--checkpoint", required=True, metavar="RUN", help="a pipeline run folder or checkpoint"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="where restored images go")
+    p.add_argument("--task", help="the degradation, e.g. CB (default: recognize it)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument(
+        "--tile", type=int, default=1024, help="tile side for large images (default 1024)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sepkit_torch.inference import load
+
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        restorer = load(args.checkpoint, device=args.device, tile=args.tile)
+        if args.task is not None:
+            restorer._check_task(args.task)
+    except (SepkitTorchError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.task is None and restorer.recognizer is None:
+        print(
+            f"error: {args.checkpoint} has no recognizer; pass --task (one of "
+            f"{', '.join(restorer.tasks)})",
+            file=sys.stderr,
+        )
+        return 2
+    out = Path(args.out)
+    files, failed, any_folder = _inputs(args.inputs)
+    for message in failed:
+        print(f"failed: {message}", file=sys.stderr)
+    bar = _bar(len(files), enabled=any_folder and not args.quiet)
+    say = bar.write if bar is not None else print
+    written: set[Path] = set()
+    ok = 0
+    for path, name in files:
+        target = out / name
+        try:
+            if target in written:
+                raise FileError(f"{str(path)!r}: another input was also written to {target}")
+            if target.exists() and not args.overwrite:
+                raise FileError(f"{str(target)!r} exists; pass --overwrite to replace it")
+            image = read_grey(path)
+            if args.task is None:
+                (verdict,) = restorer.recognize(image)
+                task = verdict.task
+                seen = "".join(verdict.letters) or "none"
+                p = ", ".join(f"{k} {v:.2f}" for k, v in verdict.probabilities.items())
+                line = f"{path}: recognized {seen} ({p}) -> " + (task or "left as is")
+            else:
+                task = args.task
+                line = f"{path}: task {task}"
+            restored = image if task is None else restorer(image, task=task)
+            write_grey(target, restored)
+            written.add(target)
+            ok += 1
+            if not args.quiet:
+                say(f"{line}; wrote {target} ({image.dtype.itemsize * 8}-bit)")
+        except (OSError, SepkitTorchError, ValueError) as exc:
+            failed.append(str(path))
+            say(f"failed: {exc}", file=sys.stderr)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    if failed:
+        print(f"{ok} restored, {len(failed)} failed", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"{ok} restored into {out}")
+    return 0
+
+
+def _bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # progress bars are optional
+        return None
+    return tqdm(total=total, desc="restore", unit="image", dynamic_ncols=True)
