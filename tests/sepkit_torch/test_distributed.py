@@ -286,5 +286,5 @@ def test_two_rank_checkpoint_resumes_in_one_process(stopped_two_rank_run):
     assert report.tasks == ["C", "B", "CB"]
     assert report.metrics[0] == r0["report"]["metrics"][0]  # C's scores, from the 2 ranks
     assert [row[0] for row in report.metrics] == [report.metrics[0][0]] * 3  # no forgetting
-    assert load_checkpoint(Path(out) / "checkpoint.pt")["done"][-1] == "CB:evaluate"
+    assert "CB:evaluate" in load_checkpoint(Path(out) / "checkpoint.pt")["done"]
     assert (Path(out) / "report.md").is_file()
