@@ -224,21 +224,25 @@ def _plots(summary, out: Path) -> list[Path]:
     fig.tight_layout()
     paths.append(_save(fig, out / "comparison_psnr.png", plt))
 
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for method in methods:
+    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.45 * len(methods)))
+    y = np.arange(len(methods))[::-1]
+    ax.barh(y, [rows[m]["psnr"] for m in methods], color="tab:blue")
+    for k, method in zip(y, methods, strict=True):
         r = rows[method]
-        ax.scatter(r["total_params"] / 1e6, r["psnr"], s=40)
-        label = method if r["forgetting"] is None else f"{method} ({r['forgetting']:+.1f} dB)"
-        ax.annotate(
-            label,
-            (r["total_params"] / 1e6, r["psnr"]),
+        forgetting = "none" if r["forgetting"] is None else f"{r['forgetting']:+.2f} dB"
+        ax.text(
+            r["psnr"],
+            k,
+            f" {r['psnr']:.2f} dB, forgetting {forgetting}, {r['total_params'] / 1e6:.2f} M params",
+            va="center",
             fontsize=7,
-            xytext=(4, 2),
-            textcoords="offset points",
         )
-    ax.set_xlabel("total params (M)")
-    ax.set_ylabel("average PSNR (dB)")
-    ax.set_title("quality vs size (forgetting in brackets)")
+    ax.set_yticks(y, methods)
+    ax.set_xlim(
+        min(r["psnr"] for r in rows.values()) - 3, max(r["psnr"] for r in rows.values()) + 6
+    )
+    ax.set_xlabel("average PSNR over the tasks (dB)")
+    ax.set_title("average quality, forgetting and size per method")
     fig.tight_layout()
-    paths.append(_save(fig, out / "comparison_size.png", plt))
+    paths.append(_save(fig, out / "comparison_summary.png", plt))
     return paths
