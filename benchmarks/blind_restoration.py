@@ -39,11 +39,10 @@ import torch
 import sepkit_torch
 from sepkit_torch import complexity, psnr, ssim
 from sepkit_torch.continual.recognition import CLEAN, evaluate_recognition, train_letter
-from sepkit_torch.data import make_dataset, parse_task, read_image
-from sepkit_torch.data.synthetic import mix_seed
+from sepkit_torch.data import parse_task, read_image
 from sepkit_torch.inference import Restorer
 from sepkit_torch.models import DegradationRecognizer
-from sepkit_torch.pipeline import PipelineConfig, _hash
+from sepkit_torch.pipeline import PipelineConfig, stage_seed, test_set, train_set
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO.parent / "shared" / "data" / "hm-tir-examples"
@@ -56,22 +55,7 @@ def test_sets(config: PipelineConfig, length: int | None = None) -> dict:
     For procedural data, `length` extends them: item ``i`` depends on ``(seed, i)`` only,
     so the run's test images are the first ``config.test_length`` of the longer set.
     """
-    extra = (
-        {"length": length or config.test_length, "crop_size": config.test_size}
-        if config.data is None
-        else {}
-    )
-    return {
-        t: make_dataset(
-            config.data,
-            t,
-            split="test",
-            preset=config.degradation_preset,
-            seed=config.seed,
-            **extra,
-        )
-        for t in config.tasks
-    }
+    return {t: test_set(config, t, length=length) for t in config.tasks}
 
 
 def retrain_recognizer(config: PipelineConfig, mode: str) -> DegradationRecognizer:
@@ -81,19 +65,7 @@ def retrain_recognizer(config: PipelineConfig, mode: str) -> DegradationRecogniz
     singles = [t for t in config.tasks if len(parse_task(t)) == 1]
     for task in singles:
         stage = f"{task}:recognize"
-        data = make_dataset(
-            config.data,
-            task,
-            split="train",
-            crop_size=config.crop_size,
-            preset=config.degradation_preset,
-            seed=mix_seed(config.seed, _hash(stage)),
-            **(
-                {"length": config.train_length}
-                if config.data is None
-                else {"repeat": config.repeat}
-            ),
-        )
+        data = train_set(config, task, stage)
         contexts = {
             "context": recognizer.letters,
             "pairs": (),
@@ -107,7 +79,7 @@ def retrain_recognizer(config: PipelineConfig, mode: str) -> DegradationRecogniz
             contexts=contexts,
             preset=config.degradation_preset,
             batch_size=config.batch_size,
-            seed=mix_seed(config.seed, _hash(stage), 2),
+            seed=stage_seed(config, stage, 2),
         )
     return recognizer.eval()
 

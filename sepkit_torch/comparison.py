@@ -26,7 +26,7 @@ from sepkit_torch._errors import InvalidInputError, TaskStateError
 from sepkit_torch.checkpoint import load_checkpoint, save_checkpoint
 from sepkit_torch.continual.baselines import METHODS
 from sepkit_torch.pipeline import CHECKPOINT, CONFIG_FILE, PipelineConfig, Report, run
-from sepkit_torch.report import _atomic_write, _save
+from sepkit_torch.report import _atomic_write, _save, matrix_table
 
 __all__ = ["compare", "summarize"]
 
@@ -190,12 +190,8 @@ def _markdown(summary, reports, plots) -> str:
         lines += [
             f"## `{method}`: accuracy matrix (PSNR dB, row: after learning)",
             "",
-            "| after \\ task | " + " | ".join(tasks) + " |",
-            "|---|" + "---:|" * len(tasks),
+            *matrix_table(report),
         ]
-        for label, row in zip(report.row_labels(), report.metrics, strict=True):
-            cells = [f"{row[j]['psnr']:.2f}" if j < len(row) else "" for j in range(len(tasks))]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines += ["", f"Full report: [{method}/report.md]({method}/report.md).", ""]
     if plots:
         lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]

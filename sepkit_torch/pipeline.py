@@ -79,7 +79,7 @@ from sepkit_torch.speed import (
     to_channels_last,
 )
 
-__all__ = ["PRESETS", "PipelineConfig", "Report", "run"]
+__all__ = ["PRESETS", "PipelineConfig", "Report", "run", "stage_seed", "test_set", "train_set"]
 
 log = logging.getLogger("sepkit_torch.pipeline")
 
@@ -527,7 +527,7 @@ class _Runner:
                 self.report,
                 train_set=self._train_set(task, stage),
                 test_sets={t: self._test_set(t) for t in self.report.tasks},
-                seed=mix_seed(self.config.seed, _hash(stage), 2),
+                seed=stage_seed(self.config, stage, 2),
                 device=self.device,
                 progress=self.progress,
             )
@@ -712,7 +712,7 @@ class _Runner:
         """The training set of `task` (clean images for None) and its seeded loader."""
         cfg = self.config
         data = self._train_set(task or "C", stage)
-        g = torch.Generator().manual_seed(mix_seed(cfg.seed, _hash(stage), 1))
+        g = torch.Generator().manual_seed(stage_seed(cfg, stage, 1))
         # the batches a shuffled DataLoader draws from `g`; each rank takes its part
         batches = ShardedBatchSampler(
             len(data),
@@ -726,24 +726,11 @@ class _Runner:
         return data, DataLoader(data, batch_sampler=batches, generator=g, **options)
 
     def _train_set(self, task: str, stage: str):
-        cfg = self.config
-        return make_dataset(
-            cfg.data,
-            task,
-            split="train",
-            crop_size=cfg.crop_size,
-            preset=cfg.degradation_preset,
-            seed=mix_seed(cfg.seed, _hash(stage)),
-            **({"length": cfg.train_length} if cfg.data is None else {"repeat": cfg.repeat}),
-        )
+        return train_set(self.config, task, stage)
 
     @functools.cache  # noqa: B019 (one runner per run; the sets are fixed and reused)
     def _test_set(self, task: str):
-        cfg = self.config
-        extra = {"length": cfg.test_length, "crop_size": cfg.test_size} if cfg.data is None else {}
-        return make_dataset(
-            cfg.data, task, split="test", preset=cfg.degradation_preset, seed=cfg.seed, **extra
-        )
+        return test_set(self.config, task)
 
     def _size(self, task: str) -> dict[str, int]:
         c = complexity(self.model, (1, 1, 512, 640), task=_model_name(task))
@@ -886,13 +873,47 @@ class _BaselineRunner(_Runner):
         cfg = self.config
         # each task's stream is the one sequential training would see
         data = JointData({t: self._train_set(t, f"{t}:train") for t in cfg.tasks})
-        g = torch.Generator().manual_seed(mix_seed(cfg.seed, _hash(stage), 1))
+        g = torch.Generator().manual_seed(stage_seed(cfg, stage, 1))
         self._joint_sampler = TaskPerBatchSampler(data, cfg.batch_size, g)
         return data, DataLoader(data, batch_sampler=self._joint_sampler)
 
     def _size(self, task: str) -> dict[str, int]:
         c = complexity(self.model, (1, 1, 512, 640))
         return {"activated_params": c.activated_params, "macs": c.macs}
+
+
+def stage_seed(config: PipelineConfig, stage: str, *salt: int) -> int:
+    """The seed of `stage`'s randomness (its data, batch order, ...; `salt` tells them
+    apart): a function of ``(config.seed, stage)`` only, so a resumed run draws the same."""
+    return mix_seed(config.seed, _hash(stage), *salt)
+
+
+def train_set(config: PipelineConfig, task: str, stage: str):
+    """The training images `stage` of a run with `config` uses for `task` (its crops and
+    degradations follow :func:`stage_seed`)."""
+    return make_dataset(
+        config.data,
+        task,
+        split="train",
+        crop_size=config.crop_size,
+        preset=config.degradation_preset,
+        seed=stage_seed(config, stage),
+        **({"length": config.train_length} if config.data is None else {"repeat": config.repeat}),
+    )
+
+
+def test_set(config: PipelineConfig, task: str, *, length: int | None = None):
+    """The fixed test images of `task` in a run with `config`.
+
+    For procedural data `length` (default ``config.test_length``) extends the set: item
+    ``i`` depends on ``(seed, i)`` only, so the run's images are its first ones.
+    """
+    extra = {}
+    if config.data is None:
+        extra = {"length": length or config.test_length, "crop_size": config.test_size}
+    return make_dataset(
+        config.data, task, split="test", preset=config.degradation_preset, seed=config.seed, **extra
+    )
 
 
 def _scores(restored: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:

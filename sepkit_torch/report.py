@@ -87,13 +87,9 @@ def _markdown(report, plots: list[Path]) -> str:
         lines += [
             "## Accuracy matrix (PSNR dB, row: after learning that task)",
             "",
-            "| after \\ task | " + " | ".join(tasks) + " |",
-            "|---|" + "---:|" * len(tasks),
+            *matrix_table(report),
+            "",
         ]
-        for label, row in zip(report.row_labels(), report.metrics, strict=True):
-            cells = [f"{row[j]['psnr']:.2f}" if j < len(row) else "" for j in range(len(tasks))]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
     if report.pruning:
         lines += [
             "## SEP pruning",
@@ -141,6 +137,16 @@ def _markdown(report, plots: list[Path]) -> str:
     else:
         lines += ["(Plots skipped: install matplotlib to get them.)", ""]
     return "\n".join(lines)
+
+
+def matrix_table(report) -> list[str]:
+    """The accuracy matrix as Markdown table lines (PSNR dB; a row per ``row_labels``)."""
+    tasks = report.tasks
+    lines = ["| after \\ task | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
+    for label, row in zip(report.row_labels(), report.metrics, strict=True):
+        cells = [f"{row[j]['psnr']:.2f}" if j < len(row) else "" for j in range(len(tasks))]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _signed(value) -> str:

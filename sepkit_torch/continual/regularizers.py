@@ -370,7 +370,7 @@ class SI(_ParameterPenalty):
 
     def load_state_dict(self, state: dict, model: nn.Module | None = None) -> None:
         super().load_state_dict(state, model)
-        self.damping = state["damping"]
+        self.damping = _check_strength("damping", state["damping"])
         self._path, self._start = _cloned(state["path"]), _cloned(state["start"])
         self._pending = None
 

@@ -134,8 +134,8 @@ def _train(model, loader, ctx):
     return {k: v.detach().clone() for k, v in model.branches["C"].state_dict().items()}
 
 
-def _worker(rank, world, port, folder):
-    torch.set_num_threads(1)
+def _torchrun_environment(rank: int, world: int, port: int) -> None:
+    """What torchrun would set for process `rank` of `world`."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -143,6 +143,11 @@ def _worker(rank, world, port, folder):
         LOCAL_RANK=str(rank),
         WORLD_SIZE=str(world),
     )
+
+
+def _worker(rank, world, port, folder):
+    torch.set_num_threads(1)
+    _torchrun_environment(rank, world, port)
     ctx = init_distributed("cpu")
     try:
         out = {"rank": ctx.rank}
@@ -207,13 +212,7 @@ def _pipeline_worker(rank, world, port, out, record, stop_after):
     import sepkit_torch.pipeline as pipeline
 
     torch.set_num_threads(1)
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world),
-    )
+    _torchrun_environment(rank, world, port)
     writers = []
 
     def who_writes(real):  # records the caller, then does the real write
