@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import networkx as nx
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -38,9 +39,10 @@ _ORDERS = ("index", "edges", "random")
 _TOL = 1e-12
 _GAME_MAX_ITER = 5
 _GAME_TAU = 0.3
-_MULTILEVEL_MAX_ROUNDS = 64
-# Graphs up to this many nodes also get a start from one cluster and the
-# cluster-merge kicks (cheap there, and what finds the optimum on tiny graphs).
+# One descent and a pass of single-node moves: further rounds seldom lower H2.
+_MULTILEVEL_MAX_ROUNDS = 1
+# Graphs up to this many nodes are polished by default: solved exactly up to 10
+# nodes, else the best of several starts (cheap there, where local optima abound).
 _POLISH_MAX_NODES = 256
 
 
@@ -227,15 +229,16 @@ def codeseg(
         _, labels, history, converged = best
         n_iter = history.size
     else:
-        best_seed = opt.seeds[0]
-        if opt.seeds.size > 1:
-            _, ent, _, _ = _k.search_starts(
-                g.indptr, g.indices, g.data, g.degree, opt.seeds, opt.max_iter, _TOL, opt.polish
-            )
-            best_seed = opt.seeds[int(np.argmin(ent))]
-        labels, history, n_iter, converged = _k.search(
-            g.indptr, g.indices, g.data, g.degree, best_seed, opt.max_iter, _TOL, opt.polish
-        )
+        best = None
+        for s in opt.seeds:  # each start runs in parallel on large graphs
+            lab, hist, rounds, conv = _k.search(
+                g.indptr, g.indices, g.data, g.degree, s, opt.max_iter, _TOL, opt.polish,
+                numba.get_num_threads(),
+            )  # fmt: skip
+            h = _entropy(g, _k.compact(lab)[0])
+            if best is None or h < best[0]:
+                best = (h, lab, hist, rounds, conv)
+        _, labels, history, n_iter, converged = best
 
     labels, k = _k.compact(labels)
     memberships = None
