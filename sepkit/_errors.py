@@ -11,3 +11,7 @@ class InvalidGraphError(SepkitError, ValueError):
 
 class InvalidLabelsError(SepkitError, ValueError):
     """The labels do not describe a partition of the graph's nodes."""
+
+
+class InvalidOptionError(SepkitError, ValueError):
+    """An option (keyword argument) outside its allowed values."""

@@ -27,6 +27,15 @@ def log_scale(base) -> float:
     return 1.0 / math.log(base)
 
 
+def check_seed(seed) -> int:
+    """A seed: a non-negative integer, or None for 0."""
+    if seed is None:
+        return 0
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer or None; got {seed!r}")
+    return int(seed)
+
+
 class Labels:
     """A validated partition: ``codes`` in ``0..k-1`` and the user's label of each code."""
 

@@ -1,9 +1,11 @@
 """CoDeSEG: partitions that minimise two-dimensional structural entropy.
 
-Two methods share one set of O(degree) move deltas:
+Three methods share one set of O(degree) move deltas:
 
 - ``"game"`` reproduces the reference CoDeSEG sweep (Xian et al., WWW 2025)
   exactly, in float64;
+- ``"sweep"`` is the greedy sweep of ECMRNet's published pruning: a node moves
+  whenever a move lowers H2, with no stopping threshold;
 - ``"multilevel"`` (default) adds moves to new singletons, Leiden-style
   refinement, aggregation into super-nodes and seeded restarts, and reaches far
   lower entropy.
@@ -26,18 +28,21 @@ import scipy.sparse as sp
 
 from sepkit._kernels import codeseg as _k
 from sepkit._kernels import entropy as _ke
-from sepkit._labels import log_scale
+from sepkit._labels import check_seed, log_scale
 from sepkit.graph import Graph, as_graph, check_dense_stack
 
 __all__ = ["BatchPartition", "Partition", "codeseg", "codeseg_batch"]
 
-_METHODS = ("game", "multilevel")
+_METHODS = ("game", "multilevel", "sweep")
+# Kernel codes of the methods (sepkit/_kernels/codeseg.py).
+_METHOD_CODES = {"game": 0, "multilevel": 1, "sweep": 2}
 _ORDERS = ("index", "edges", "random")
 # A move is taken only when it lowers V * H2 by more than _TOL * (node degree):
 # float noise can never make the search cycle.
 _TOL = 1e-12
 _GAME_MAX_ITER = 5
 _GAME_TAU = 0.3
+_SWEEP_MAX_ITER = 10
 _MULTILEVEL_MAX_ROUNDS = 64
 # Graphs up to this many nodes also get a start from one cluster and the
 # cluster-merge kicks (cheap there, and what finds the optimum on tiny graphs).
@@ -56,9 +61,9 @@ class Partition:
         H2 of ``labels`` in the requested base (recomputed exactly).
     n_clusters : int
     n_iter : int
-        Sweeps (``"game"``) or rounds of the multilevel scheme.
+        Sweeps (``"game"``, ``"sweep"``) or rounds of the multilevel scheme.
     history : ndarray of float64
-        H2 after each sweep (game) or each level (multilevel); never increases.
+        H2 after each sweep (game, sweep) or each level (multilevel); never increases.
     converged : bool
         True when a stopping rule ended the search, False when ``max_iter`` did.
     memberships : tuple of tuples or None
@@ -136,13 +141,17 @@ def codeseg(
     ----------
     G : graph-like
         Anything :func:`sepkit.as_graph` accepts.
-    method : {"multilevel", "game"}
+    method : {"multilevel", "game", "sweep"}
         ``"game"``: the reference CoDeSEG rule. Start from singletons; sweep
         the nodes in ``order``; a node moves to the neighbouring cluster with
         the largest gain ``H2(now) - H2(moved)`` only when that gain beats
         ``max(0, H2(now) - H2(node alone))`` (the first cluster in the node's
         adjacency order wins ties); stop when a sweep moves nothing or its mean
         gain per move is at most ``tau * H1 / n``.
+        ``"sweep"``: the greedy sweep of ECMRNet's published pruning. As the
+        game, but a node moves whenever the best move has a gain above 0
+        (even when leaving for a singleton would gain more; no node ever
+        leaves), and only a sweep without moves or ``max_iter`` ends it.
         ``"multilevel"``: local moves to convergence (to any neighbouring
         cluster or a new singleton), refinement, aggregation, repeated until no
         level improves; the best of ``n_starts`` seeded starts.
@@ -150,14 +159,14 @@ def codeseg(
         Seed of the random visiting orders (``None`` means 0: results are
         reproducible unless you vary the seed).
     max_iter : int, optional
-        Game: most sweeps (default 5, as the reference). Multilevel: most
-        rounds (default 64).
+        Game: most sweeps (default 5, as the reference). Sweep: most sweeps
+        (default 10, as ECMRNet's pruning). Multilevel: most rounds (default 64).
     tau : float, optional
         Game only: the reference's stopping threshold (default 0.3; 0 sweeps
         until nothing moves).
     base : float, default 2
     order : {"index", "edges", "random"} or array of int, optional
-        Game only: the sweep order. ``"index"`` (default): node order of the
+        Game and sweep: the sweep order. ``"index"`` (default): node order of the
         graph; ``"edges"``: first appearance in the input's edge list (what
         the reference binary does); ``"random"``: a seeded shuffle per start;
         or an explicit permutation of ``0..n-1``.
@@ -206,7 +215,7 @@ def codeseg(
         n_nodes=g.n_nodes,
     )
 
-    if method == "game":
+    if method != "multilevel":
         h1 = _ke.node_terms(g.degree, g.volume).sum()
         if isinstance(order, str) and order == "random":
             candidates = []
@@ -219,7 +228,15 @@ def codeseg(
         best = None
         for perm in candidates:
             lab, hist, conv = _k.game(
-                g.indptr, g.indices, g.data, g.degree, perm, opt.max_iter, opt.tau, h1
+                g.indptr,
+                g.indices,
+                g.data,
+                g.degree,
+                perm,
+                opt.max_iter,
+                opt.tau,
+                h1,
+                method == "game",
             )
             h = _entropy(g, lab)
             if best is None or h < best[0]:
@@ -283,7 +300,7 @@ def codeseg_batch(
     method, seed, max_iter, tau, base, n_starts, polish
         As for :func:`codeseg` (``polish=None`` decides by ``n``).
     order : {"index", "random"} or array of int, optional
-        Game only; one order for every graph.
+        Game and sweep; one order for every graph.
 
     Returns
     -------
@@ -314,16 +331,15 @@ def codeseg_batch(
         n_nodes=n,
     )
     seeds, order_arr = opt.seeds, np.arange(n)
-    if method == "game" and not (isinstance(order, str) and order == "random"):
+    if method != "multilevel" and not (isinstance(order, str) and order == "random"):
         if isinstance(order, str) and order == "edges":
             raise ValueError(
                 '`order="edges"` needs an edge list; a dense batch has none (use "index")'
             )
         order_arr = _check_order("index" if order is None else order, None, n_nodes=n)
         seeds = seeds[:0]  # one fixed order instead of seeded random ones
-    code = 0 if method == "game" else 1
     labels, entropy, detachment = _k.batch(
-        A, code, order_arr, seeds, opt.max_iter, opt.tau, _TOL, opt.polish
+        A, _METHOD_CODES[method], order_arr, seeds, opt.max_iter, opt.tau, _TOL, opt.polish
     )
     n_clusters = labels.max(axis=1) + 1 if B and n else np.zeros(B, dtype=np.int64)
     return BatchPartition(
@@ -361,9 +377,9 @@ def _resolve_options(method, *, base, seed, n_starts, max_iter, tau, order, poli
     Options of the other method are errors, not silently ignored.
     """
     if method not in _METHODS:
-        raise ValueError(f'`method` must be one of "game", "multilevel"; got {method!r}')
+        raise ValueError(f'`method` must be one of "game", "multilevel", "sweep"; got {method!r}')
     scale = log_scale(base)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     n_starts = _check_int("n_starts", n_starts, 1)
     seeds = np.uint64(seed) + np.arange(n_starts, dtype=np.uint64)
     if method == "game":
@@ -372,25 +388,27 @@ def _resolve_options(method, *, base, seed, n_starts, max_iter, tau, order, poli
         max_iter = _GAME_MAX_ITER if max_iter is None else _check_int("max_iter", max_iter, 1)
         tau = _GAME_TAU if tau is None else _check_real("tau", tau, 0.0)
         return _Options(scale, seeds, max_iter, tau, False)
+    if method == "sweep":
+        if polish is not None:
+            raise ValueError(f'`polish` applies to method="multilevel" only; got {polish!r}')
+        if tau is not None and tau != 0:
+            raise ValueError(
+                f'`tau` applies to method="game" only (a sweep runs until nothing moves); '
+                f"got {tau!r}"
+            )
+        max_iter = _SWEEP_MAX_ITER if max_iter is None else _check_int("max_iter", max_iter, 1)
+        return _Options(scale, seeds, max_iter, 0.0, False)
     if tau is not None and tau != 0:
         raise ValueError(
             f'`tau` applies to method="game" only (multilevel moves to convergence); got {tau!r}'
         )
     if order is not None and not (isinstance(order, str) and order == "random"):
         raise ValueError(
-            '`order` applies to method="game" only (multilevel visits nodes in seeded '
-            f"random order); got {order!r}"
+            '`order` applies to methods "game" and "sweep" only (multilevel visits nodes in '
+            f"seeded random order); got {order!r}"
         )
     max_iter = _MULTILEVEL_MAX_ROUNDS if max_iter is None else _check_int("max_iter", max_iter, 1)
     return _Options(scale, seeds, max_iter, 0.0, _check_polish(polish, n_nodes))
-
-
-def _check_seed(seed) -> int:
-    if seed is None:
-        return 0
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer or None; got {seed!r}")
-    return int(seed)
 
 
 def _check_int(name: str, value, minimum: int) -> int:

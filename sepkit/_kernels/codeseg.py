@@ -133,14 +133,15 @@ def gather_links(indptr, indices, data, labels, v, stamp, weight, touched, withi
 
 
 @jit
-def game(indptr, indices, data, degree, order, max_iter, tau, h1):
-    """The reference CoDeSEG sweep (natural log).
+def game(indptr, indices, data, degree, order, max_iter, tau, h1, leave_gate):
+    """The reference CoDeSEG sweep (natural log), or ECMRNet's greedy sweep.
 
     Singletons; nodes visited in ``order``; node v moves to the neighbouring
-    cluster with the largest gain ``H2(now) - H2(moved)`` only when that gain
-    beats ``max(0, H2(now) - H2(v alone))``; the first cluster (in v's row
-    order) wins ties. Stops when a sweep moves nothing, when the mean gain
-    of a sweep's moves is at most ``tau * h1 / n``, or after ``max_iter`` sweeps.
+    cluster with the largest gain ``H2(now) - H2(moved)`` when that gain beats
+    ``max(0, H2(now) - H2(v alone))`` (``leave_gate``, CoDeSEG) or just 0
+    (ECMRNet); the first cluster (in v's row order) wins ties. Stops when a
+    sweep moves nothing, when the mean gain of a sweep's moves is at most
+    ``tau * h1 / n``, or after ``max_iter`` sweeps.
 
     Returns (labels, history of H2 after each sweep, converged flag).
     """
@@ -183,7 +184,7 @@ def game(indptr, indices, data, degree, order, max_iter, tau, h1):
                 if best < 0 or gain > best_gain:
                     best_gain = gain
                     best = c
-            if best >= 0 and best_gain > max(0.0, detach_gain):
+            if best >= 0 and best_gain > (max(0.0, detach_gain) if leave_gate else 0.0):
                 inn[a] -= 2.0 * k_a + s
                 vol[a] -= d
                 inn[best] += 2.0 * weight[best] + s
@@ -659,7 +660,7 @@ def dense_to_csr(A):
 def best_of_starts(indptr, indices, data, degree, method, seeds, max_iter, tau, tol, polish):
     """Run one method once per seed (serially) and keep the lowest H2 (first on ties).
 
-    ``method`` 0 is the game in a seeded random order, 1 is multilevel.
+    ``method`` 0 (game) or 2 (sweep) in a seeded random order, 1 is multilevel.
     Returns (labels, entropy) in natural log.
     """
     n = degree.size
@@ -668,10 +669,10 @@ def best_of_starts(indptr, indices, data, degree, method, seeds, max_iter, tau, 
     best = np.arange(n)
     best_h = np.inf
     for r in range(seeds.size):
-        if method == 0:
+        if method != 1:
             order = np.arange(n)
             shuffle_into(order, np.uint64(seeds[r]))
-            lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1)
+            lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1, method == 0)
         else:
             lab, _, _, _ = search(indptr, indices, data, degree, seeds[r], max_iter, tol, polish)
         lab, k = compact(lab)
@@ -687,8 +688,8 @@ def best_of_starts(indptr, indices, data, degree, method, seeds, max_iter, tau, 
 def batch(adjacency, method, order, seeds, max_iter, tau, tol, polish):
     """Partition every matrix of a (B, n, n) stack; returns labels, H2, detachment costs.
 
-    ``method`` 0: game in ``order`` (when ``seeds`` is empty) or in seeded random
-    orders; 1: multilevel with ``seeds``. One graph per parallel iteration.
+    ``method`` 0 (game) or 2 (sweep): in ``order`` (when ``seeds`` is empty) or in
+    seeded random orders; 1: multilevel with ``seeds``. One graph per parallel iteration.
     """
     B, n, _ = adjacency.shape
     labels = np.empty((B, n), dtype=np.int64)
@@ -696,10 +697,10 @@ def batch(adjacency, method, order, seeds, max_iter, tau, tol, polish):
     detachment = np.empty((B, n))
     for b in prange(B):
         indptr, indices, data, degree = dense_to_csr(adjacency[b])
-        if method == 0 and seeds.size == 0:
+        if method != 1 and seeds.size == 0:
             V = degree.sum()
             h1 = node_terms(degree, V).sum() if V > 0.0 else 0.0
-            lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1)
+            lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1, method == 0)
             lab, k = compact(lab)
             inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
             h = entropy_from_clusters(h1, inn, vol, V)

@@ -310,19 +310,53 @@ def test_batch_accepts_float32_and_base():
 # ---------------------------------------------------------------- representatives
 
 
-def test_representatives_one_per_cluster_with_the_largest_cost():
+@pytest.mark.parametrize("tie", ["index", "random", "priority"])
+def test_representatives_one_per_cluster_with_the_largest_cost(tie):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, size=(50, 12))
     costs = rng.random((50, 12)).round(1)  # rounding makes ties common
-    mask = representatives(labels, costs)
+    priority = rng.random((50, 12)).round(1)  # ... and ties of the priorities too
+    mask = representatives(labels, costs, tie=priority if tie == "priority" else tie, seed=1)
     for b in range(50):
         for c in np.unique(labels[b]):
             members = np.flatnonzero(labels[b] == c)
             chosen = members[mask[b, members]]
             assert chosen.size == 1
-            best = members[costs[b, members] == costs[b, members].max()].min()
-            assert chosen[0] == best
-    np.testing.assert_array_equal(representatives(labels[3], costs[3]), mask[3])
+            tied = members[costs[b, members] == costs[b, members].max()]
+            assert chosen[0] in tied
+            if tie == "index":
+                assert chosen[0] == tied.min()
+            elif tie == "priority":
+                best = tied[priority[b, tied] == priority[b, tied].max()]
+                assert chosen[0] == best.min()
+    if tie == "random":  # graph b draws row b: the first graph alone draws as in the batch
+        alone = representatives(labels[0], costs[0], tie="random", seed=1)
+        np.testing.assert_array_equal(alone, mask[0])
+    else:
+        rule = priority[3] if tie == "priority" else tie
+        np.testing.assert_array_equal(representatives(labels[3], costs[3], tie=rule), mask[3])
+
+
+def test_representatives_random_ties_ignore_the_position():
+    """Under the default rule a tied pair is split about evenly, wherever the pair sits."""
+    B = 4000
+    for i, j in [(0, 1), (0, 5), (3, 4), (6, 2)]:
+        labels = np.tile(np.arange(7), (B, 1))
+        labels[:, j] = labels[:, i]  # the pair shares a cluster, every other node is alone
+        costs = np.zeros((B, 7))
+        costs[:, [i, j]] = 0.25  # equal costs, as in an isolated two-node cluster
+        share = representatives(labels, costs, seed=i + 10 * j)[:, [i, j]].mean(axis=0)
+        np.testing.assert_allclose(share, [0.5, 0.5], atol=0.03)  # 4 sd of a fair coin
+    index = representatives(labels, costs, tie="index")[:, [i, j]].mean(axis=0)
+    np.testing.assert_array_equal(index, [0.0, 1.0] if j < i else [1.0, 0.0])
+
+
+def test_representatives_near_equal_costs_tie_but_clear_winners_do_not():
+    labels = np.zeros((2000, 2), dtype=np.int64)
+    costs = np.tile([0.3, 0.3 * (1 + 1e-14)], (2000, 1))  # equal up to rounding
+    assert 0.4 < representatives(labels, costs)[:, 0].mean() < 0.6
+    costs[:, 1] = 0.3 * (1 + 1e-9)
+    assert not representatives(labels, costs)[:, 0].any()
 
 
 def test_representatives_on_batch_output():
@@ -346,7 +380,9 @@ def test_representatives_on_batch_output():
         ({"method": "game", "order": [0, 1, 2]}, r"`order` must be a permutation of 0..3"),
         ({"method": "game", "order": "sorted"}, r'`order` must be "index", "edges", "random"'),
         ({"tau": 0.3}, r'`tau` applies to method="game" only'),
-        ({"order": "index"}, r'`order` applies to method="game" only'),
+        ({"order": "index"}, r'`order` applies to methods "game" and "sweep" only'),
+        ({"method": "sweep", "tau": 0.3}, r'`tau` applies to method="game" only'),
+        ({"method": "sweep", "polish": False}, r'`polish` applies to method="multilevel" only'),
         ({"gamma": -1.0}, r"`gamma` must be a finite number >= 0; got -1.0"),
         ({"base": 1}, r"`base` must be a finite real number > 0 and != 1; got 1"),
         ({"method": "game", "polish": True}, r'`polish` applies to method="multilevel" only'),
@@ -394,12 +430,27 @@ def test_batch_edges_order_is_an_error():
         (np.zeros((2, 2, 2), dtype=int), np.zeros((2, 2, 2)), r"shape \(n,\) or \(B, n\)"),
         ([0, 1], [0.1], r"`costs` must have the shape of `labels`"),
         ([0.0, 1.0], [0.1, 0.2], r"`labels` must be integers"),
-        ([0, 1], [0.1, np.nan], r"`costs` must not contain NaN"),
+        ([0, 1], [0.1, np.nan], r"`costs` must be finite"),
+        ([0, 1], [0.1, np.inf], r"`costs` must be finite"),
     ],
 )
 def test_representatives_bad_input(labels, costs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(sepkit.InvalidLabelsError, match=match):
         representatives(labels, costs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"tie": "first"}, r"`tie` must be one of \('random', 'index'\) or an array.*'first'"),
+        ({"tie": [1.0]}, r"`tie` priorities must have the shape of `labels` \(2,\); got shape"),
+        ({"tie": [1.0, np.nan]}, r"`tie` priorities must be finite"),
+        ({"seed": -2}, r"`seed` must be a non-negative integer or None; got -2"),
+    ],
+)
+def test_representatives_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        representatives([0, 0], [0.1, 0.1], **kwargs)
 
 
 def test_brute_force_helper_agrees_with_sepkit():
