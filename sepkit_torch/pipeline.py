@@ -46,7 +46,9 @@ from sepkit_torch.continual.baselines import (
     make_regularizer,
 )
 from sepkit_torch.continual.expansion import ECMRNet
-from sepkit_torch.continual.pruning import PruneReport, prune, select_groups
+from sepkit_torch.continual.pruning import METHODS as SEP_METHODS
+from sepkit_torch.continual.pruning import SIMILARITIES, PruneReport, prune, select_groups
+from sepkit_torch.continual.pruning import TIES as SEP_TIES
 from sepkit_torch.continual.recognition import (
     RECOGNIZER_MODES,
     is_recognizer_stage,
@@ -95,8 +97,11 @@ _VALIDATION_SEED = 0x5EED_7A11
 class PipelineConfig:
     """Everything a run depends on (read-only); saved with the run as ``config.json``.
 
-    Sizes are in epochs over the training set: ``train_length`` items per epoch for the
-    procedural data (or every image ``repeat`` times for a folder).
+    Sizes are in epochs over the training set: ``train_length`` procedural frames per
+    epoch (or every image of a folder). A frame gives ``repeat`` random crops of
+    ``crop_size``, or, with a ``stride``, every window of a sliding ``crop_size`` window;
+    frames are degraded whole, then cut. Procedural frames are ``frame_size`` (empty: the
+    crop size, one item per frame). SEP's pool is ``sep_pool`` whole degraded frames.
 
     The baselines' settings: ``baseline`` is the NAFNet preset; ``strength`` the
     regulariser's strength (None: the best of ``strength_grid``, or of the method's
@@ -113,6 +118,8 @@ class PipelineConfig:
     degradation_preset: str = "ecmrnet"
     seed: int = 0
     crop_size: int = 48
+    frame_size: tuple[int, ...] = ()
+    stride: int = 0
     train_length: int = 640
     test_length: int = 6
     test_size: int = 64
@@ -126,7 +133,8 @@ class PipelineConfig:
     prune: bool = True
     sep_pool: int = 16
     sep_rho: float = 0.1
-    sep_method: str = "game"
+    sep_method: str = "sweep"
+    sep_tie: str = "random"
     sep_similarity: str = "pearson"
     skmm: str = "released"
     device: str = "cpu"
@@ -194,9 +202,30 @@ class PipelineConfig:
         ):
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"`{name}` must be >= 0; got {getattr(self, name)!r}")
+        if self.stride < 0:
+            raise InvalidInputError(f"`stride` must be >= 0 (0: random crops); got {self.stride!r}")
+        if self.frame_size and (len(self.frame_size) != 2 or min(self.frame_size) < self.crop_size):
+            raise InvalidInputError(
+                f"`frame_size` must be [height, width], each at least `crop_size` "
+                f"{self.crop_size}; got {list(self.frame_size)}"
+            )
+        if self.frame_size and self.data is not None:
+            raise InvalidInputError(
+                "`frame_size` sets the size of procedural frames; a folder's frames are its "
+                f"images (`data` is {self.data!r})"
+            )
+        if self.stride and self.repeat != 1:
+            raise InvalidInputError(
+                f"`stride` cuts every window of a frame: `repeat` must be 1; got {self.repeat}"
+            )
+        if self.stride and self.data is None and not self.frame_size:
+            raise InvalidInputError(
+                "`stride` cuts windows from procedural frames: set `frame_size`"
+            )
         _choice("loss", self.loss, tuple(LOSSES))
-        _choice("sep_method", self.sep_method, ("game", "multilevel"))
-        _choice("sep_similarity", self.sep_similarity, ("pearson", "cosine"))
+        _choice("sep_method", self.sep_method, SEP_METHODS)
+        _choice("sep_tie", self.sep_tie, SEP_TIES)
+        _choice("sep_similarity", self.sep_similarity, SIMILARITIES)
         _choice("skmm", self.skmm, ("released", "paper", "none"))
         _choice("model", self.model, ("tiny", "paper"))
         _choice("method", self.method, METHODS)
@@ -261,7 +290,7 @@ class PipelineConfig:
 
 
 # Fields of several values (and the type of each), and fields that may be None.
-_TUPLES = {"tasks": str, "strength_grid": float}
+_TUPLES = {"tasks": str, "strength_grid": float, "frame_size": int}
 _OPTIONAL = {"data": str, "examples": str, "strength": float}
 _FIELD_TYPES = {
     f.name: tuple if f.name in _TUPLES else _OPTIONAL.get(f.name) or type(f.default)
@@ -283,9 +312,12 @@ def _is_a(value, kind) -> bool:
 #: ``smoke``: a few steps of everything, for tests.
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
+    # one epoch: 1,200 frames of 512 x 640 (HM-TIR's training split), 12 windows each
     "paper": dict(
         model="paper",
         crop_size=256,
+        frame_size=(512, 640),
+        stride=128,
         train_length=1200,
         test_length=300,
         test_size=512,
@@ -600,9 +632,9 @@ class _Runner:
     def _prune(self, task: str, stage: str) -> None:
         cfg = self.config
         data = self._train_set(task, stage)
-        n = min(cfg.sep_pool, len(data))
+        n = min(cfg.sep_pool, len(data.frame_items))
         mine = shard_range(n, self.ctx)  # this rank's part of the pool
-        pool = [torch.stack([data[i][0] for i in mine]).to(self.device)] if mine else []
+        pool = _frame_batches([data.frame(i)[0] for i in mine], self.device)
         name = _model_name(task)
         before = {**self._size(task), **self._evaluate_one(task)}
         groups_before = list(self.model.task(name).groups)
@@ -612,8 +644,10 @@ class _Runner:
             pool,
             similarity_kind=cfg.sep_similarity,
             method=cfg.sep_method,
+            tie=cfg.sep_tie,
             rho=cfg.sep_rho,
             seed=cfg.seed,
+            sample_ids=list(mine),
             reduce=self.ctx.all_reduce_sum if self.ctx.distributed else None,
         )
         prune(self.model, name, selection.keep)
@@ -721,6 +755,7 @@ class _Runner:
             rank=self.ctx.rank,
             world_size=self.ctx.world_size,
             drop_last=len(data) >= cfg.batch_size,
+            frame_items=data.frame_items,
         )
         options = loader_options(cfg.workers, cfg.pin_memory, self.device)
         return data, DataLoader(data, batch_sampler=batches, generator=g, **options)
@@ -898,7 +933,13 @@ def train_set(config: PipelineConfig, task: str, stage: str):
         crop_size=config.crop_size,
         preset=config.degradation_preset,
         seed=stage_seed(config, stage),
-        **({"length": config.train_length} if config.data is None else {"repeat": config.repeat}),
+        stride=config.stride or None,
+        repeat=config.repeat,
+        **(
+            {"length": config.train_length, "frame_size": config.frame_size or None}
+            if config.data is None
+            else {}
+        ),
     )
 
 
@@ -914,6 +955,17 @@ def test_set(config: PipelineConfig, task: str, *, length: int | None = None):
     return make_dataset(
         config.data, task, split="test", preset=config.degradation_preset, seed=config.seed, **extra
     )
+
+
+def _frame_batches(frames: list[torch.Tensor], device, size: int = 4) -> list[torch.Tensor]:
+    """Whole frames ``(1, H, W)`` as batches of up to `size` frames of one shape."""
+    batches: list[list[torch.Tensor]] = []
+    for frame in frames:
+        if batches and len(batches[-1]) < size and batches[-1][0].shape == frame.shape:
+            batches[-1].append(frame)
+        else:
+            batches.append([frame])
+    return [torch.stack(b).to(device) for b in batches]
 
 
 def _scores(restored: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:

@@ -52,7 +52,8 @@ def _markdown(report, plots: list[Path]) -> str:
             "",
             f"Preset `{cfg['preset']}`, model `{cfg['model']}`, tasks {', '.join(tasks)}, "
             f"data {data}, seed {cfg['seed']}, SEP {'on' if cfg['prune'] else 'off'} "
-            f"(rho {cfg['sep_rho']}, {cfg['sep_method']}, {cfg['sep_similarity']}), "
+            f"(rho {cfg['sep_rho']}, {cfg['sep_method']}, ties {cfg.get('sep_tie', 'index')}, "
+            f"{cfg['sep_similarity']}), "
             f"SKMM `{cfg['skmm']}`.",
             "",
         ]

@@ -157,7 +157,9 @@ def _worker(rank, world, port, folder):
         pool = images(5, 1, 16, 20, seed=2)
         model = _model()
         part = shard_range(len(pool), ctx)
-        mine = select_groups(model, "C", pool[part.start : part.stop], reduce=ctx.all_reduce_sum)
+        mine = select_groups(
+            model, "C", pool[part.start : part.stop], sample_ids=part, reduce=ctx.all_reduce_sum
+        )
         out["sep"] = (mine.frequency, mine.keep, mine.n_samples)
         # DDP: each rank trains on its half of every batch
         pairs = TensorDataset(images(8, 1, 12, 12, seed=3), images(8, 1, 12, 12, seed=4))
@@ -287,3 +289,30 @@ def test_two_rank_checkpoint_resumes_in_one_process(stopped_two_rank_run):
     assert [row[0] for row in report.metrics] == [report.metrics[0][0]] * 3  # no forgetting
     assert "CB:evaluate" in load_checkpoint(Path(out) / "checkpoint.pt")["done"]
     assert (Path(out) / "report.md").is_file()
+
+
+def test_frame_grouped_batches_visit_every_window_once_a_few_frames_at_a_time():
+    counts = [3, 1, 4, 2, 3, 3, 2]  # windows per frame, consecutive items
+    frame_of = np.repeat(np.arange(len(counts)), counts)
+    g = torch.Generator().manual_seed(0)
+    sampler = ShardedBatchSampler(18, 3, generator=g, drop_last=False, frame_items=counts)
+    for _ in range(2):
+        batches = list(sampler)
+        order = [i for b in batches for i in b]
+        assert sorted(order) == list(range(18))
+        # frames come 3 (the batch size) at a time: between a frame's first and last
+        # window lie windows of at most 3 frames
+        seen = np.array([frame_of[i] for i in order])
+        for f in range(len(counts)):
+            where = np.flatnonzero(seen == f)
+            assert len(set(seen[where[0] : where[-1] + 1])) <= 3
+    # one window per frame: exactly the plain shuffle
+    plain = ShardedBatchSampler(
+        7, 3, generator=torch.Generator().manual_seed(1), frame_items=[1] * 7
+    )
+    same = ShardedBatchSampler(7, 3, generator=torch.Generator().manual_seed(1))
+    assert list(plain) == list(same)
+    with pytest.raises(
+        ValueError, match=r"`frame_items` must be positive counts summing to `length` 18"
+    ):
+        ShardedBatchSampler(18, 3, generator=g, frame_items=[3, 3])

@@ -10,11 +10,12 @@ import torch
 
 import sepkit_torch
 import sepkit_torch.checkpoint as checkpoint_module
+import sepkit_torch.pipeline as pipeline_module
 from sepkit_torch import TaskStateError
 from sepkit_torch.checkpoint import load_checkpoint, save_checkpoint
 from sepkit_torch.cli import main
 from sepkit_torch.data import thermal_scene
-from sepkit_torch.pipeline import PipelineConfig, run
+from sepkit_torch.pipeline import PipelineConfig, run, train_set
 
 TASKS = ("C", "B", "CB")
 
@@ -177,6 +178,15 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
         ({"recognizer_epochs": -1}, r"`recognizer_epochs` must be >= 0; got -1"),
         ({"colour": 3}, r"unknown setting\(s\) \['colour'\]"),
         ({"examples": "x", "tasks": ["C"]}, r"`examples_task` must be one of `tasks`"),
+        (
+            {"sep_method": "louvain"},
+            r"`sep_method` must be one of \['sweep', 'game', 'multilevel'\]",
+        ),
+        ({"sep_tie": "first"}, r"`sep_tie` must be one of \['random', 'index', 'contribution'\]"),
+        ({"stride": 4}, r"`stride` cuts windows from procedural frames: set `frame_size`"),
+        ({"stride": -1}, r"`stride` must be >= 0"),
+        ({"frame_size": [8, 40]}, r"`frame_size` must be \[height, width\], each at least"),
+        ({"frame_size": [32, 40], "stride": 8, "repeat": 2}, r"`repeat` must be 1; got 2"),
     ],
 )
 def test_bad_config(tmp_path, overrides, match):
@@ -233,3 +243,25 @@ def test_real_examples_are_scored_in_the_report(tmp_path):
     assert report.examples["Bridge"]["degraded"]["psnr"] == pytest.approx(11.60, abs=0.01)
     assert report.examples["Tower"]["peer"]["psnr"] == pytest.approx(28.50, abs=0.01)
     assert "Real thermal images" in (Path(config.out) / "report.md").read_text()
+
+
+def test_paper_preset_trains_on_twelve_windows_per_frame():
+    """The public code's protocol: 256-px windows at stride 128 of 512 x 640 frames."""
+    config = PipelineConfig.from_preset("paper", device="cpu")
+    data = train_set(config, "C", "C:train")
+    assert data.frame_items == [12] * 1200 and len(data) == 14_400
+    assert config.sep_method == "sweep" and config.sep_tie == "random"
+
+
+def test_sep_scores_whole_degraded_frames(tmp_path, monkeypatch):
+    pools = []
+    real = pipeline_module.select_groups
+
+    def recording(model, task, images, **kwargs):
+        pools.append([tuple(b.shape) for b in images])
+        return real(model, task, images, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "select_groups", recording)
+    config = smoke(tmp_path, tasks=("N",), frame_size=(24, 32), stride=8, sep_pool=3)
+    run(config, progress=False, stop_after="N:prune")
+    assert pools == [[(3, 1, 24, 32)]]  # three frames, whole, not 16-px training windows
