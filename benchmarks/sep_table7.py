@@ -36,9 +36,10 @@ from pathlib import Path
 import numba
 import numpy as np
 import torch
+from sepkit_torch.checkpoint import save_checkpoint
 
 from sepkit_torch import ECMRNet, complexity, make_optimizer, psnr, ssim, train_step
-from sepkit_torch.checkpoint import save_checkpoint
+from sepkit_torch.complexity import COUNT_SHAPE
 from sepkit_torch.continual.pruning import (
     gate_scores,
     magnitude_scores,
@@ -53,7 +54,6 @@ from sepkit_torch.models.backbone import STAGE_NAMES
 
 log = logging.getLogger("sep_table7")
 
-COUNT_SHAPE = (1, 1, 512, 640)
 
 #: The two studies: budgets chosen so that the paper preset takes about two hours of one
 #: CPU thread, the tiny one minutes.

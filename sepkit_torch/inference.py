@@ -22,16 +22,15 @@ import numpy as np
 import torch
 
 from sepkit_torch._errors import InvalidInputError, TaskStateError, UnknownTaskError
-from sepkit_torch.checkpoint import load_checkpoint
 from sepkit_torch.continual.expansion import ECMRNet
-from sepkit_torch.continual.recognition import Recognition, _verdicts
+from sepkit_torch.continual.recognition import Recognition, verdicts
 from sepkit_torch.data import parse_task
 from sepkit_torch.models.backbone import MULTIPLE
 from sepkit_torch.models.recognizer import DegradationRecognizer
+from sepkit_torch.pipeline.state import CHECKPOINT, load_checkpoint
 
 __all__ = ["Restorer", "load", "tile_windows", "tiled_apply"]
 
-CHECKPOINT = "checkpoint.pt"
 _TORCH_UINT16 = getattr(torch, "uint16", None)  # torch >= 2.3
 
 
@@ -413,7 +412,7 @@ class Restorer:
             for i in range(len(x)):
                 probabilities.append(self._probabilities(x[i : i + 1].to(self.device)))
         p = torch.cat(probabilities).cpu()
-        return _verdicts(p, self.recognizer.letters, self.routable, self.threshold)
+        return verdicts(p, self.recognizer.letters, self.routable, self.threshold)
 
     def _probabilities(self, image: torch.Tensor) -> torch.Tensor:
         """Per letter, from the whole image, or from the mean logit over its tiles."""
@@ -465,8 +464,10 @@ def load(
     ------
     FileNotFoundError
         If there is no checkpoint at `checkpoint`.
-    ValueError
-        If the file is not a pipeline checkpoint.
+    CheckpointError
+        If the file is not a safe, readable pipeline checkpoint (it is never executed).
+    InvalidInputError
+        If the checkpoint holds no ECMRNet (e.g. a NAFNet baseline's run).
     """
     path = Path(checkpoint)
     if path.is_dir():
@@ -479,6 +480,12 @@ def load(
     data = load_checkpoint(path)
     if "model" not in data:
         raise InvalidInputError(f"`checkpoint` {str(path)!r} holds no model (keys {sorted(data)})")
+    method = data.get("config", {}).get("method", "ecmrnet")
+    if method != "ecmrnet":
+        raise InvalidInputError(
+            f"`checkpoint` {str(path)!r} is a run of the NAFNet baseline {method!r}; "
+            "restoring needs an ECMRNet run (method 'ecmrnet')"
+        )
     model = ECMRNet.from_state_dict(data["model"])
     state = data.get("recognizer")
     recognizer = None if state is None else DegradationRecognizer.from_state_dict(state)

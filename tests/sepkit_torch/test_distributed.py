@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from sepkit_torch import ECMRNet, InvalidInputError
-from sepkit_torch.checkpoint import load_checkpoint
 from sepkit_torch.continual.pruning import select_groups
 from sepkit_torch.distributed import (
     DistContext,
@@ -27,6 +26,7 @@ from sepkit_torch.distributed import (
     wrap_model,
 )
 from sepkit_torch.pipeline import PipelineConfig, run
+from sepkit_torch.pipeline.state import load_checkpoint
 
 from .conftest import images, pretend_pretrained
 
@@ -212,6 +212,7 @@ def test_ddp_over_two_ranks_trains_as_one_process_on_whole_batches(two_ranks):
 
 def _pipeline_worker(rank, world, port, out, record, stop_after):
     import sepkit_torch.pipeline as pipeline
+    import sepkit_torch.pipeline.runner as runner
 
     torch.set_num_threads(1)
     _torchrun_environment(rank, world, port)
@@ -224,16 +225,17 @@ def _pipeline_worker(rank, world, port, out, record, stop_after):
 
         return write
 
-    for name in ("save_checkpoint", "write_report", "_save_config"):
-        setattr(pipeline, name, who_writes(getattr(pipeline, name)))
+    for name in ("commit_stage", "write_report"):
+        setattr(runner, name, who_writes(getattr(runner, name)))
     last = {}
-    real_save_on_main = pipeline._save_on_main
+    real_payload = runner._payload
 
-    def keep_payload(ctx, path, payload):  # every rank's state after each stage
+    def keep_payload(*args):  # every rank's state after each stage
+        payload = real_payload(*args)
         last.update(model=payload["model"], done=list(payload["done"]))
-        return real_save_on_main(ctx, path, payload)
+        return payload
 
-    pipeline._save_on_main = keep_payload
+    runner._payload = keep_payload
     config = pipeline.PipelineConfig.from_preset("smoke", out=out, tasks=("C", "B", "CB"))
     report = pipeline.run(config, progress=False, stop_after=stop_after)
     torch.save(
@@ -275,7 +277,7 @@ def test_two_rank_pipeline_ranks_agree_and_rank_0_writes(stopped_two_rank_run):
         assert p0 == p1
     assert r0["report"]["pruning"].keys() == r1["report"]["pruning"].keys() == {"C"}
     assert r0["report"]["metrics"] == r1["report"]["metrics"]
-    assert "save_checkpoint" in r0["writers"] and "_save_config" in r0["writers"]
+    assert "commit_stage" in r0["writers"]
     assert r1["writers"] == []
     assert sorted(p.name for p in Path(out).iterdir()) == ["checkpoint.pt", "config.json"]
 
