@@ -344,7 +344,14 @@ class Restorer:
 
     def to(self, device: str | torch.device) -> Restorer:
         """Move the networks to `device` (``"cpu"``, ``"cuda"``, ...); returns self."""
-        device = torch.device(device)
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise InvalidInputError(
+                f"`device` must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}"
+            ) from None
+        if device.type not in ("cpu", "cuda"):
+            raise InvalidInputError(f"`device` must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise InvalidInputError("`device` is 'cuda' but no CUDA device is available")
         self.model.to(device)
@@ -381,7 +388,7 @@ class Restorer:
         if task is None:
             routes = [r.task for r in self._recognize(x)]
         else:
-            routes = [self._check_task(task)] * len(x)
+            routes = [self.check_task(task)] * len(x)
         out = x.clone()
         for t in dict.fromkeys(r for r in routes if r is not None):
             index = [i for i, r in enumerate(routes) if r == t]
@@ -393,13 +400,15 @@ class Restorer:
         x, _ = _to_batch(image)
         return self._recognize(x)
 
-    # -- internals
-    def _check_task(self, task) -> str:
+    def check_task(self, task) -> str:
+        """`task` if this restorer knows it, else :class:`UnknownTaskError` naming them."""
         if task not in self.tasks:
             raise UnknownTaskError(
                 f"`task` must be one of {list(self.tasks)} or None; got {task!r}"
             )
         return task
+
+    # -- internals
 
     def _recognize(self, x: torch.Tensor) -> list[Recognition]:
         if self.recognizer is None:
