@@ -6,20 +6,14 @@ Every data set returns ``(degraded, clean)``, two float32 tensors ``(1, h, w)`` 
 every DataLoader worker (its generator is seeded from ``(seed, e, i)``; call
 ``set_epoch(e)`` once per epoch to get fresh crops and degradations).
 
-Reading images (Pillow): PNG, TIFF, JPEG and BMP. 8-bit images are divided by 255. RGB (or
-palette, or grey + alpha) images become grey by ITU-R 601-2 luma (Pillow's ``convert("L")``,
-as the public code does). 16-bit (and 32-bit integer or float) images are normalised by
-`normalize`: ``"image"`` stretches each image's own minimum..maximum to 0..1 (thermal
-cameras' automatic gain; a constant image becomes 0), ``"full"`` divides 16-bit values by
-65535, and a pair ``(low, high)`` maps that raw range to 0..1 and clips -- use a fixed range
-to keep temperatures comparable across images.
+Images are read by :func:`~sepkit_torch.data.read_image` (formats and the
+scaling of 16-bit images: :mod:`sepkit_torch.data.image_io`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,174 +22,30 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sepkit_torch._errors import InvalidInputError, SepkitTorchError
-from sepkit_torch.data.degradations import _preset, degrade, parse_task, quantize
-from sepkit_torch.data.synthetic import _size, mix_seed, thermal_scene
+from sepkit_torch._errors import InvalidInputError
+from sepkit_torch.data.degradations import quantize
+from sepkit_torch.data.image_io import (
+    DatasetError,
+    check_normalize,
+    image_sizes,
+    list_images,
+    read_image,
+    write_png,
+)
+from sepkit_torch.data.registry import check_preset, degrade, parse_task
+from sepkit_torch.data.sampling import image_size, mix_seed
+from sepkit_torch.data.synthetic import thermal_scene
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "DatasetError",
+    "FRAME_CACHE",
     "DegradedImageFolder",
-    "ImageReadError",
     "PairedImageFolder",
     "SyntheticThermalDataset",
-    "list_images",
     "make_dataset",
-    "read_image",
+    "window_starts",
 ]
 
-#: File endings read as images (case-insensitive).
-IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-
 _TRAIN, _TEST = 0, 1
-
-
-class DatasetError(SepkitTorchError, ValueError):
-    """A folder that cannot make a data set: empty, images too small, unmatched pairs."""
-
-
-class ImageReadError(SepkitTorchError, OSError):
-    """A file that Pillow cannot open or decode; the message names it."""
-
-
-# --------------------------------------------------------------------------------------
-# reading
-
-
-def _normalize_arg(normalize):
-    if normalize in ("image", "full"):
-        return normalize
-    try:
-        lo, hi = (float(v) for v in normalize)
-        if lo < hi:
-            return (lo, hi)
-    except (TypeError, ValueError):
-        pass
-    raise InvalidInputError(
-        f"`normalize` must be 'image', 'full' or a (low, high) pair with low < high; "
-        f"got {normalize!r}"
-    )
-
-
-def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        img = Image.open(path)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ImageReadError(f"cannot read image {str(path)!r}: {exc}") from exc
-    return img
-
-
-def read_image(path, *, normalize="image") -> torch.Tensor:
-    """One image file as a grey float32 tensor ``(1, H, W)`` in ``[0, 1]``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A PNG, TIFF, JPEG or BMP file (the first frame of a multi-frame file).
-    normalize : {'image', 'full'} or (float, float)
-        How images of more than 8 bits are scaled (module docstring); 8-bit images are
-        always divided by 255.
-
-    Raises
-    ------
-    ImageReadError
-        If Pillow cannot open or decode the file (the message names it).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, numpy as np
-    >>> from PIL import Image
-    >>> from sepkit_torch.data import read_image
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.png"
-    >>> Image.fromarray(np.array([[1000, 3000]], dtype=np.uint16)).save(path)
-    >>> read_image(path)  # 16-bit, stretched per image
-    tensor([[[0., 1.]]])
-    >>> read_image(path, normalize=(0, 4000))
-    tensor([[[0.2500, 0.7500]]])
-    """
-    normalize = _normalize_arg(normalize)
-    path = Path(path)
-    img = _open(path)
-    try:
-        img.load()
-        mode = img.mode
-        if mode in ("L", "1", "P", "LA", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB"):
-            arr = np.asarray(img.convert("L"), dtype=np.float32) / np.float32(255.0)
-            return torch.from_numpy(arr.copy())[None]
-        arr = np.asarray(img)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"cannot decode image {str(path)!r}: {exc}") from exc
-    finally:
-        img.close()
-    if arr.ndim != 2:
-        raise ImageReadError(f"cannot read image {str(path)!r}: unsupported mode {mode!r}")
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise ImageReadError(f"image {str(path)!r} has NaN or infinite pixels")
-    if normalize == "image":
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    elif normalize == "full":
-        if mode.startswith("F"):
-            raise InvalidInputError(
-                f"`normalize`='full' needs integer pixels; {str(path)!r} is floating point "
-                "(mode 'F'): pass 'image' or a (low, high) range"
-            )
-        arr = arr / 65535.0
-    else:
-        lo, hi = normalize
-        arr = (arr - lo) / (hi - lo)
-    return torch.from_numpy(np.clip(arr, 0.0, 1.0).astype(np.float32))[None]
-
-
-def list_images(root, *, recursive: bool = False) -> list[Path]:
-    """The image files under `root` (sorted; hidden files skipped).
-
-    Raises
-    ------
-    DatasetError
-        If `root` is not a folder, or holds no file with an :data:`IMAGE_EXTENSIONS` ending.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"`root` must be a folder of images; {str(root)!r} is not a folder")
-    found = root.rglob("*") if recursive else root.iterdir()
-    files, others = [], set()
-    for p in found:
-        if p.name.startswith(".") or not p.is_file():
-            continue
-        if p.suffix.lower() in IMAGE_EXTENSIONS:
-            files.append(p)
-        else:
-            others.add(p.suffix.lower() or p.name)
-    if not files:
-        hint = f"; it holds only {sorted(others)}" if others else " (it is empty)"
-        raise DatasetError(
-            f"no image ({', '.join(IMAGE_EXTENSIONS)}) in {str(root)!r}{hint}"
-            + ("" if recursive else "; pass recursive=True to look into subfolders")
-        )
-    return sorted(files)
-
-
-def _headers(files: list[Path], on_error: str) -> tuple[list[Path], list[tuple[int, int]]]:
-    """``(height, width)`` of each file from its header; unreadable files raise or skip."""
-    if on_error not in ("raise", "skip"):
-        raise InvalidInputError(f"`on_error` must be 'raise' or 'skip'; got {on_error!r}")
-    kept, sizes = [], []
-    for path in files:
-        try:
-            with _open(path) as img:
-                w, h = img.size
-        except ImageReadError as exc:
-            if on_error == "raise":
-                raise
-            warnings.warn(f"skipping {exc}", stacklevel=3)
-            continue
-        kept.append(path)
-        sizes.append((h, w))
-    return kept, sizes
 
 
 def _crop_arg(crop_size) -> tuple[int, int] | None:
@@ -339,7 +189,7 @@ FRAME_CACHE = 64
 
 def _task_arg(task: str, preset: str) -> str:
     parse_task(task)
-    _preset(preset)
+    check_preset(preset)
     return task
 
 
@@ -453,7 +303,7 @@ class DegradedImageFolder(Dataset):
         self.split = split
         self.preset = preset
         self.seed = int(seed)
-        self.normalize = _normalize_arg(normalize)
+        self.normalize = check_normalize(normalize)
         self.flips = bool(flips)
         self.quantize = bool(quantize)
         self.repeat = repeat if split != "test" else 1
@@ -466,7 +316,7 @@ class DegradedImageFolder(Dataset):
             )
         self.epoch = 0
 
-        files, sizes = _headers(list_images(self.root, recursive=recursive), on_error)
+        files, sizes = image_sizes(list_images(self.root, recursive=recursive), on_error)
         if not files:
             raise DatasetError(f"no readable image in {str(self.root)!r} (all were skipped)")
         n = len(files)
@@ -571,26 +421,13 @@ class DegradedImageFolder(Dataset):
             name_key = zlib.crc32(self._name(path).encode())
             g = torch.Generator().manual_seed(mix_seed(self.seed, _TEST, name_key))
             degraded = degrade(clean, self.task, g, preset=self.preset)
-            _write_png(target, degraded, bits=8 if self.quantize else 16)
+            write_png(target, degraded, bits=8 if self.quantize else 16)
         return read_image(target, normalize="full")
 
     def prepare(self) -> None:
         """Write every missing degraded test image to the cache now (test split only)."""
         for i in range(len(self)):
             self[i]
-
-
-def _write_png(target: Path, image: torch.Tensor, bits: int) -> None:
-    """Save ``(1, H, W)`` in ``[0, 1]`` as an 8- or 16-bit grey PNG, atomically."""
-    from PIL import Image
-
-    levels = 2**bits - 1
-    arr = torch.round(image[0].double().clamp(0, 1) * levels).numpy()
-    arr = arr.astype(np.uint8 if bits == 8 else np.uint16)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, target)
 
 
 class PairedImageFolder(Dataset):
@@ -651,11 +488,11 @@ class PairedImageFolder(Dataset):
         self.crop_size = _crop_arg(crop_size)
         self.flips = bool(flips)
         self.seed = int(seed)
-        self.normalize = _normalize_arg(normalize)
+        self.normalize = check_normalize(normalize)
         self.epoch = 0
         sides = []
         for root in (self.degraded_root, self.clean_root):
-            files, sizes = _headers(list_images(root, recursive=recursive), on_error)
+            files, sizes = image_sizes(list_images(root, recursive=recursive), on_error)
             by_name: dict[str, tuple[Path, tuple[int, int]]] = {}
             for path, size in zip(files, sizes, strict=True):
                 key = path.relative_to(root).with_suffix("").as_posix()
@@ -781,7 +618,7 @@ class SyntheticThermalDataset(Dataset):
                 raise InvalidInputError(f"`{name}` must be a positive int; got {value!r}")
         self.task = _task_arg(task, preset)
         self.length = length
-        self.size = _size(size)
+        self.size = image_size(size)
         self.split = split
         self.seed = int(seed)
         self.preset = preset
@@ -791,7 +628,7 @@ class SyntheticThermalDataset(Dataset):
         crop = None
         stride = _stride_arg(stride)
         if split == "train" and frame_size is not None:
-            self.frame_size = _size(frame_size)
+            self.frame_size = image_size(frame_size, name="frame_size")
             if self.frame_size[0] < self.size[0] or self.frame_size[1] < self.size[1]:
                 raise InvalidInputError(
                     f"`frame_size` {self.frame_size} must be at least `size` {self.size}"

@@ -21,29 +21,14 @@ and numbers measured on these scenes say nothing about real images.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from sepkit_torch._errors import InvalidInputError
-from sepkit_torch.data.degradations import _blur_one, _generator, _randint, _uniform
+from sepkit_torch.data.degradations import gaussian_filter
+from sepkit_torch.data.sampling import as_generator, coin, image_size, mix_seed, randint, uniform
 
 __all__ = ["thermal_scene", "thermal_scenes"]
-
-
-def _size(value) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    try:
-        h, w = (int(v) for v in value)
-        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or h < 8 or w < 8:
-        raise InvalidInputError(
-            f"`size` must be an int or an (height, width) pair of ints >= 8; got {value!r}"
-        )
-    return h, w
 
 
 def _smooth(g: torch.Generator, h: int, w: int, cells: int) -> torch.Tensor:
@@ -81,10 +66,6 @@ def _ellipse(yy, xx, cy, cx, ry, rx):
     return (torch.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) - 1.0) * min(ry, rx)
 
 
-def _coin(g: torch.Generator, p: float) -> bool:
-    return float(torch.rand((), generator=g, dtype=torch.float64)) < p
-
-
 def _paint(img, coverage, value):
     img.mul_(1.0 - coverage).add_(coverage * value)
 
@@ -117,61 +98,61 @@ def thermal_scene(size=256, generator=0) -> torch.Tensor:
     >>> bool((thermal_scene((48, 64), 0) == x).all())
     True
     """
-    g = _generator(generator)
-    h, w = _size(size)
+    g = as_generator(generator)
+    h, w = image_size(size)
     yy = torch.arange(h, dtype=torch.float64)[:, None].expand(h, w)
     xx = torch.arange(w, dtype=torch.float64)[None, :].expand(h, w)
-    soft = _uniform(g, 0.6, 1.8)
+    soft = uniform(g, 0.6, 1.8)
 
     # Horizon: tilted, undulating.
-    horizon = _uniform(g, 0.28, 0.6) * h
-    tilt = _uniform(g, -0.12, 0.12)
-    wave = _smooth(g, 1, w, 3)[0] * _uniform(g, 0.0, 0.03) * h
+    horizon = uniform(g, 0.28, 0.6) * h
+    tilt = uniform(g, -0.12, 0.12)
+    wave = _smooth(g, 1, w, 3)[0] * uniform(g, 0.0, 0.03) * h
     horizon_at = horizon + tilt * (xx[0] - w / 2) + wave  # (w,)
     below = _soft(horizon_at[None, :] - yy, soft)  # 1 on the ground
 
     # Sky: cold, darker upwards, faint clouds.
-    sky_top, sky_low = _uniform(g, 0.02, 0.15), _uniform(g, 0.15, 0.35)
+    sky_top, sky_low = uniform(g, 0.02, 0.15), uniform(g, 0.15, 0.35)
     t = (yy / max(horizon, 1.0)).clamp(0, 1)
     sky = sky_top + (sky_low - sky_top) * t**1.5
-    sky = sky + _uniform(g, 0.0, 0.05) * _smooth(g, h, w, 4).clamp(-2, 2)
+    sky = sky + uniform(g, 0.0, 0.05) * _smooth(g, h, w, 4).clamp(-2, 2)
 
     # Ground: warmer towards the camera, fractal texture.
-    ground_far, ground_near = _uniform(g, 0.25, 0.45), _uniform(g, 0.35, 0.6)
+    ground_far, ground_near = uniform(g, 0.25, 0.45), uniform(g, 0.35, 0.6)
     depth = ((yy - horizon) / max(h - horizon, 1.0)).clamp(0, 1)
     ground = ground_far + (ground_near - ground_far) * depth
-    ground = ground + _uniform(g, 0.02, 0.07) * _fractal(g, h, w)
+    ground = ground + uniform(g, 0.02, 0.07) * _fractal(g, h, w)
     img = sky * (1 - below) + ground * below
 
     # A road converging to a point on the horizon.
-    if _coin(g, 0.5):
-        vx = _uniform(g, 0.2, 0.8) * w
-        half_bottom = _uniform(g, 0.15, 0.4) * w
+    if coin(g, 0.5):
+        vx = uniform(g, 0.2, 0.8) * w
+        half_bottom = uniform(g, 0.15, 0.4) * w
         frac = depth.clamp_min(1e-3)
         sdf = (xx - vx).abs() - half_bottom * frac
         road = _soft(sdf, soft) * below * (yy > horizon).double()
-        _paint(img, road, _uniform(g, 0.4, 0.6) + 0.02 * _fractal(g, h, w, 3))
+        _paint(img, road, uniform(g, 0.4, 0.6) + 0.02 * _fractal(g, h, w, 3))
 
     # Buildings and trees on the horizon.
-    for _ in range(_randint(g, 0, 4)):
-        cx = _uniform(g, 0.0, 1.0) * w
-        hw = _uniform(g, 0.04, 0.15) * w
-        height = _uniform(g, 0.1, 0.45) * h
-        base = float(horizon_at[min(int(cx), w - 1)]) + _uniform(g, 0.0, 0.05) * h
+    for _ in range(randint(g, 0, 4)):
+        cx = uniform(g, 0.0, 1.0) * w
+        hw = uniform(g, 0.04, 0.15) * w
+        height = uniform(g, 0.1, 0.45) * h
+        base = float(horizon_at[min(int(cx), w - 1)]) + uniform(g, 0.0, 0.05) * h
         top = base - height
-        wall = _uniform(g, 0.4, 0.7)
+        wall = uniform(g, 0.4, 0.7)
         sdf = _box(yy, xx, (top + base) / 2, cx, height / 2, hw)
-        if _coin(g, 0.4):  # pitched roof
-            roof_h = _uniform(g, 0.2, 0.6) * hw
+        if coin(g, 0.4):  # pitched roof
+            roof_h = uniform(g, 0.2, 0.6) * hw
             dx = (xx - cx).abs()
             roof = torch.maximum(yy - top, top - roof_h * (1 - dx / hw) - yy)
             sdf = torch.minimum(sdf, torch.maximum(roof, dx - hw))
-        shade = wall + 0.05 * (xx - cx) / hw * _uniform(g, -1.0, 1.0)
+        shade = wall + 0.05 * (xx - cx) / hw * uniform(g, -1.0, 1.0)
         _paint(img, _soft(sdf, soft), shade)
         # Windows: one periodic rounded box per cell, each cell warmer, cooler or absent.
-        rows, cols = _randint(g, 2, 8), _randint(g, 2, 6)
+        rows, cols = randint(g, 2, 8), randint(g, 2, 6)
         cell_h, cell_w = height / rows, 2 * hw / cols
-        offset = _uniform(g, -0.25, 0.3)
+        offset = uniform(g, -0.25, 0.3)
         temps = wall + offset + 0.05 * (2 * torch.rand((rows, cols), generator=g) - 1)
         lit = torch.rand((rows, cols), generator=g) >= 0.2
         r = ((yy - top) / cell_h).floor().clamp(0, rows - 1).long()
@@ -181,49 +162,49 @@ def thermal_scene(size=256, generator=0) -> torch.Tensor:
         win = _box(yy, xx, wy, wx, 0.25 * cell_h, 0.25 * cell_w)
         inside = (sdf < 0).double() * lit[r, c].double()
         _paint(img, _soft(win, soft) * inside, temps.double()[r, c])
-    for _ in range(_randint(g, 0, 3)):
-        cx = _uniform(g, 0.0, 1.0) * w
+    for _ in range(randint(g, 0, 3)):
+        cx = uniform(g, 0.0, 1.0) * w
         base = float(horizon_at[min(int(cx), w - 1)])
-        size_t = _uniform(g, 0.03, 0.1) * h
-        leaves = _uniform(g, 0.25, 0.45) + 0.05 * _fractal(g, h, w)
-        for _ in range(_randint(g, 3, 7)):
-            by = base - size_t * _uniform(g, 0.5, 2.0)
-            bx = cx + size_t * _uniform(g, -1.0, 1.0)
-            r = size_t * _uniform(g, 0.5, 1.0)
+        size_t = uniform(g, 0.03, 0.1) * h
+        leaves = uniform(g, 0.25, 0.45) + 0.05 * _fractal(g, h, w)
+        for _ in range(randint(g, 3, 7)):
+            by = base - size_t * uniform(g, 0.5, 2.0)
+            bx = cx + size_t * uniform(g, -1.0, 1.0)
+            r = size_t * uniform(g, 0.5, 1.0)
             _paint(img, _soft(_ellipse(yy, xx, by, bx, r, r), soft * 1.5), leaves)
 
     # Vehicles and people on the ground, smaller near the horizon.
-    for _ in range(_randint(g, 0, 3)):
-        cy = horizon + _uniform(g, 0.1, 0.9) * (h - horizon)
+    for _ in range(randint(g, 0, 3)):
+        cy = horizon + uniform(g, 0.1, 0.9) * (h - horizon)
         scale = 0.2 + 0.8 * (cy - horizon) / max(h - horizon, 1.0)
-        hw, hh = _uniform(g, 0.06, 0.12) * w * scale, _uniform(g, 0.025, 0.05) * w * scale
-        cx = _uniform(g, 0.0, 1.0) * w
-        body = _uniform(g, 0.5, 0.7)
+        hw, hh = uniform(g, 0.06, 0.12) * w * scale, uniform(g, 0.025, 0.05) * w * scale
+        cx = uniform(g, 0.0, 1.0) * w
+        body = uniform(g, 0.5, 0.7)
         _paint(img, _soft(_box(yy, xx, cy, cx, hh, hw, radius=0.4 * hh), soft), body)
-        front = cx + hw * (0.7 if _coin(g, 0.5) else -0.7)
+        front = cx + hw * (0.7 if coin(g, 0.5) else -0.7)
         engine = _ellipse(yy, xx, cy, front, 0.6 * hh, 0.3 * hw)
-        _paint(img, _soft(engine, 2 * soft), _uniform(g, 0.75, 0.95))
+        _paint(img, _soft(engine, 2 * soft), uniform(g, 0.75, 0.95))
         for side in (-0.6, 0.6):
             wheel = _ellipse(yy, xx, cy + hh, cx + side * hw, 0.45 * hh, 0.45 * hh)
-            _paint(img, _soft(wheel, soft), _uniform(g, 0.65, 0.85))
-    for _ in range(_randint(g, 0, 4)):
-        feet = horizon + _uniform(g, 0.05, 0.95) * (h - horizon)
+            _paint(img, _soft(wheel, soft), uniform(g, 0.65, 0.85))
+    for _ in range(randint(g, 0, 4)):
+        feet = horizon + uniform(g, 0.05, 0.95) * (h - horizon)
         tall = (0.05 + 0.25 * (feet - horizon) / max(h - horizon, 1.0)) * h
-        cx = _uniform(g, 0.0, 1.0) * w
-        warm = _uniform(g, 0.75, 0.95)
+        cx = uniform(g, 0.0, 1.0) * w
+        warm = uniform(g, 0.75, 0.95)
         body = _box(yy, xx, feet - 0.42 * tall, cx, 0.42 * tall, 0.13 * tall, radius=0.08 * tall)
         head = _ellipse(yy, xx, feet - 0.9 * tall, cx, 0.09 * tall, 0.075 * tall)
         person = _soft(torch.minimum(body, head), soft)
         _paint(img, person, warm - 0.1 * ((yy - feet + tall) / tall).clamp(0, 1))
 
     # Sensor: slight optical blur, low-frequency gain and offset, AGC-style stretch.
-    img = _blur_one(img[None, None], 5, _uniform(g, 0.4, 0.9))[0, 0]
-    img = img * (1 + _uniform(g, 0.0, 0.06) * _smooth(g, h, w, 2)) + _uniform(
-        g, 0.0, 0.04
-    ) * _smooth(g, h, w, 2)
+    img = gaussian_filter(img[None, None], 5, uniform(g, 0.4, 0.9))[0, 0]
+    gain = 1 + uniform(g, 0.0, 0.06) * _smooth(g, h, w, 2)
+    offset = uniform(g, 0.0, 0.04) * _smooth(g, h, w, 2)
+    img = img * gain + offset
     sample = img.flatten()[:: max(1, h * w // 65536)]
     lo, hi = torch.quantile(sample, torch.tensor([0.005, 0.995], dtype=torch.float64))
-    out_lo, out_hi = _uniform(g, 0.0, 0.08), _uniform(g, 0.85, 1.0)
+    out_lo, out_hi = uniform(g, 0.0, 0.08), uniform(g, 0.85, 1.0)
     img = out_lo + (img - lo) / max(float(hi - lo), 1e-6) * (out_hi - out_lo)
     return img.clamp(0.0, 1.0).to(torch.float32)[None]
 
@@ -245,9 +226,3 @@ def thermal_scenes(n: int, size=256, seed: int = 0) -> torch.Tensor:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise InvalidInputError(f"`n` must be a positive int; got {n!r}")
     return torch.stack([thermal_scene(size, mix_seed(seed, i)) for i in range(n)])
-
-
-def mix_seed(*keys: int) -> int:
-    """A 63-bit seed from a tuple of non-negative ints (NumPy's SeedSequence)."""
-    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint32)
-    return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
