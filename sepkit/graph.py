@@ -143,25 +143,28 @@ class Graph:
             data = np.asarray(data, dtype=np.float64)
             nodes = range(indptr.size - 1) if nodes is None else nodes
         degree = _row_sums(indptr, data)
-        degree.flags.writeable = False
         if check:
             _check_volume(float(degree.sum()))
-        return cls._trusted(
-            indptr=indptr,
-            indices=indices,
-            data=data,
-            degree=degree,
-            volume=float(degree.sum()),
-            n_nodes=indptr.size - 1,
-            nodes=nodes,
-        )
+        return cls._trusted(indptr, indices, data, degree, nodes)
 
     @classmethod
-    def _trusted(cls, **fields) -> Graph:
-        """A Graph from fields already known to be canonical: no checks, no copies."""
+    def _trusted(
+        cls, indptr, indices, data, degree, nodes, weight_scale: float = 1.0, index=None
+    ) -> Graph:
+        """A Graph from arrays already known to be canonical: no checks, no copies."""
         self = object.__new__(cls)
-        fields.setdefault("weight_scale", 1.0)
-        fields.setdefault("_index", None)
+        degree.flags.writeable = False
+        fields = {
+            "indptr": indptr,
+            "indices": indices,
+            "data": data,
+            "degree": degree,
+            "volume": float(degree.sum()),
+            "n_nodes": indptr.size - 1,
+            "nodes": nodes,
+            "weight_scale": weight_scale,
+            "_index": index,
+        }
         for name, value in fields.items():
             object.__setattr__(self, name, value)
         return self
@@ -561,19 +564,9 @@ def _build(M, nodes, index, shift: int = 0) -> Graph:
     indices = M.indices.astype(np.int64)
     data = M.data.astype(np.float64)
     degree = np.asarray(M.sum(axis=1), dtype=np.float64).ravel()
-    for a in (indptr, indices, data, degree):
+    for a in (indptr, indices, data):
         a.flags.writeable = False
-    return Graph._trusted(
-        indptr=indptr,
-        indices=indices,
-        data=data,
-        degree=degree,
-        volume=float(degree.sum()),
-        n_nodes=M.shape[0],
-        nodes=nodes,
-        weight_scale=math.ldexp(1.0, -shift),
-        _index=index,
-    )
+    return Graph._trusted(indptr, indices, data, degree, nodes, math.ldexp(1.0, -shift), index)
 
 
 def _first_entry(M, mask):
