@@ -11,7 +11,13 @@ computed by numba kernels.
 4.634
 """
 
-from sepkit._errors import InvalidGraphError, InvalidLabelsError, SepkitError
+from sepkit._errors import (
+    InvalidGraphError,
+    InvalidLabelsError,
+    InvalidOptionError,
+    InvalidTypeError,
+    SepkitError,
+)
 from sepkit.codeseg import BatchPartition, Partition, codeseg, codeseg_batch
 from sepkit.detachment import detachment_cost, representatives
 from sepkit.entropy import (
@@ -29,6 +35,8 @@ __all__ = [
     "Graph",
     "InvalidGraphError",
     "InvalidLabelsError",
+    "InvalidOptionError",
+    "InvalidTypeError",
     "Partition",
     "SepkitError",
     "as_graph",

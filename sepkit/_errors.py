@@ -14,4 +14,21 @@ class InvalidLabelsError(SepkitError, ValueError):
 
 
 class InvalidOptionError(SepkitError, ValueError):
-    """An option (keyword argument) outside its allowed values."""
+    """An option (``base``, ``method``, ``seed``, ...) has a value outside its allowed range."""
+
+
+class InvalidTypeError(SepkitError, TypeError):
+    """An argument of a kind sepkit does not take: a list for a graph, a directed graph or a
+    multigraph, a non-bool flag."""
+
+
+# Shown as sepkit.InvalidGraphError etc. in tracebacks: the public name, not this module's.
+for _cls in (
+    SepkitError,
+    InvalidGraphError,
+    InvalidLabelsError,
+    InvalidOptionError,
+    InvalidTypeError,
+):
+    _cls.__module__ = "sepkit"
+del _cls

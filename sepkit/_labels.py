@@ -1,39 +1,17 @@
-"""Validation of partitions and of the ``base`` keyword (shared by every public function)."""
+"""Validation of partitions (shared by every public function that takes ``labels``)."""
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 
 import numpy as np
 
 from sepkit._errors import InvalidLabelsError
+from sepkit._options import check_seed, log_scale  # noqa: F401  (detachment.py imports them from here)
 from sepkit.graph import Graph
 
 _COLLECTIONS = (set, frozenset, list, tuple, range)
-
-
-def log_scale(base) -> float:
-    """``1 / ln(base)``: converts natural-log results to ``base``."""
-    if (
-        not isinstance(base, numbers.Real)
-        or isinstance(base, bool)
-        or not math.isfinite(base)
-        or base <= 0
-        or base == 1
-    ):
-        raise ValueError(f"`base` must be a finite real number > 0 and != 1; got {base!r}")
-    return 1.0 / math.log(base)
-
-
-def check_seed(seed) -> int:
-    """A seed: a non-negative integer, or None for 0."""
-    if seed is None:
-        return 0
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer or None; got {seed!r}")
-    return int(seed)
 
 
 class Labels:
@@ -75,17 +53,40 @@ def as_labels(G: Graph, labels) -> Labels:
         and all(isinstance(c, _COLLECTIONS) for c in labels)
     ):
         return _encode(_from_communities(G, labels))
-    arr = np.asarray(labels)
+    arr = _as_array(labels)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise InvalidLabelsError(
             f"`labels` must have one entry per node (length {n}); got shape {arr.shape}"
         )
-    if not np.issubdtype(arr.dtype, np.integer):
+    if not np.issubdtype(arr.dtype, np.integer) and not _python_ints(arr):
         raise InvalidLabelsError(f"`labels` must be integers; got dtype {arr.dtype}")
     return _encode(arr)
 
 
+def _as_array(labels) -> np.ndarray:
+    """``labels`` as an array; integers beyond the int64/uint64 range as an object array."""
+    if isinstance(labels, (list, tuple)) and all(_is_int(x) for x in labels):
+        # numpy turns a list holding 2**63 into float64: keep such labels exact.
+        try:
+            return np.array(labels, dtype=np.int64)
+        except OverflowError:
+            return np.array(labels, dtype=object)
+    return np.asarray(labels)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
+
+
+def _python_ints(arr: np.ndarray) -> bool:
+    return arr.dtype == object and all(_is_int(x) for x in arr.ravel())
+
+
 def _encode(arr: np.ndarray) -> Labels:
+    if arr.dtype == object:
+        # Integers beyond int64 (and uint64): sorted and encoded by Python comparison.
+        values, codes = np.unique(arr, return_inverse=True)
+        return Labels(codes.astype(np.int64).ravel(), values)
     if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
         # uint64 labels beyond the int64 range: keep their values (a cast would wrap them).
         values, codes = np.unique(arr, return_inverse=True)
@@ -109,10 +110,12 @@ def _from_mapping(G: Graph, mapping: Mapping) -> np.ndarray:
     seen = np.zeros(G.n_nodes, dtype=bool)
     for node, lab in mapping.items():
         i = _index(G, node)
-        if not isinstance(lab, numbers.Integral) or isinstance(lab, bool):
+        if not _is_int(lab):
             raise InvalidLabelsError(
                 f"`labels` must map nodes to integers; got {lab!r} for node {node!r}"
             )
+        if out.dtype != object and not -(2**63) <= lab < 2**63:
+            out = out.astype(object)  # a label beyond int64: keep every label exact
         out[i] = lab
         seen[i] = True
     _require_cover(G, seen)

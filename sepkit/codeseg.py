@@ -16,8 +16,6 @@ parallel call.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -26,9 +24,18 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from sepkit._errors import InvalidOptionError
 from sepkit._kernels import codeseg as _k
 from sepkit._kernels import entropy as _ke
-from sepkit._labels import check_seed, log_scale
+from sepkit._options import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_seed,
+    log_scale,
+    seed_sequence,
+)
 from sepkit.graph import Graph, as_graph, check_dense_stack
 
 __all__ = ["BatchPartition", "Partition", "codeseg", "codeseg_batch"]
@@ -47,6 +54,8 @@ _MULTILEVEL_MAX_ROUNDS = 64
 # Graphs up to this many nodes also get a start from one cluster and the
 # cluster-merge kicks (cheap there, and what finds the optimum on tiny graphs).
 _POLISH_MAX_NODES = 256
+# One seed per start is held in memory: a bound that keeps n_starts an honest count.
+_MAX_STARTS = 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,7 +97,7 @@ class Partition:
         out: list[set] = [set() for _ in range(self.n_clusters)]
         if overlapping:
             if self.memberships is None:
-                raise ValueError(
+                raise InvalidOptionError(
                     "`overlapping=True` needs a partition computed with overlap=True; "
                     "got one without memberships"
                 )
@@ -199,9 +208,8 @@ def codeseg(
     >>> ref.n_clusters, round(ref.entropy, 5)
     (7, 3.28427)
     """
-    if not isinstance(overlap, (bool, np.bool_)):
-        raise TypeError(f"`overlap` must be a bool; got {overlap!r}")
-    gamma = _check_real("gamma", gamma, 0.0)
+    check_bool("overlap", overlap)
+    gamma = check_real("gamma", gamma, 0.0)
     g = as_graph(G)
     opt = _resolve_options(
         method,
@@ -333,7 +341,7 @@ def codeseg_batch(
     seeds, order_arr = opt.seeds, np.arange(n)
     if method != "multilevel" and not (isinstance(order, str) and order == "random"):
         if isinstance(order, str) and order == "edges":
-            raise ValueError(
+            raise InvalidOptionError(
                 '`order="edges"` needs an edge list; a dense batch has none (use "index")'
             )
         order_arr = _check_order("index" if order is None else order, None, n_nodes=n)
@@ -356,10 +364,8 @@ def _entropy(g: Graph, labels: np.ndarray) -> float:
 
 
 def _check_polish(polish, n_nodes: int) -> bool:
-    if polish is None:
+    if check_bool("polish", polish, none=True) is None:
         return n_nodes <= _POLISH_MAX_NODES
-    if not isinstance(polish, (bool, np.bool_)):
-        raise TypeError(f"`polish` must be a bool or None; got {polish!r}")
     return bool(polish)
 
 
@@ -376,56 +382,42 @@ def _resolve_options(method, *, base, seed, n_starts, max_iter, tau, order, poli
 
     Options of the other method are errors, not silently ignored.
     """
-    if method not in _METHODS:
-        raise ValueError(f'`method` must be one of "game", "multilevel", "sweep"; got {method!r}')
+    check_choice("method", method, _METHODS)
     scale = log_scale(base)
     seed = check_seed(seed)
-    n_starts = _check_int("n_starts", n_starts, 1)
-    seeds = np.uint64(seed) + np.arange(n_starts, dtype=np.uint64)
+    n_starts = check_int("n_starts", n_starts, 1, _MAX_STARTS)
+    seeds = seed_sequence(seed, n_starts)
     if method == "game":
         if polish is not None:
-            raise ValueError(f'`polish` applies to method="multilevel" only; got {polish!r}')
-        max_iter = _GAME_MAX_ITER if max_iter is None else _check_int("max_iter", max_iter, 1)
-        tau = _GAME_TAU if tau is None else _check_real("tau", tau, 0.0)
+            raise InvalidOptionError(
+                f'`polish` applies to method="multilevel" only; got {polish!r}'
+            )
+        max_iter = _GAME_MAX_ITER if max_iter is None else check_int("max_iter", max_iter, 1)
+        tau = _GAME_TAU if tau is None else check_real("tau", tau, 0.0)
         return _Options(scale, seeds, max_iter, tau, False)
     if method == "sweep":
         if polish is not None:
-            raise ValueError(f'`polish` applies to method="multilevel" only; got {polish!r}')
+            raise InvalidOptionError(
+                f'`polish` applies to method="multilevel" only; got {polish!r}'
+            )
         if tau is not None and tau != 0:
-            raise ValueError(
+            raise InvalidOptionError(
                 f'`tau` applies to method="game" only (a sweep runs until nothing moves); '
                 f"got {tau!r}"
             )
-        max_iter = _SWEEP_MAX_ITER if max_iter is None else _check_int("max_iter", max_iter, 1)
+        max_iter = _SWEEP_MAX_ITER if max_iter is None else check_int("max_iter", max_iter, 1)
         return _Options(scale, seeds, max_iter, 0.0, False)
     if tau is not None and tau != 0:
-        raise ValueError(
+        raise InvalidOptionError(
             f'`tau` applies to method="game" only (multilevel moves to convergence); got {tau!r}'
         )
     if order is not None and not (isinstance(order, str) and order == "random"):
-        raise ValueError(
+        raise InvalidOptionError(
             '`order` applies to methods "game" and "sweep" only (multilevel visits nodes in '
             f"seeded random order); got {order!r}"
         )
-    max_iter = _MULTILEVEL_MAX_ROUNDS if max_iter is None else _check_int("max_iter", max_iter, 1)
+    max_iter = _MULTILEVEL_MAX_ROUNDS if max_iter is None else check_int("max_iter", max_iter, 1)
     return _Options(scale, seeds, max_iter, 0.0, _check_polish(polish, n_nodes))
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _check_real(name: str, value, minimum: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < minimum
-    ):
-        raise ValueError(f"`{name}` must be a finite number >= {minimum:g}; got {value!r}")
-    return float(value)
 
 
 def _check_order(order, G, g: Graph | None = None, *, n_nodes: int | None = None) -> np.ndarray:
@@ -435,7 +427,7 @@ def _check_order(order, G, g: Graph | None = None, *, n_nodes: int | None = None
             return np.arange(n)
         if order == "edges":
             return _edge_order(G, g)
-        raise ValueError(
+        raise InvalidOptionError(
             f'`order` must be "index", "edges", "random" or a permutation of 0..n-1; got {order!r}'
         )
     perm = np.asarray(order)
@@ -445,7 +437,7 @@ def _check_order(order, G, g: Graph | None = None, *, n_nodes: int | None = None
         or not np.issubdtype(perm.dtype, np.integer)
         or not np.array_equal(np.sort(perm), np.arange(n))
     ):
-        raise ValueError(
+        raise InvalidOptionError(
             f"`order` must be a permutation of 0..{n - 1}; got an array of shape {perm.shape} "
             f"and dtype {perm.dtype} that is not one"
         )

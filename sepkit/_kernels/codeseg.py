@@ -154,12 +154,12 @@ def game(indptr, indices, data, degree, order, max_iter, tau, h1, leave_gate):
     stamp = np.full(n, -1, dtype=np.int64)
     weight = np.zeros(n)
     touched = np.empty(n, dtype=np.int64)
-    history = np.empty(max_iter)
+    history = np.empty(min(max_iter, 16))  # grown on demand: max_iter may be huge
     n_iter = 0
     converged = False
     if V <= 0.0:
         return labels, history[:0], True
-    for _ in range(max_iter):
+    while n_iter < max_iter:
         moves = 0
         gain_sum = 0.0
         for v in order:
@@ -192,6 +192,8 @@ def game(indptr, indices, data, degree, order, max_iter, tau, h1, leave_gate):
                 labels[v] = best
                 moves += 1
                 gain_sum += best_gain
+        if n_iter == history.size:
+            history = np.concatenate((history, np.empty(history.size)))
         history[n_iter] = entropy_from_clusters(h1, inn, vol, V)
         n_iter += 1
         if moves == 0:
