@@ -12,6 +12,7 @@ scaling of 16-bit images: :mod:`sepkit_torch.data.image_io`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zlib
@@ -397,11 +398,18 @@ class DegradedImageFolder(Dataset):
         return path.relative_to(self.root).as_posix()
 
     def cached_path(self, i: int) -> Path:
-        """Where test item `i`'s degraded image is cached."""
+        """Where test item `i`'s degraded image is cached.
+
+        The name carries a hash of the clean file's bytes: an image changed under the same
+        name is degraded anew, never served from the old cache.
+        """
         if self.cache is None:
             raise InvalidInputError("only the 'test' split caches its degraded images")
-        name = self._name(self.files[_index(i, len(self))])
-        return self.cache / (name if name.lower().endswith(".png") else name + ".png")
+        path = self.files[_index(i, len(self))]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        name = self._name(path)
+        stem = name[:-4] if name.lower().endswith(".png") else name
+        return self.cache / f"{stem}.{digest}.png"
 
     def __getitem__(self, i):
         i = _index(i, len(self))

@@ -123,6 +123,21 @@ def test_test_split_is_cached_for_exact_reevaluation(folder8, tmp_path):
         DegradedImageFolder(folder8, "CBN", split="test", cache_dir=cache, seed=3)
 
 
+def test_an_image_changed_under_its_name_is_degraded_anew(folder8, tmp_path):
+    """The cache is keyed by content: new pixels under an old name never meet old results."""
+    cache = tmp_path / "cache"
+    test = DegradedImageFolder(folder8, "C", split="test", cache_dir=cache, seed=3)
+    before, clean = test[0]
+    Image.fromarray(255 - scene8(7)).save(test.files[0])  # same name, other pixels
+    again = DegradedImageFolder(folder8, "C", split="test", cache_dir=cache, seed=3)
+    after, new_clean = again[0]
+    assert not torch.equal(new_clean, clean)
+    assert torch.equal(after, again[0][0]) and not torch.equal(after, before)
+    # the degradation of the new image is the one a fresh cache gives
+    fresh = DegradedImageFolder(folder8, "C", split="test", cache_dir=tmp_path / "c2", seed=3)
+    assert torch.equal(fresh[0][0], after)
+
+
 def test_16_bit_folder(tmp_path):
     root = tmp_path / "raw16"
     root.mkdir()

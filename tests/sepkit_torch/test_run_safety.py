@@ -76,9 +76,8 @@ def test_a_folder_of_someone_elses_files_is_refused_then_left_alone(tmp_path):
     out.mkdir()
     (out / "report.md").write_text("my thesis notes")
     (out / "data.csv").write_text("1,2,3")
-    with pytest.raises(
-        RunFolderError, match=r"holds files this project did not write \(\['data.csv', 'report.md'\]\)"
-    ):
+    foreign = r"holds files this project did not write \(\['data.csv', 'report.md'\]\)"
+    with pytest.raises(RunFolderError, match=foreign):
         run(smoke(out), progress=False)
     assert (out / "report.md").read_text() == "my thesis notes"
     # with overwrite the run writes its own files; other files stay
