@@ -36,12 +36,13 @@ from pathlib import Path
 import numba
 import numpy as np
 import torch
-from sepkit_torch.checkpoint import save_checkpoint
+from torch.utils.data import DataLoader
 
-from sepkit_torch import ECMRNet, complexity, make_optimizer, psnr, ssim, train_step
+from sepkit_torch import ECMRNet, complexity, psnr, ssim, training
 from sepkit_torch.complexity import COUNT_SHAPE
 from sepkit_torch.continual.pruning import (
     gate_scores,
+    group_graphs,
     magnitude_scores,
     prune,
     select_groups,
@@ -51,6 +52,7 @@ from sepkit_torch.data import SyntheticThermalDataset
 from sepkit_torch.data.synthetic import mix_seed
 from sepkit_torch.distributed import ShardedBatchSampler
 from sepkit_torch.models.backbone import STAGE_NAMES
+from sepkit_torch.pipeline.state import save_checkpoint
 
 log = logging.getLogger("sep_table7")
 
@@ -190,24 +192,19 @@ def fit(
 ) -> float:
     """`steps` Adam steps (cosine to lr/100, L1) over the frame-grouped shuffled windows;
     ``on_step(step)`` after each."""
-    opt = make_optimizer(model, lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 100)
     g = torch.Generator().manual_seed(seed)
-    batches = ShardedBatchSampler(len(data), args.batch, generator=g, frame_items=data.frame_items)
-    step, epoch, loss = 0, 0, float("nan")
-    while step < steps:
-        data.set_epoch(epoch)
-        for index in batches:
-            degraded, clean = batch_of(data, index)
-            loss = train_step(model, opt, clean if task is None else degraded, clean, task=task)
-            schedule.step()
-            step += 1
-            if on_step is not None:
-                on_step(step)
-            if step == steps:
-                break
-        epoch += 1
-    return loss
+    order = ShardedBatchSampler(len(data), args.batch, generator=g, frame_items=data.frame_items)
+    result = training.fit(
+        model,
+        DataLoader(data, batch_sampler=order),
+        lr=lr,
+        steps=steps,
+        task=task,
+        clean_to_clean=task is None,
+        set_epoch=data.set_epoch,
+        on_step=None if on_step is None else lambda step, loss: on_step(step),
+    )
+    return result.loss
 
 
 @torch.no_grad()
@@ -274,6 +271,8 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
     # the pool: whole degraded training frames, as the paper's N full-size images
     frames = training_frames(task, args, seed, length=args.pool)
     pool = torch.stack([frames.frame(f)[0] for f in range(args.pool)])
+    if args.record_graphs:
+        record_graphs(Path(args.record_graphs), model, task, pool[: args.record_frames])
 
     study.row(
         task,
@@ -358,6 +357,30 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
     study.row(task, f"random x{args.random_seeds}", random_groups)
 
 
+@torch.no_grad()
+def record_graphs(path: Path, model, task: str, pool) -> None:
+    """Add `task`'s inter-group graphs of the `pool` images (``(N, G, G)`` per stage,
+    float32) to the ``.npz`` file at `path`: test data for the partitioners."""
+    branch = model.branches[task]
+    features: dict[str, torch.Tensor] = {}
+    hooks = [
+        getattr(branch, s).blocks.register_forward_hook(
+            lambda mod, args, out, s=s: features.__setitem__(s, out)
+        )
+        for s in STAGE_NAMES
+    ]
+    model.eval()
+    model(pool, task=task)
+    for h in hooks:
+        h.remove()
+    old = dict(np.load(path)) if path.is_file() else {}
+    for s in STAGE_NAMES:
+        graphs = group_graphs(features[s], getattr(branch, s).groups)
+        old[f"{task}_{s}"] = graphs.numpy().astype(np.float32)
+    np.savez_compressed(path, **old)
+    log.info("%s: graphs of %d images recorded in %s", task, len(pool), path)
+
+
 def finetune_task(study: Study, task: str, name: str, args) -> None:
     seed = mix_seed(args.seed, ord(task[0]))
 
@@ -395,6 +418,10 @@ def main(argv=None) -> None:
     parser.add_argument("--random-seeds", type=int, default=5)
     parser.add_argument("--finetune", default="SEP,MP,SRP", help="selections to fine-tune")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--record-graphs", metavar="NPZ", help="save each task's SEP graphs here (test data)"
+    )
+    parser.add_argument("--record-frames", type=int, default=16, help="pool images recorded")
     args = parser.parse_args(argv)
     for key, value in STUDIES[args.model].items():
         setattr(args, key, value)
@@ -409,7 +436,9 @@ def main(argv=None) -> None:
     # kernels, which slows every later torch op on a busy CPU; workqueue parks them.
     numba.config.THREADING_LAYER = "workqueue"
     config = {
-        k: v for k, v in vars(args).items() if k not in ("out", "threads", "finetune", "marks")
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("out", "threads", "finetune", "marks", "record_graphs", "record_frames")
     }
     config["frame"] = list(config["frame"])
     study = Study(Path(args.out), config)
