@@ -11,7 +11,6 @@ to keep temperatures comparable across images.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from sepkit_torch._errors import InvalidInputError, SepkitTorchError
+from sepkit_torch._files import atomic_write
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -205,6 +205,5 @@ def write_png(target, image: torch.Tensor, bits: int = 8) -> None:
     arr = torch.round(image[0].double().clamp(0, 1) * levels).numpy()
     arr = arr.astype(np.uint8 if bits == 8 else np.uint16)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, target)
+    image = Image.fromarray(arr)
+    atomic_write(target, lambda f: image.save(f, format="PNG"))
