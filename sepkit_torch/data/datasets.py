@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sepkit_torch._errors import InvalidInputError
+from sepkit_torch._files import atomic_write_text
 from sepkit_torch.data.degradations import quantize
 from sepkit_torch.data.image_io import (
     DatasetError,
@@ -365,7 +366,7 @@ class DegradedImageFolder(Dataset):
                 )
         else:
             folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(manifest, indent=1))
+            atomic_write_text(path, json.dumps(manifest, indent=1))
         return folder
 
     def set_epoch(self, epoch: int) -> None:
