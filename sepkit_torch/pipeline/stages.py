@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+import sepkit
 from sepkit_torch._errors import InvalidInputError, TaskStateError
 from sepkit_torch.complexity import COUNT_SHAPE, complexity
 from sepkit_torch.continual.baselines import (
@@ -190,6 +191,7 @@ class Runner:
         name = _model_name(task)
         before = {**self._size(task), **self._evaluate_one(task)}
         groups_before = list(self.model.task(name).groups)
+        sepkit.warmup()  # numba compiles (or loads) its kernels outside the timed selection
         selection = select_groups(
             self.model,
             name,
