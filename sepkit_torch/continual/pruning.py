@@ -35,6 +35,7 @@ from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
 __all__ = [
     "GroupSelection",
     "PruneReport",
+    "CRITERIA",
     "METHODS",
     "SIMILARITIES",
     "TIES",
@@ -47,6 +48,7 @@ __all__ = [
     "select_groups",
     "selection_from_graphs",
     "top_groups",
+    "with_contribution_loops",
 ]
 
 #: Channel similarities: Pearson correlation (the public code) and cosine (the paper).
@@ -56,6 +58,14 @@ SIMILARITIES = ("pearson", "cosine")
 #: H2, at most 10 sweeps); ``"game"``, the reference CoDeSEG with its defaults (5 sweeps,
 #: ``tau`` 0.3); ``"multilevel"``, sepkit's lowest-entropy search.
 METHODS = ("sweep", "game", "multilevel")
+#: What decides which groups represent the clusters. ``"published"`` (ECMRNet's rule): the
+#: similarity graph alone is partitioned, and in each cluster the group with the largest
+#: detachment cost represents it. ``"contribution"`` (this project's): each group also
+#: gets a self-loop carrying its share of the stage's output energy (the self-loops
+#: together weigh as much as the graph's edges), so a group that carries much of the
+#: output is costly to merge and tends to stay alone; in each cluster the group
+#: contributing most to the stage's output represents it.
+CRITERIA = ("published", "contribution")
 #: How SEP decides between groups of equal detachment cost in a cluster: ``"random"``, a
 #: seeded uniform choice per image (what float rounding does in the published code, in
 #: distribution, but independent of the groups' order); ``"index"``, the lowest index;
@@ -64,6 +74,8 @@ METHODS = ("sweep", "game", "multilevel")
 TIES = ("random", "index", "contribution")
 # Within a group, negative similarities become this tiny weight (as the public code).
 _NEGATIVE_INTRA = 1e-8
+# The contribution criterion's self-loops weigh this much, relative to the edges.
+_LOOP_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -225,6 +237,7 @@ def selection_from_graphs(
     rho: float = 0.1,
     method: str = "sweep",
     tie: str = "random",
+    criterion: str = "published",
     base: float = math.e,
     seed: int | None = None,
     contributions: Mapping[str, np.ndarray] | None = None,
@@ -232,12 +245,18 @@ def selection_from_graphs(
     """Selection frequencies from each stage's stack of graphs ``(N, G, G)``.
 
     `contributions` (per stage, ``(N, G)``, from :func:`group_contributions`) is needed
-    by ``tie="contribution"``. Returns (frequency per stage, keep mask per stage, seconds
-    spent in sepkit).
+    by ``tie="contribution"`` and ``criterion="contribution"``. Returns (frequency per
+    stage, keep mask per stage, seconds spent in sepkit).
     """
-    _check_selection(rho, method, tie)
+    _check_selection(rho, method, tie, criterion)
     counts, seconds = _selection_counts(
-        graphs, method=method, tie=tie, base=base, seed=seed, contributions=contributions
+        graphs,
+        method=method,
+        tie=tie,
+        criterion=criterion,
+        base=base,
+        seed=seed,
+        contributions=contributions,
     )
     n = {stage: A.shape[0] for stage, A in graphs.items()}
     frequency = {stage: c / n[stage] for stage, c in counts.items()}
@@ -246,7 +265,7 @@ def selection_from_graphs(
 
 
 def _selection_counts(
-    graphs, *, method, tie, base, seed, contributions=None, sample_ids=None
+    graphs, *, method, tie, criterion, base, seed, contributions=None, sample_ids=None
 ) -> tuple[dict[str, np.ndarray], float]:
     """Per stage, how many of the graphs chose each group as a representative.
 
@@ -261,23 +280,58 @@ def _selection_counts(
         if A.shape[0] == 0:  # this process scored no image of the pool
             counts[stage] = np.zeros(A.shape[1], dtype=np.int64)
             continue
+        energy = None
+        if "contribution" in (tie, criterion):
+            if contributions is None or stage not in contributions:
+                raise InvalidInputError(
+                    f"`tie` or `criterion` 'contribution' needs the groups' contributions "
+                    f"of stage {stage!r}"
+                )
+            energy = np.asarray(contributions[stage], dtype=np.float64)
+        if criterion == "contribution":
+            A = with_contribution_loops(A, energy)
         result = sepkit.codeseg_batch(A, base=base, **_PARTITION_OPTIONS[method])
         if tie == "random":
             ids = np.arange(A.shape[0]) if sample_ids is None else np.asarray(sample_ids)
             draws = np.random.default_rng([0 if seed is None else seed, index])
             rule = draws.random((int(ids.max()) + 1, A.shape[1]))[ids]
         elif tie == "contribution":
-            if contributions is None or stage not in contributions:
-                raise InvalidInputError(
-                    f'`tie="contribution"` needs the groups\' contributions of stage {stage!r}'
-                )
-            rule = contributions[stage]
+            rule = energy
         else:
             rule = "index"
-        chosen = sepkit.representatives(result.labels, result.detachment, tie=rule)
+        score = energy if criterion == "contribution" else result.detachment
+        chosen = sepkit.representatives(result.labels, score, tie=rule)
         seconds += time.perf_counter() - start
         counts[stage] = chosen.sum(axis=0, dtype=np.int64)
     return counts, seconds
+
+
+def with_contribution_loops(graphs: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """The contribution criterion's graphs: each node gets a self-loop equal to its share
+    of `energy` (per graph) times the graph's edge volume.
+
+    Parameters
+    ----------
+    graphs : ndarray, shape (N, G, G)
+    energy : ndarray, shape (N, G)
+        Non-negative contributions (:func:`group_contributions`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepkit_torch.continual.pruning import with_contribution_loops
+    >>> A = np.array([[[0.0, 1.0], [1.0, 0.0]]])  # volume 2
+    >>> with_contribution_loops(A, np.array([[3.0, 1.0]]))[0]
+    array([[1.5, 1. ],
+           [1. , 0.5]])
+    """
+    total = energy.sum(axis=1, keepdims=True)
+    share = np.divide(energy, total, out=np.zeros_like(energy), where=total > 0)
+    volume = graphs.sum(axis=(1, 2))[:, None]
+    out = graphs.copy()
+    nodes = np.arange(graphs.shape[1])
+    out[:, nodes, nodes] += _LOOP_WEIGHT * share * volume
+    return out
 
 
 # The partitioner of each SEP method: the published sweep, or sepkit's two others.
@@ -296,6 +350,7 @@ def select_groups(
     similarity_kind: str = "pearson",
     method: str = "sweep",
     tie: str = "random",
+    criterion: str = "published",
     rho: float = 0.1,
     base: float = math.e,
     batch_size: int = 4,
@@ -321,6 +376,10 @@ def select_groups(
     tie : {"random", "index", "contribution"}
         Which group represents a cluster when several share its largest detachment
         cost (:data:`TIES`); ``"random"`` (default) never depends on the groups' order.
+    criterion : {"published", "contribution"}
+        What represents the clusters (:data:`CRITERIA`): the published detachment cost
+        on the similarity graph (default), or the groups' contributions to the stage
+        output, carried into the graph as self-loops.
     rho : float in (0, 1]
         Keep a group represented in at least this fraction of the pool.
     base : float
@@ -345,7 +404,7 @@ def select_groups(
     GroupSelection
     """
     # checked up front: the forward passes over the pool come first
-    _check_selection(rho, method, tie)
+    _check_selection(rho, method, tie, criterion)
     if similarity_kind not in SIMILARITIES:
         raise InvalidInputError(
             f"`similarity_kind` must be one of {SIMILARITIES}; got {similarity_kind!r}"
@@ -376,7 +435,7 @@ def select_groups(
                             captured[s], groups[s], similarity_kind=similarity_kind, base=base
                         )
                     )
-                    if tie == "contribution":
+                    if "contribution" in (tie, criterion):
                         exit_weight = getattr(branch, s).exit.weight
                         energy[s].append(group_contributions(captured[s], groups[s], exit_weight))
                 _sync(batch)
@@ -396,7 +455,7 @@ def select_groups(
         for s in STAGE_NAMES
     }
     contributions = None
-    if tie == "contribution":
+    if "contribution" in (tie, criterion):
         contributions = {s: torch.cat(energy[s]).cpu().numpy() for s in STAGE_NAMES if energy[s]}
     if sample_ids is not None and len(sample_ids) != n_samples:
         raise InvalidInputError(
@@ -407,6 +466,7 @@ def select_groups(
         graphs,
         method=method,
         tie=tie,
+        criterion=criterion,
         base=base,
         seed=seed,
         contributions=contributions,
@@ -594,13 +654,20 @@ def top_groups(scores: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> d
     return keep
 
 
-def _check_selection(rho, method, tie) -> None:
+def _check_selection(rho, method, tie, criterion) -> None:
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho <= 1:
         raise InvalidInputError(f"`rho` must be a number in (0, 1]; got {rho!r}")
     if method not in METHODS:
         raise InvalidInputError(f"`method` must be one of {METHODS}; got {method!r}")
     if tie not in TIES:
         raise InvalidInputError(f"`tie` must be one of {TIES}; got {tie!r}")
+    if criterion not in CRITERIA:
+        raise InvalidInputError(f"`criterion` must be one of {CRITERIA}; got {criterion!r}")
+    if criterion == "contribution" and tie == "contribution":
+        raise InvalidInputError(
+            '`tie="contribution"` breaks ties of the detachment cost; with '
+            '`criterion="contribution"` the contribution already decides: use "random" or "index"'
+        )
 
 
 def _capture(store: dict, stage: str):

@@ -16,6 +16,7 @@ from typing import Any
 
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.continual.baselines import METHODS, REGULARIZED
+from sepkit_torch.continual.pruning import CRITERIA as SEP_CRITERIA
 from sepkit_torch.continual.pruning import METHODS as SEP_METHODS
 from sepkit_torch.continual.pruning import SIMILARITIES
 from sepkit_torch.continual.pruning import TIES as SEP_TIES
@@ -77,6 +78,7 @@ class PipelineConfig:
     sep_rho: float = 0.1
     sep_method: str = "sweep"
     sep_tie: str = "random"
+    sep_criterion: str = "published"
     sep_similarity: str = "pearson"
     skmm: str = "released"
     device: str = "cpu"
@@ -262,6 +264,7 @@ _CHOICES = {
     "loss": tuple(LOSSES),
     "sep_method": SEP_METHODS,
     "sep_tie": SEP_TIES,
+    "sep_criterion": SEP_CRITERIA,
     "sep_similarity": SIMILARITIES,
     "skmm": (*SKMM_VARIANTS, "none"),
     "amp": AMP_MODES,

@@ -102,6 +102,7 @@ def _markdown(report, plots: list[Path]) -> str:
             f"Preset `{cfg['preset']}`, model `{cfg['model']}`, tasks {', '.join(tasks)}, "
             f"data {data}, seed {cfg['seed']}, SEP {'on' if cfg['prune'] else 'off'} "
             f"(rho {cfg['sep_rho']}, {cfg['sep_method']}, ties {cfg.get('sep_tie', 'index')}, "
+            f"criterion {cfg.get('sep_criterion', 'published')}, "
             f"{cfg['sep_similarity']}), "
             f"SKMM `{cfg['skmm']}`.",
             "",

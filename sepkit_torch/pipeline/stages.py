@@ -199,6 +199,7 @@ class Runner:
             similarity_kind=cfg.sep_similarity,
             method=cfg.sep_method,
             tie=cfg.sep_tie,
+            criterion=cfg.sep_criterion,
             rho=cfg.sep_rho,
             seed=cfg.seed,
             sample_ids=list(mine),

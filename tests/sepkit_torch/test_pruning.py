@@ -113,17 +113,22 @@ def _reference_contribution(feature: np.ndarray, groups: int, weight: np.ndarray
     return out
 
 
-def _reference_frequency(features, groups, kind, method, base, tie, weight=None):
+def _reference_frequency(features, groups, kind, method, base, tie, weight, criterion):
     counts = np.zeros(groups)
     for f in features:
         A = _reference_graph(f, groups, kind, base)
+        energy = _reference_contribution(f, groups, weight)
+        if criterion == "contribution":  # self-loops: each group's share of the edge volume
+            volume = A.sum()
+            for o in range(groups):
+                A[o, o] += energy[o] / sum(energy) * volume
         labels = sepkit.codeseg(A, base=base, **_PARTITIONS[method]).labels
         cost = sepkit.detachment_cost(A, labels, base=base)
-        energy = _reference_contribution(f, groups, weight) if tie == "contribution" else None
+        score = energy if criterion == "contribution" else cost
         for c in set(labels.tolist()):
             members = [o for o in range(groups) if labels[o] == c]
-            top = max(cost[o] for o in members)
-            tied = [o for o in members if cost[o] >= top - 1e-12 * abs(top)]
+            top = max(score[o] for o in members)
+            tied = [o for o in members if score[o] >= top - 1e-12 * abs(top)]
             if tie == "index":
                 counts[min(tied)] += 1
             else:  # the largest contribution among the tied, then the lowest index
@@ -148,15 +153,17 @@ def _stage_features(model, task, x):
 
 
 @pytest.mark.parametrize(
-    "kind, method, base, tie",
+    "kind, method, base, tie, criterion",
     [
-        ("pearson", "sweep", math.e, "index"),
-        ("pearson", "sweep", math.e, "contribution"),
-        ("cosine", "game", 2.0, "index"),
-        ("pearson", "multilevel", math.e, "contribution"),
+        ("pearson", "sweep", math.e, "index", "published"),
+        ("pearson", "sweep", math.e, "contribution", "published"),
+        ("cosine", "game", 2.0, "index", "published"),
+        ("pearson", "multilevel", math.e, "contribution", "published"),
+        ("pearson", "sweep", math.e, "index", "contribution"),
+        ("cosine", "multilevel", 2.0, "index", "contribution"),
     ],
 )
-def test_scoring_equals_per_sample_reference(model, kind, method, base, tie):
+def test_scoring_equals_per_sample_reference(model, kind, method, base, tie, criterion):
     pool = images(5, 1, 16, 20, seed=11)
     selection = select_groups(
         model,
@@ -165,6 +172,7 @@ def test_scoring_equals_per_sample_reference(model, kind, method, base, tie):
         similarity_kind=kind,
         method=method,
         tie=tie,
+        criterion=criterion,
         base=base,
         rho=0.3,
         batch_size=2,
@@ -173,7 +181,9 @@ def test_scoring_equals_per_sample_reference(model, kind, method, base, tie):
     for s in STAGE_NAMES:
         stage = getattr(model.branches["C"], s)
         weight = stage.exit.weight.detach().double().numpy()[:, :, 0, 0]
-        ref = _reference_frequency(feats[s], stage.groups, kind, method, base, tie, weight)
+        ref = _reference_frequency(
+            feats[s], stage.groups, kind, method, base, tie, weight, criterion
+        )
         np.testing.assert_allclose(selection.frequency[s], ref, atol=1e-12)
         np.testing.assert_array_equal(selection.keep[s], ref >= 0.3)
     assert selection.n_samples == 5
@@ -437,3 +447,29 @@ def test_pruning_twice_composes_kept_indices(model):
     second = {s: [len(np.flatnonzero(first[s])) - 1] for s in STAGE_NAMES}
     info = prune(model, "C", second)
     assert info.kept == tuple((int(np.flatnonzero(first[s])[-1]),) for s in STAGE_NAMES)
+
+
+def test_criterion_options_are_checked(model):
+    pool = images(2, 1, 8, 8, seed=0)
+    with pytest.raises(
+        ValueError, match=r"`criterion` must be one of \('published', 'contribution'\)"
+    ):
+        select_groups(model, "C", pool, criterion="energy")
+    with pytest.raises(ValueError, match=r"with `criterion=\"contribution\"` the contribution"):
+        select_groups(model, "C", pool, criterion="contribution", tie="contribution")
+
+
+def test_the_contribution_criterion_always_keeps_a_dominant_group():
+    """Groups 0 and 1 are alike and pair up: the published rule keeps either at random.
+    When group 1 carries nearly all of the stage's output, the contribution criterion
+    always keeps it."""
+    A = np.zeros((2000, 3, 3))
+    for (i, j), w in {(0, 1): 1.0, (1, 2): 0.6, (0, 2): 0.5}.items():
+        A[:, i, j] = A[:, j, i] = w
+    energy = np.tile([1.0, 50.0, 1.0], (2000, 1))
+    published, _, _ = selection_from_graphs({"e1": A}, seed=0)
+    contribution, _, _ = selection_from_graphs(
+        {"e1": A}, criterion="contribution", contributions={"e1": energy}, seed=0
+    )
+    np.testing.assert_allclose(published["e1"][:2], [0.5, 0.5], atol=0.04)
+    assert contribution["e1"][1] == 1.0
