@@ -2,7 +2,10 @@
 
 Modules, bottom up: ``sampling`` (seeded draws, argument checks), ``registry`` (task names,
 presets), ``degradations`` (the operations; registers C, B, N, D), ``image_io`` (image
-files), ``synthetic`` (procedural scenes) and ``datasets``.
+files), ``shapes`` (drawing primitives), ``soft_scenes`` and ``detailed_scenes`` (the two
+styles of procedural scenes), ``synthetic`` (the scene API) and ``datasets``; beside them
+``estimation`` (fitting degradation parameters to real pairs) and ``statistics`` (how
+close scenes come to real images).
 """
 
 from sepkit_torch.data.datasets import (
@@ -44,13 +47,14 @@ from sepkit_torch.data.registry import (
     task_name,
     unregister_degradation,
 )
-from sepkit_torch.data.synthetic import thermal_scene, thermal_scenes
+from sepkit_torch.data.synthetic import SCENE_STYLES, thermal_scene, thermal_scenes
 
 __all__ = [
     "APPENDIX_TASKS",
     "DEGRADATION_PRESETS",
     "IMAGE_EXTENSIONS",
     "PAPER_TASKS",
+    "SCENE_STYLES",
     "DatasetError",
     "Degradation",
     "DegradedImageFolder",

@@ -36,7 +36,7 @@ from sepkit_torch.data.image_io import (
 )
 from sepkit_torch.data.registry import check_preset, degrade, parse_task
 from sepkit_torch.data.sampling import image_size, mix_seed
-from sepkit_torch.data.synthetic import thermal_scene
+from sepkit_torch.data.synthetic import check_style, thermal_scene
 
 __all__ = [
     "FRAME_CACHE",
@@ -593,6 +593,8 @@ class SyntheticThermalDataset(Dataset):
         Degradation parameters.
     quantize : bool
         Round degraded images to 8-bit grey levels.
+    style : {'soft', 'detailed'}
+        The scene generator (:func:`~sepkit_torch.data.thermal_scene`).
 
     Examples
     --------
@@ -619,6 +621,7 @@ class SyntheticThermalDataset(Dataset):
         seed: int = 0,
         preset: str = "ecmrnet",
         quantize: bool = True,
+        style: str = "soft",
     ):
         if split not in ("train", "test"):
             raise InvalidInputError(f"`split` must be 'train' or 'test'; got {split!r}")
@@ -632,6 +635,7 @@ class SyntheticThermalDataset(Dataset):
         self.seed = int(seed)
         self.preset = preset
         self.quantize = bool(quantize)
+        self.style = check_style(style)
         self.epoch = 0
         self.frame_size = None
         crop = None
@@ -674,7 +678,7 @@ class SyntheticThermalDataset(Dataset):
         else:
             key = mix_seed(self.seed, _TRAIN, epoch, f)
         g = torch.Generator().manual_seed(key)
-        clean = thermal_scene(self.frame_size or self.size, g)
+        clean = thermal_scene(self.frame_size or self.size, g, style=self.style)
         degraded = degrade(clean, self.task, g, preset=self.preset)
         return (quantize(degraded) if self.quantize else degraded), clean
 
@@ -693,7 +697,7 @@ def make_dataset(root=None, task: str = "CBN", *, split: str = "train", **kwargs
 
     `kwargs` go to the chosen class; for the procedural set ``crop_size`` becomes its
     ``size`` and ``length`` defaults to 256 (train) or 64 (test). A folder's frames are
-    its images, so `frame_size` applies to procedural scenes only.
+    its images, so `frame_size` and `style` apply to procedural scenes only.
 
     Examples
     --------
@@ -705,6 +709,10 @@ def make_dataset(root=None, task: str = "CBN", *, split: str = "train", **kwargs
         if kwargs.pop("frame_size", None) is not None:
             raise InvalidInputError(
                 "`frame_size` sets the size of procedural frames; a folder's frames are its images"
+            )
+        if kwargs.pop("style", None) is not None:
+            raise InvalidInputError(
+                "`style` chooses the generator of procedural scenes; a folder's images are its own"
             )
         return DegradedImageFolder(root, task, split=split, **kwargs)
     if "crop_size" in kwargs:

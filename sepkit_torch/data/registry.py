@@ -48,40 +48,62 @@ PAPER_TASKS = ("C", "B", "N", "CB", "CN", "BN", "CBN")
 #: The tasks its appendix adds.
 APPENDIX_TASKS = ("D", "CBND")
 
-#: The parameter presets of the built-in degradations: ECMRNet's public code (default) and
-#: PPFN's harsher ranges. A registered degradation may add presets of its own.
-DEGRADATION_PRESETS = ("ecmrnet", "ppfn")
+#: The parameter presets of the built-in degradations: ECMRNet's public code (default),
+#: PPFN's harsher ranges, and ``broad``, the two together (each range from the lower of
+#: their lows to the higher of their highs), which covers the low contrast, blur and noise
+#: of both published HM-TIR severities (``docs/data.md``). A registered degradation may
+#: add presets of its own.
+DEGRADATION_PRESETS = ("ecmrnet", "ppfn", "broad")
 
 #: The preset used when none is named, and the ranges of a built-in function's unset arguments.
 DEFAULT_PRESET = "ecmrnet"
 
+
+def _hull(*presets: Mapping[str, Any]) -> dict[str, Any]:
+    """Per keyword, the smallest range holding every preset's (equal scalars stay scalars)."""
+    out = {}
+    for key in presets[0]:
+        values = [p[key] for p in presets]
+        if all(v == values[0] for v in values):
+            out[key] = values[0]
+        else:
+            out[key] = (min(v[0] for v in values), max(v[1] for v in values))
+    return out
+
+
+_PUBLISHED = {
+    "C": {
+        "ecmrnet": {"contrast": (0.2, 0.6), "brightness": (25.5, 51.0)},
+        "ppfn": {"contrast": (0.2, 0.8), "brightness": (51.0, 102.0)},
+    },
+    "B": {
+        "ecmrnet": {"kernel_size": (7, 17), "sigma": (1.0, 2.0)},
+        "ppfn": {"kernel_size": (7, 23), "sigma": (1.0, 3.0)},
+    },
+    "N": {
+        "ecmrnet": {
+            "delta": (15, 55),
+            "gain_std": (0.03, 0.07),
+            "offset_std": (0.0, 3.0),
+            "sigma": (5.0, 15.0),
+        },
+        "ppfn": {
+            "delta": (15, 75),
+            "gain_std": (0.03, 0.10),
+            "offset_std": (0.0, 5.0),
+            "sigma": (5.0, 20.0),
+        },
+    },
+    # PPFN has no D: both presets use the public code's fractions.
+    "D": {"ecmrnet": {"dead": 0.002, "hot": 0.001}, "ppfn": {"dead": 0.002, "hot": 0.001}},
+}
+
 #: Keyword arguments of the built-in degradations per preset (ranges in grey levels, as on
-#: the design page). PPFN has no D: both presets use the public code's fractions.
+#: the design page).
 BUILTIN_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType(
     {
-        "C": {
-            "ecmrnet": {"contrast": (0.2, 0.6), "brightness": (25.5, 51.0)},
-            "ppfn": {"contrast": (0.2, 0.8), "brightness": (51.0, 102.0)},
-        },
-        "B": {
-            "ecmrnet": {"kernel_size": (7, 17), "sigma": (1.0, 2.0)},
-            "ppfn": {"kernel_size": (7, 23), "sigma": (1.0, 3.0)},
-        },
-        "N": {
-            "ecmrnet": {
-                "delta": (15, 55),
-                "gain_std": (0.03, 0.07),
-                "offset_std": (0.0, 3.0),
-                "sigma": (5.0, 15.0),
-            },
-            "ppfn": {
-                "delta": (15, 75),
-                "gain_std": (0.03, 0.10),
-                "offset_std": (0.0, 5.0),
-                "sigma": (5.0, 20.0),
-            },
-        },
-        "D": {"ecmrnet": {"dead": 0.002, "hot": 0.001}, "ppfn": {"dead": 0.002, "hot": 0.001}},
+        name: {**published, "broad": _hull(published["ecmrnet"], published["ppfn"])}
+        for name, published in _PUBLISHED.items()
     }
 )
 
@@ -362,7 +384,8 @@ def degrade(image, task: str, generator, *, preset: str = DEFAULT_PRESET) -> tor
     generator : torch.Generator or int
         CPU generator, or an int seed (one generator is made from it for the whole task).
     preset : str
-        ``"ecmrnet"`` (the public code's ranges, default) or ``"ppfn"`` (harsher).
+        ``"ecmrnet"`` (the public code's ranges, default), ``"ppfn"`` (harsher) or
+        ``"broad"`` (both).
 
     Returns
     -------

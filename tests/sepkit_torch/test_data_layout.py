@@ -22,8 +22,13 @@ LAYERS = {
     "registry": {"sampling"},
     "degradations": {"registry", "sampling"},
     "image_io": set(),
-    "synthetic": {"degradations", "sampling"},
+    "shapes": set(),
+    "soft_scenes": {"degradations", "sampling", "shapes"},
+    "detailed_scenes": {"degradations", "sampling", "shapes"},
+    "synthetic": {"detailed_scenes", "sampling", "soft_scenes"},
     "datasets": {"degradations", "image_io", "registry", "sampling", "synthetic"},
+    "estimation": {"degradations", "registry", "sampling"},
+    "statistics": {"sampling"},
 }
 
 
