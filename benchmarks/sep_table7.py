@@ -49,7 +49,7 @@ from sepkit_torch.continual.pruning import (
     top_groups,
 )
 from sepkit_torch.data import SyntheticThermalDataset
-from sepkit_torch.data.synthetic import mix_seed
+from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.distributed import ShardedBatchSampler
 from sepkit_torch.models.backbone import STAGE_NAMES
 from sepkit_torch.pipeline.state import save_checkpoint

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from sepkit_torch.data import make_dataset
-from sepkit_torch.data.synthetic import mix_seed
+from sepkit_torch.data.sampling import mix_seed
 
 __all__ = ["frame_batches", "stage_seed", "test_set", "train_set", "validation_set"]
 

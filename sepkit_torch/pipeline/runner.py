@@ -16,7 +16,7 @@ import torch
 
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.continual.expansion import ECMRNet
-from sepkit_torch.data.synthetic import mix_seed
+from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.distributed import DistContext, device_of, init_distributed
 from sepkit_torch.models.nafnet import NAFNet
 from sepkit_torch.pipeline.config import PipelineConfig
