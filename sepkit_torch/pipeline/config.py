@@ -287,7 +287,9 @@ def _is_a(value, kind) -> bool:
 #: sequence in minutes on a CPU. ``paper``: the paper's protocol (a GPU's work).
 #: ``smoke``: a few steps of everything, for tests.
 PRESETS: dict[str, dict[str, Any]] = {
-    "demo": {},
+    # three short fine-tuning epochs after SEP: with one, B and N ended 0.8 dB below
+    # their unpruned scores (docs/pipeline.md, "The demo run")
+    "demo": dict(finetune_epochs=3),
     # one epoch: 1,200 frames of 512 x 640 (HM-TIR's training split), 12 windows each
     "paper": dict(
         model="paper",
