@@ -81,6 +81,8 @@ def warmup() -> None:
     representatives(labels, detachment_cost(A, labels))
     structural_entropy_tree(A, [labels, np.zeros(4, dtype=np.int64)])
     coding_tree(A, height=3)
+    coding_tree(A, height=3, polish=False)
+    codeseg(A, n_clusters=3)
     for method in ("game", "multilevel"):
         codeseg(A, method=method, overlap=True)
         codeseg(A, method=method, n_starts=2, **({"order": "random"} if method == "game" else {}))

@@ -36,7 +36,7 @@ _IMPROVE = 1e-12
 _RESTARTS = 2
 # Kicks (perturb, refine briefly, keep if lower) on small graphs: at most this many, each
 # refined by this many passes.
-_MAX_KICKS = 256
+_MAX_KICKS = 32
 _KICK_PASSES = 2
 # Passes of level-by-level refinement (each pass revisits every level once) on graphs the
 # polish applies to; larger graphs get one pass (later ones gained about 0.1% of the
