@@ -2,7 +2,7 @@
 
 Prints a Markdown table: forward time, similarity time, sepkit (graph) time per
 pool image, the scoring/forward ratio, and the sepkit time for a pool of 300
-images (six stages, 1,800 graphs), for both partition methods.
+images (six stages, 1,800 graphs), for every partition method.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_sep [--side 256] [--n 8]
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sepkit_torch import ECMRNet
-from sepkit_torch.continual.pruning import select_groups, selection_from_graphs
+from sepkit_torch.continual.pruning import METHODS, select_groups, selection_from_graphs
 from sepkit_torch.models.backbone import STAGE_NAMES
 
 
@@ -41,7 +41,7 @@ def main(argv=None) -> None:
     print(f"paper preset, pool images {h} x {w}, {args.n} timed, torch threads {args.threads}\n")
     print("| method | forward s/img | similarity s/img | sepkit s/img | scoring / forward |")
     print("|---|---:|---:|---:|---:|")
-    for method in ("game", "multilevel"):
+    for method in METHODS:
         sel = select_groups(model, "C", pool, batch_size=1, method=method)
         s = {k: v / args.n for k, v in sel.seconds.items()}
         ratio = (s["similarity"] + s["graph"]) / s["forward"]
@@ -60,7 +60,7 @@ def main(argv=None) -> None:
         graphs[stage] = A
     print("\n| method | sepkit time for N = 300 (1,800 graphs of 8-32 nodes) |")
     print("|---|---:|")
-    for method in ("game", "multilevel"):
+    for method in METHODS:
         selection_from_graphs(graphs, method=method)
         start = time.perf_counter()
         selection_from_graphs(graphs, method=method)

@@ -38,6 +38,7 @@ import torch
 
 import sepkit_torch
 from sepkit_torch import complexity, psnr, ssim
+from sepkit_torch.complexity import COUNT_SHAPE
 from sepkit_torch.continual.recognition import CLEAN, evaluate_recognition, train_letter
 from sepkit_torch.data import parse_task, read_image
 from sepkit_torch.inference import Restorer
@@ -46,7 +47,6 @@ from sepkit_torch.pipeline import PipelineConfig, stage_seed, test_set, train_se
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO.parent / "shared" / "data" / "hm-tir-examples"
-COUNT_SHAPE = (1, 1, 512, 640)
 
 
 def test_sets(config: PipelineConfig, length: int | None = None) -> dict:

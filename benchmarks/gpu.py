@@ -39,14 +39,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sepkit_torch import ECMRNet
 from sepkit_torch.continual.pruning import select_groups
 from sepkit_torch.models.backbone import GROUPED_CONV_IMPLS, STAGE_NAMES, GroupedConv2d
-from sepkit_torch.pipeline import _quiet_numba_threads as quiet_numba_threads
-from sepkit_torch.speed import autocast, make_adam, set_grouped_conv, to_channels_last
+from sepkit_torch.speed import autocast, quiet_numba_threads, set_grouped_conv, to_channels_last
+from sepkit_torch.training import make_optimizer, train_step
 
 GiB = 2**30
 
@@ -198,25 +197,25 @@ def train_rate(sizes: Sizes, setting: Setting, device: torch.device, backend: st
     """ms/step, images/s and peak memory of training task C's branch with `setting`."""
     model = build_model(sizes.preset, ["C"], device)
     forward = _prepared(model, setting, backend)
-    optimizer = make_adam(model.trainable_parameters(), 1e-4, impl=setting.optimizer)
+    optimizer = make_optimizer(model, 1e-4, impl=setting.optimizer)
     g = torch.Generator().manual_seed(1)
     clean = torch.rand(sizes.batch, 1, sizes.crop, sizes.crop, generator=g).to(device)
     degraded = (0.5 * clean + 0.1).clamp(0, 1)
 
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, setting.amp):
-            restored = forward(degraded, task="C")
-        loss = F.l1_loss(restored.float(), clean)
-        loss.backward()
-        optimizer.step()
-        return loss
+    def step():  # a non-finite loss raises TrainingDivergedError
+        return train_step(
+            model,
+            optimizer,
+            degraded,
+            clean,
+            task="C",
+            amp=setting.amp,
+            forward=lambda x: forward(x, task="C"),
+        )
 
     start = time.perf_counter()
     for _ in range(sizes.warmup):
-        loss = step()
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"{setting.name}: the training loss is {loss.item()}")
+        step()
     warm_s = time.perf_counter() - start
     _peak_reset(device)
     seconds = float(np.median(_timed(step, device, sizes.steps)))

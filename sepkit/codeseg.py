@@ -1,9 +1,11 @@
 """CoDeSEG: partitions that minimise two-dimensional structural entropy.
 
-Two methods share one set of O(degree) move deltas:
+Three methods share one set of O(degree) move deltas:
 
 - ``"game"`` reproduces the reference CoDeSEG sweep (Xian et al., WWW 2025)
   exactly, in float64;
+- ``"sweep"`` is the greedy sweep of ECMRNet's published pruning: a node moves
+  whenever a move lowers H2, with no stopping threshold;
 - ``"multilevel"`` (default) adds moves to new singletons, Leiden-style
   refinement, aggregation into super-nodes and seeded restarts, and reaches far
   lower entropy.
@@ -14,8 +16,6 @@ parallel call.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -25,25 +25,40 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from sepkit._errors import InvalidOptionError
 from sepkit._kernels import codeseg as _k
 from sepkit._kernels import entropy as _ke
-from sepkit._labels import log_scale
+from sepkit._kernels import fixed_k as _kf
+from sepkit._options import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_seed,
+    log_scale,
+    seed_sequence,
+)
 from sepkit.graph import Graph, as_graph, check_dense_stack
 
 __all__ = ["BatchPartition", "Partition", "codeseg", "codeseg_batch"]
 
-_METHODS = ("game", "multilevel")
+_METHODS = ("game", "multilevel", "sweep")
+# Kernel codes of the methods (sepkit/_kernels/codeseg.py).
+_METHOD_CODES = {"game": 0, "multilevel": 1, "sweep": 2}
 _ORDERS = ("index", "edges", "random")
 # A move is taken only when it lowers V * H2 by more than _TOL * (node degree):
 # float noise can never make the search cycle.
 _TOL = 1e-12
 _GAME_MAX_ITER = 5
 _GAME_TAU = 0.3
+_SWEEP_MAX_ITER = 10
 # One descent and a pass of single-node moves: further rounds seldom lower H2.
 _MULTILEVEL_MAX_ROUNDS = 1
 # Graphs up to this many nodes are polished by default: solved exactly up to 10
 # nodes, else the best of several starts (cheap there, where local optima abound).
 _POLISH_MAX_NODES = 256
+# One seed per start is held in memory: a bound that keeps n_starts an honest count.
+_MAX_STARTS = 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,9 +73,9 @@ class Partition:
         H2 of ``labels`` in the requested base (recomputed exactly).
     n_clusters : int
     n_iter : int
-        Sweeps (``"game"``) or rounds of the multilevel scheme.
+        Sweeps (``"game"``, ``"sweep"``) or rounds of the multilevel scheme.
     history : ndarray of float64
-        H2 after each sweep (game) or each level (multilevel); never increases.
+        H2 after each sweep (game, sweep) or each level (multilevel); never increases.
     converged : bool
         True when a stopping rule ended the search, False when ``max_iter`` did.
     memberships : tuple of tuples or None
@@ -85,7 +100,7 @@ class Partition:
         out: list[set] = [set() for _ in range(self.n_clusters)]
         if overlapping:
             if self.memberships is None:
-                raise ValueError(
+                raise InvalidOptionError(
                     "`overlapping=True` needs a partition computed with overlap=True; "
                     "got one without memberships"
                 )
@@ -131,6 +146,7 @@ def codeseg(
     gamma: float = 1.0,
     n_starts: int = 1,
     polish: bool | None = None,
+    n_clusters: int | None = None,
 ) -> Partition:
     """Partition a graph by minimising its two-dimensional structural entropy.
 
@@ -138,28 +154,35 @@ def codeseg(
     ----------
     G : graph-like
         Anything :func:`sepkit.as_graph` accepts.
-    method : {"multilevel", "game"}
+    method : {"multilevel", "game", "sweep"}
         ``"game"``: the reference CoDeSEG rule. Start from singletons; sweep
         the nodes in ``order``; a node moves to the neighbouring cluster with
         the largest gain ``H2(now) - H2(moved)`` only when that gain beats
         ``max(0, H2(now) - H2(node alone))`` (the first cluster in the node's
         adjacency order wins ties); stop when a sweep moves nothing or its mean
         gain per move is at most ``tau * H1 / n``.
+        ``"sweep"``: the greedy sweep of ECMRNet's published pruning. As the
+        game, but a node moves whenever the best move has a gain above 0
+        (even when leaving for a singleton would gain more; no node ever
+        leaves), and only a sweep without moves or ``max_iter`` ends it.
         ``"multilevel"``: local moves to convergence (to any neighbouring
-        cluster or a new singleton), refinement, aggregation, repeated until no
-        level improves; the best of ``n_starts`` seeded starts.
+        cluster or a new singleton), refinement, aggregation, level after level,
+        then a pass of single-node moves on the result; the best of
+        ``n_starts`` seeded starts. On large graphs the moves run on all numba
+        threads with the same result for any thread count.
     seed : int or None
         Seed of the random visiting orders (``None`` means 0: results are
         reproducible unless you vary the seed).
     max_iter : int, optional
-        Game: most sweeps (default 5, as the reference). Multilevel: most
-        rounds (default 64).
+        Game: most sweeps (default 5, as the reference). Sweep: most sweeps
+        (default 10, as ECMRNet's pruning). Multilevel: most rounds of descent and
+        node moves (default 1; more rounds seldom lower H2).
     tau : float, optional
         Game only: the reference's stopping threshold (default 0.3; 0 sweeps
         until nothing moves).
     base : float, default 2
     order : {"index", "edges", "random"} or array of int, optional
-        Game only: the sweep order. ``"index"`` (default): node order of the
+        Game and sweep: the sweep order. ``"index"`` (default): node order of the
         graph; ``"edges"``: first appearance in the input's edge list (what
         the reference binary does); ``"random"``: a seeded shuffle per start;
         or an explicit permutation of ``0..n-1``.
@@ -170,11 +193,22 @@ def codeseg(
     gamma : float, default 1
     n_starts : int, default 1
         Independent seeded starts (seeds ``seed, seed+1, ...``); the lowest H2
-        is kept. Multilevel starts run in parallel.
+        is kept. Multilevel starts run one after the other, each on all threads.
     polish : bool or None, default None
-        Multilevel only: also search from one cluster and try cluster-merge
-        kicks (several times slower, finds the optimum of small graphs far
-        more often). ``None``: only on graphs of up to 256 nodes.
+        Multilevel only: the exact optimum on graphs of up to 10 nodes; on
+        larger ones the best of 4 starts with a finer refinement (several times
+        slower, finds the optimum of small graphs far more often). ``None``:
+        only on graphs of up to 256 nodes.
+    n_clusters : int, optional
+        Multilevel only: return exactly this many non-empty clusters (1..n),
+        minimising H2 under that constraint. The unconstrained result is
+        brought to k clusters by merging the pair of clusters whose merge
+        raises H2 least (pairs without an edge between them too: when k is
+        below the number of connected components, clusters span components)
+        or by detaching the nodes whose detachment costs least, then
+        refined by moves that keep k; on graphs ``polish`` applies to, also
+        from singletons and from one cluster, with merge-and-detach kicks.
+        ``history`` then ends with the H2 of the k-cluster partition.
 
     Returns
     -------
@@ -191,10 +225,12 @@ def codeseg(
     >>> ref = codeseg(G, method="game", order="edges")
     >>> ref.n_clusters, round(ref.entropy, 5)
     (7, 3.28427)
+    >>> two = codeseg(G, n_clusters=2)
+    >>> two.n_clusters, round(two.entropy, 6)
+    (2, 3.731039)
     """
-    if not isinstance(overlap, (bool, np.bool_)):
-        raise TypeError(f"`overlap` must be a bool; got {overlap!r}")
-    gamma = _check_real("gamma", gamma, 0.0)
+    check_bool("overlap", overlap)
+    gamma = check_real("gamma", gamma, 0.0)
     g = as_graph(G)
     opt = _resolve_options(
         method,
@@ -207,8 +243,9 @@ def codeseg(
         polish=polish,
         n_nodes=g.n_nodes,
     )
+    n_clusters = _check_n_clusters(n_clusters, method, g.n_nodes)
 
-    if method == "game":
+    if method != "multilevel":
         h1 = _ke.node_terms(g.degree, g.volume).sum()
         if isinstance(order, str) and order == "random":
             candidates = []
@@ -221,7 +258,15 @@ def codeseg(
         best = None
         for perm in candidates:
             lab, hist, conv = _k.game(
-                g.indptr, g.indices, g.data, g.degree, perm, opt.max_iter, opt.tau, h1
+                g.indptr,
+                g.indices,
+                g.data,
+                g.degree,
+                perm,
+                opt.max_iter,
+                opt.tau,
+                h1,
+                method == "game",
             )
             h = _entropy(g, lab)
             if best is None or h < best[0]:
@@ -241,6 +286,9 @@ def codeseg(
         _, labels, history, n_iter, converged = best
 
     labels, k = _k.compact(labels)
+    if n_clusters is not None:
+        labels, k = _fixed_k(g, labels, n_clusters, opt)
+        history = np.append(history, _entropy(g, labels))
     memberships = None
     if overlap:
         extra_node, extra_cluster = _k.overlap(
@@ -286,7 +334,7 @@ def codeseg_batch(
     method, seed, max_iter, tau, base, n_starts, polish
         As for :func:`codeseg` (``polish=None`` decides by ``n``).
     order : {"index", "random"} or array of int, optional
-        Game only; one order for every graph.
+        Game and sweep; one order for every graph.
 
     Returns
     -------
@@ -317,16 +365,15 @@ def codeseg_batch(
         n_nodes=n,
     )
     seeds, order_arr = opt.seeds, np.arange(n)
-    if method == "game" and not (isinstance(order, str) and order == "random"):
+    if method != "multilevel" and not (isinstance(order, str) and order == "random"):
         if isinstance(order, str) and order == "edges":
-            raise ValueError(
+            raise InvalidOptionError(
                 '`order="edges"` needs an edge list; a dense batch has none (use "index")'
             )
         order_arr = _check_order("index" if order is None else order, None, n_nodes=n)
         seeds = seeds[:0]  # one fixed order instead of seeded random ones
-    code = 0 if method == "game" else 1
     labels, entropy, detachment = _k.batch(
-        A, code, order_arr, seeds, opt.max_iter, opt.tau, _TOL, opt.polish
+        A, _METHOD_CODES[method], order_arr, seeds, opt.max_iter, opt.tau, _TOL, opt.polish
     )
     n_clusters = labels.max(axis=1) + 1 if B and n else np.zeros(B, dtype=np.int64)
     return BatchPartition(
@@ -337,16 +384,34 @@ def codeseg_batch(
     )
 
 
+def _check_n_clusters(n_clusters, method: str, n_nodes: int) -> int | None:
+    if n_clusters is None:
+        return None
+    if method != "multilevel":
+        raise InvalidOptionError(
+            f'`n_clusters` applies to method="multilevel" only; got {n_clusters!r}'
+        )
+    return check_int("n_clusters", n_clusters, 1, n_nodes)
+
+
+def _fixed_k(g: Graph, labels: np.ndarray, k: int, opt) -> tuple:
+    """The multilevel result brought to exactly ``k`` clusters (see codeseg)."""
+    args = (g.indptr, g.indices, g.data, g.degree)
+    seed = opt.seeds[0]
+    labels = _kf.to_k(*args, labels, k, seed, _TOL)
+    if opt.polish:
+        labels = _kf.polish_k(*args, labels, k, seed, _TOL)
+    return _k.compact(labels)
+
+
 def _entropy(g: Graph, labels: np.ndarray) -> float:
     k = int(labels.max()) + 1
     return _ke.entropy_2d(g.indptr, g.indices, g.data, g.degree, labels, k, g.volume)
 
 
 def _check_polish(polish, n_nodes: int) -> bool:
-    if polish is None:
+    if check_bool("polish", polish, none=True) is None:
         return n_nodes <= _POLISH_MAX_NODES
-    if not isinstance(polish, (bool, np.bool_)):
-        raise TypeError(f"`polish` must be a bool or None; got {polish!r}")
     return bool(polish)
 
 
@@ -363,54 +428,42 @@ def _resolve_options(method, *, base, seed, n_starts, max_iter, tau, order, poli
 
     Options of the other method are errors, not silently ignored.
     """
-    if method not in _METHODS:
-        raise ValueError(f'`method` must be one of "game", "multilevel"; got {method!r}')
+    check_choice("method", method, _METHODS)
     scale = log_scale(base)
-    seed = _check_seed(seed)
-    n_starts = _check_int("n_starts", n_starts, 1)
-    seeds = np.uint64(seed) + np.arange(n_starts, dtype=np.uint64)
+    seed = check_seed(seed)
+    n_starts = check_int("n_starts", n_starts, 1, _MAX_STARTS)
+    seeds = seed_sequence(seed, n_starts)
     if method == "game":
         if polish is not None:
-            raise ValueError(f'`polish` applies to method="multilevel" only; got {polish!r}')
-        max_iter = _GAME_MAX_ITER if max_iter is None else _check_int("max_iter", max_iter, 1)
-        tau = _GAME_TAU if tau is None else _check_real("tau", tau, 0.0)
+            raise InvalidOptionError(
+                f'`polish` applies to method="multilevel" only; got {polish!r}'
+            )
+        max_iter = _GAME_MAX_ITER if max_iter is None else check_int("max_iter", max_iter, 1)
+        tau = _GAME_TAU if tau is None else check_real("tau", tau, 0.0)
         return _Options(scale, seeds, max_iter, tau, False)
+    if method == "sweep":
+        if polish is not None:
+            raise InvalidOptionError(
+                f'`polish` applies to method="multilevel" only; got {polish!r}'
+            )
+        if tau is not None and tau != 0:
+            raise InvalidOptionError(
+                f'`tau` applies to method="game" only (a sweep runs until nothing moves); '
+                f"got {tau!r}"
+            )
+        max_iter = _SWEEP_MAX_ITER if max_iter is None else check_int("max_iter", max_iter, 1)
+        return _Options(scale, seeds, max_iter, 0.0, False)
     if tau is not None and tau != 0:
-        raise ValueError(
+        raise InvalidOptionError(
             f'`tau` applies to method="game" only (multilevel moves to convergence); got {tau!r}'
         )
     if order is not None and not (isinstance(order, str) and order == "random"):
-        raise ValueError(
-            '`order` applies to method="game" only (multilevel visits nodes in seeded '
-            f"random order); got {order!r}"
+        raise InvalidOptionError(
+            '`order` applies to methods "game" and "sweep" only (multilevel visits nodes in '
+            f"seeded random order); got {order!r}"
         )
-    max_iter = _MULTILEVEL_MAX_ROUNDS if max_iter is None else _check_int("max_iter", max_iter, 1)
+    max_iter = _MULTILEVEL_MAX_ROUNDS if max_iter is None else check_int("max_iter", max_iter, 1)
     return _Options(scale, seeds, max_iter, 0.0, _check_polish(polish, n_nodes))
-
-
-def _check_seed(seed) -> int:
-    if seed is None:
-        return 0
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer or None; got {seed!r}")
-    return int(seed)
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _check_real(name: str, value, minimum: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < minimum
-    ):
-        raise ValueError(f"`{name}` must be a finite number >= {minimum:g}; got {value!r}")
-    return float(value)
 
 
 def _check_order(order, G, g: Graph | None = None, *, n_nodes: int | None = None) -> np.ndarray:
@@ -420,7 +473,7 @@ def _check_order(order, G, g: Graph | None = None, *, n_nodes: int | None = None
             return np.arange(n)
         if order == "edges":
             return _edge_order(G, g)
-        raise ValueError(
+        raise InvalidOptionError(
             f'`order` must be "index", "edges", "random" or a permutation of 0..n-1; got {order!r}'
         )
     perm = np.asarray(order)
@@ -430,7 +483,7 @@ def _check_order(order, G, g: Graph | None = None, *, n_nodes: int | None = None
         or not np.issubdtype(perm.dtype, np.integer)
         or not np.array_equal(np.sort(perm), np.arange(n))
     ):
-        raise ValueError(
+        raise InvalidOptionError(
             f"`order` must be a permutation of 0..{n - 1}; got an array of shape {perm.shape} "
             f"and dtype {perm.dtype} that is not one"
         )

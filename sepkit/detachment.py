@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from sepkit._errors import InvalidLabelsError, InvalidOptionError
 from sepkit._kernels import entropy as _k
-from sepkit._labels import as_labels, log_scale
+from sepkit._labels import as_labels, check_seed, log_scale
 from sepkit.graph import as_graph
 
-__all__ = ["detachment_cost"]
+__all__ = ["TIE_RULES", "detachment_cost", "representatives"]
 
 
 def detachment_cost(G, labels, *, base: float = 2.0) -> np.ndarray:
@@ -50,7 +51,14 @@ def detachment_cost(G, labels, *, base: float = 2.0) -> np.ndarray:
     return cost * scale
 
 
-def representatives(labels, costs) -> np.ndarray:
+#: Tie rules of :func:`representatives` besides an array of priorities.
+TIE_RULES = ("random", "index")
+# Costs within this fraction of a cluster's largest |cost| tie with it: symmetric
+# nodes (e.g. the two of an isolated pair) have equal costs in exact arithmetic.
+_TIE_RTOL = 1e-12
+
+
+def representatives(labels, costs, *, tie="random", seed: int | None = None) -> np.ndarray:
     """Mark, in every cluster, the node with the largest detachment cost.
 
     Parameters
@@ -60,43 +68,88 @@ def representatives(labels, costs) -> np.ndarray:
     costs : array of float, same shape
         Detachment costs, e.g. from :func:`detachment_cost` or
         ``codeseg_batch(...).detachment``.
+    tie : {"random", "index"} or array of float of the same shape
+        Which node a cluster marks when several share its largest cost (within
+        a relative 1e-12). In an isolated two-node cluster both costs are always
+        equal, so this decides often. ``"random"`` (default): a seeded uniform
+        choice, drawn independently for every graph of a batch, so no node wins
+        by its position. ``"index"``: the lowest index. An array: the tied node
+        with the largest value (for example a feature energy), then the lowest
+        index.
+    seed : int or None
+        Seed of the ``"random"`` choices (None means 0, so results reproduce).
+        Graph ``b`` of a batch draws row ``b`` of
+        ``numpy.random.default_rng(seed).random((B, n))``.
 
     Returns
     -------
     ndarray of bool, same shape
-        True at exactly one node per cluster (per graph): the one with the
-        largest cost, the lowest index on ties.
+        True at exactly one node per cluster (per graph).
 
     Examples
     --------
     >>> import numpy as np
     >>> from sepkit import representatives
-    >>> representatives([0, 0, 1, 1, 1], [0.2, 0.5, 0.1, 0.1, 0.0])
+    >>> representatives([0, 0, 1, 1, 1], [0.2, 0.5, 0.1, 0.1, 0.0], tie="index")
     array([False,  True,  True, False, False])
+    >>> pair = np.array([[0, 0]] * 1000)  # an isolated pair: both costs equal
+    >>> representatives(pair, np.full((1000, 2), 0.3)).mean(axis=0)
+    array([0.532, 0.468])
     """
     lab = np.asarray(labels)
     cost = np.asarray(costs, dtype=np.float64)
     if lab.ndim not in (1, 2):
-        raise ValueError(f"`labels` must have shape (n,) or (B, n); got shape {lab.shape}")
+        raise InvalidLabelsError(f"`labels` must have shape (n,) or (B, n); got shape {lab.shape}")
     if cost.shape != lab.shape:
-        raise ValueError(
+        raise InvalidLabelsError(
             f"`costs` must have the shape of `labels` {lab.shape}; got shape {cost.shape}"
         )
     if not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(f"`labels` must be integers; got dtype {lab.dtype}")
-    if np.isnan(cost).any():
-        raise ValueError("`costs` must not contain NaN")
-    lab2 = lab.reshape(-1, lab.shape[-1]) if lab.ndim == 2 else lab[None, :]
-    cost2 = cost.reshape(lab2.shape)
+        raise InvalidLabelsError(f"`labels` must be integers; got dtype {lab.dtype}")
+    if not np.isfinite(cost).all():
+        raise InvalidLabelsError("`costs` must be finite; got NaN or infinite values")
+    lab2 = lab.reshape(-1, lab.shape[-1])
+    cost2 = cost.reshape(lab2.shape).ravel()
     B, n = lab2.shape
     graph = np.repeat(np.arange(B), n)
     node = np.tile(np.arange(n), B)
-    # sort by graph, then cluster, then cost descending, then index ascending
-    key = np.lexsort((node, -cost2.ravel(), lab2.ravel(), graph))
-    g_sorted = graph[key]
-    l_sorted = lab2.ravel()[key]
-    first = np.ones(key.size, dtype=bool)
-    first[1:] = (g_sorted[1:] != g_sorted[:-1]) | (l_sorted[1:] != l_sorted[:-1])
+    # cluster id of every node, unique over the batch
+    by_cluster = np.lexsort((lab2.ravel(), graph))
+    g_s, l_s = graph[by_cluster], lab2.ravel()[by_cluster]
+    new = np.ones(B * n, dtype=bool)
+    new[1:] = (g_s[1:] != g_s[:-1]) | (l_s[1:] != l_s[:-1])
+    cluster = np.empty(B * n, dtype=np.int64)
+    cluster[by_cluster] = np.cumsum(new) - 1
+    largest = np.full(int(new.sum()), -np.inf)
+    np.maximum.at(largest, cluster, cost2)
+    top = largest[cluster]
+    tied = cost2 >= top - _TIE_RTOL * np.abs(top)
+    priority = _tie_priority(tie, seed, lab2.shape, lab.shape).ravel()
+    # per cluster: tied nodes first, then the highest priority, then the lowest index
+    key = np.lexsort((node, -priority, ~tied, cluster))
+    first = np.ones(B * n, dtype=bool)
+    first[1:] = cluster[key[1:]] != cluster[key[:-1]]
     mask = np.zeros(B * n, dtype=bool)
     mask[key[first]] = True
     return mask.reshape(lab.shape)
+
+
+def _tie_priority(tie, seed, shape: tuple[int, int], user_shape: tuple) -> np.ndarray:
+    """The secondary key of :func:`representatives`: higher wins among tied nodes."""
+    if isinstance(tie, str):
+        if tie == "index":
+            return np.zeros(shape)
+        if tie == "random":
+            return np.random.default_rng(check_seed(seed)).random(shape)
+        raise InvalidOptionError(
+            f"`tie` must be one of {TIE_RULES} or an array of priorities; got {tie!r}"
+        )
+    priority = np.asarray(tie, dtype=np.float64)
+    if priority.shape != user_shape:
+        raise InvalidOptionError(
+            f"`tie` priorities must have the shape of `labels` {user_shape}; "
+            f"got shape {priority.shape}"
+        )
+    if not np.isfinite(priority).all():
+        raise InvalidOptionError("`tie` priorities must be finite; got NaN or infinite values")
+    return priority.reshape(shape)

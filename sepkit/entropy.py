@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from sepkit._kernels import entropy as _k
-from sepkit._labels import as_labels, log_scale
+from sepkit._labels import as_labels
+from sepkit._options import log_scale
 from sepkit.graph import as_graph
 
 __all__ = ["structural_entropy_1d", "node_entropy_1d", "structural_entropy_2d", "move_delta"]

@@ -7,6 +7,7 @@ and float64 accumulation everywhere).
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -15,13 +16,22 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from sepkit._errors import InvalidGraphError
+from sepkit._errors import InvalidGraphError, InvalidTypeError
+from sepkit._options import check_choice
 
 __all__ = ["Graph", "as_graph", "symmetrize"]
 
 # Entries a and b of a matrix count as symmetric when |a - b| <= _SYM_RTOL * max(|a|, |b|):
 # rounding-level asymmetry from a product like X @ X.T is accepted and averaged away.
 _SYM_RTOL = 1e-10
+
+# Weights whose total could pass 2**_MAX_VOLUME_LOG2 are divided by a power of two (exact in
+# binary floating point): every entropy, delta and cost is invariant under scaling the weights,
+# and below this bound no sum of the kernels overflows (a sum over clusters of
+# in_C * log(vol_C / V) is at most V * ln(n) in magnitude).
+_MAX_VOLUME_LOG2 = 960
+# A hand-built Graph's degrees must match its rows to this relative tolerance.
+_DEGREE_RTOL = 1e-9
 
 
 def _mirror_close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -56,6 +66,15 @@ class Graph:
     nodes : sequence
         The original node labels: networkx node labels, or ``range(n_nodes)``
         for matrices. Position ``i`` is row ``i``.
+    weight_scale : float
+        The stored weights are the input's times ``weight_scale``: 1.0, or a
+        power of two below 1 when the input's total weight would come near
+        float64's limit (entropies do not depend on the scale of the weights).
+
+    Build one with :func:`as_graph` (any input) or :meth:`Graph.from_csr`.
+    Calling ``Graph(...)`` directly validates every field, converts the arrays
+    to int64/float64 read-only copies and raises :class:`InvalidGraphError` for
+    arrays that are not a canonical symmetric CSR matrix.
 
     Examples
     --------
@@ -75,7 +94,80 @@ class Graph:
     volume: float
     n_nodes: int
     nodes: Sequence[Hashable]
+    weight_scale: float = 1.0
     _index: dict | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        for name, value in _validated_fields(self).items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_csr(cls, indptr, indices, data, *, nodes=None, check: bool = True) -> Graph:
+        """A graph from the CSR arrays of a symmetric adjacency matrix; degrees are computed.
+
+        Parameters
+        ----------
+        indptr, indices : array of int
+            CSR structure: row ``i`` holds columns ``indices[indptr[i]:indptr[i + 1]]``,
+            strictly increasing (no duplicates).
+        data : array of float
+            The weights, finite and positive; a self-loop ``A[i, i]`` stored once.
+        nodes : sequence, optional
+            Node labels, one per row (default ``range(n)``).
+        check : bool, default True
+            Validate the arrays (as ``Graph(...)`` does) and copy them. ``False``
+            skips every check and copy, for arrays already known to be canonical
+            (generated graphs in benchmarks): inconsistent arrays then give wrong
+            results or crash the interpreter, and the arrays must not change later.
+
+        Returns
+        -------
+        Graph
+
+        Examples
+        --------
+        >>> from sepkit import Graph
+        >>> G = Graph.from_csr([0, 1, 3, 4], [1, 0, 2, 1], [1.0, 1.0, 2.0, 2.0])
+        >>> G.degree, G.volume
+        (array([1., 3., 2.]), 6.0)
+        >>> Graph.from_csr([0, 1, 1], [1], [1.0])
+        Traceback (most recent call last):
+            ...
+        sepkit.InvalidGraphError: `G` must be symmetric (undirected); got A[0, 1] = 1.0 but ...
+        """
+        if check:
+            indptr, indices, data, nodes = _checked_csr(indptr, indices, data, nodes)
+        else:
+            indptr = np.asarray(indptr, dtype=np.int64)
+            indices = np.asarray(indices, dtype=np.int64)
+            data = np.asarray(data, dtype=np.float64)
+            nodes = range(indptr.size - 1) if nodes is None else nodes
+        degree = _row_sums(indptr, data)
+        if check:
+            _check_volume(float(degree.sum()))
+        return cls._trusted(indptr, indices, data, degree, nodes)
+
+    @classmethod
+    def _trusted(
+        cls, indptr, indices, data, degree, nodes, weight_scale: float = 1.0, index=None
+    ) -> Graph:
+        """A Graph from arrays already known to be canonical: no checks, no copies."""
+        self = object.__new__(cls)
+        degree.flags.writeable = False
+        fields = {
+            "indptr": indptr,
+            "indices": indices,
+            "data": data,
+            "degree": degree,
+            "volume": float(degree.sum()),
+            "n_nodes": indptr.size - 1,
+            "nodes": nodes,
+            "weight_scale": weight_scale,
+            "_index": index,
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+        return self
 
     @property
     def n_edges(self) -> int:
@@ -97,7 +189,7 @@ class Graph:
 
         Raises
         ------
-        ValueError
+        InvalidGraphError (a ValueError)
             If ``node`` is not a node of the graph.
         """
         if isinstance(self.nodes, range):
@@ -123,6 +215,141 @@ class Graph:
         return f"Graph(n_nodes={self.n_nodes}, n_edges={self.n_edges}, volume={self.volume!r})"
 
 
+def _row_sums(indptr: np.ndarray, data: np.ndarray) -> np.ndarray:
+    n = indptr.size - 1
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    return np.bincount(rows, weights=data, minlength=n).astype(np.float64)
+
+
+def _array(value, name: str, kind: str, dtype) -> np.ndarray:
+    """A read-only 1-D copy of ``value`` as ``dtype``, if its dtype is of ``kind``."""
+    a = np.asarray(value)
+    ok = (
+        np.issubdtype(a.dtype, np.integer)
+        if kind == "integer"
+        else (np.issubdtype(a.dtype, np.number) and not np.issubdtype(a.dtype, np.complexfloating))
+    )
+    if a.ndim != 1 or not (ok or a.size == 0) or a.dtype == np.bool_:
+        raise InvalidGraphError(
+            f"`{name}` must be a 1-D array of {kind} numbers; got dtype {a.dtype} and shape "
+            f"{a.shape}"
+        )
+    a = np.array(a, dtype=dtype, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+def _checked_csr(indptr, indices, data, nodes):
+    """Validate and copy CSR arrays that must already be canonical and symmetric.
+
+    Every kernel indexes with these arrays unchecked, so this is what stands between a
+    hand-built graph and a crash. Returns (indptr, indices, data, nodes).
+    """
+    indptr = _array(indptr, "indptr", "integer", np.int64)
+    n = indptr.size - 1
+    if n < 1:
+        raise InvalidGraphError(
+            f"`indptr` must have n + 1 >= 2 entries (at least one node); got {indptr.size}"
+        )
+    indices = _array(indices, "indices", "integer", np.int64)
+    data = _array(data, "data", "real", np.float64)
+    nnz = indices.size
+    if indptr[0] != 0 or indptr[-1] != nnz or data.size != nnz or (np.diff(indptr) < 0).any():
+        raise InvalidGraphError(
+            "`indptr` must rise from 0 to len(indices) == len(data); got indptr from "
+            f"{int(indptr[0])} to {int(indptr[-1])}, {nnz} indices and {data.size} weights"
+            + (" (not non-decreasing)" if (np.diff(indptr) < 0).any() else "")
+        )
+    if nnz and (indices.min() < 0 or indices.max() >= n):
+        bad = int(indices[(indices < 0) | (indices >= n)][0])
+        raise InvalidGraphError(f"`indices` must lie in 0..{n - 1}; got {bad}")
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    unsorted = (indices[1:] <= indices[:-1]) & (rows[1:] == rows[:-1])
+    if unsorted.any():
+        i = int(rows[1:][unsorted][0])
+        raise InvalidGraphError(
+            f"`indices` must be strictly increasing within each row; row {i} is not"
+        )
+    bad = ~np.isfinite(data) | (data <= 0)
+    if bad.any():
+        p = int(np.flatnonzero(bad)[0])
+        raise InvalidGraphError(
+            f"`data` must hold finite positive weights; got {float(data[p])!r} at "
+            f"A[{int(rows[p])}, {int(indices[p])}]"
+        )
+    nodes = range(n) if nodes is None else nodes
+    _check_nodes(nodes, n)
+    _check_symmetric(sp.csr_array((data, indices, indptr), shape=(n, n)), nodes)
+    return indptr, indices, data, nodes
+
+
+def _check_nodes(nodes, n: int) -> None:
+    if isinstance(nodes, range):
+        ok = len(nodes) == n
+    else:
+        try:
+            ok = len(nodes) == n and len(set(nodes)) == n
+        except TypeError:  # not sized, or unhashable labels
+            ok = False
+    if not ok:
+        raise InvalidGraphError(
+            f"`nodes` must be {n} distinct hashable labels, one per row; got {nodes!r:.80}"
+        )
+
+
+def _check_volume(volume: float) -> None:
+    if not volume <= 2.0**_MAX_VOLUME_LOG2:
+        raise InvalidGraphError(
+            f"`volume` must be at most 2**{_MAX_VOLUME_LOG2} (sepkit.as_graph divides larger "
+            f"weights by a power of two); got {volume!r}"
+        )
+
+
+def _validated_fields(g: Graph) -> dict:
+    """Every field of a directly constructed Graph, checked and converted (see Graph)."""
+    n = g.n_nodes
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
+        raise InvalidGraphError(f"`n_nodes` must be an integer >= 1; got {n!r}")
+    if np.size(g.indptr) != n + 1:
+        raise InvalidGraphError(
+            f"`indptr` must have n_nodes + 1 = {n + 1} entries; got {np.size(g.indptr)}"
+        )
+    indptr, indices, data, nodes = _checked_csr(g.indptr, g.indices, g.data, g.nodes)
+    degree = _array(g.degree, "degree", "real", np.float64)
+    rows = _row_sums(indptr, data)
+    if degree.size != n:
+        raise InvalidGraphError(f"`degree` must have n_nodes = {n} entries; got {degree.size}")
+    off = ~np.isclose(degree, rows, rtol=_DEGREE_RTOL, atol=0.0)
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise InvalidGraphError(
+            f"`degree` must be the row sums of the adjacency matrix; got degree[{i}] = "
+            f"{float(degree[i])!r} but row {i} sums to {float(rows[i])!r}"
+        )
+    volume = g.volume
+    if not isinstance(volume, numbers.Real) or not math.isclose(
+        volume, float(rows.sum()), rel_tol=_DEGREE_RTOL
+    ):
+        raise InvalidGraphError(
+            f"`volume` must be the sum of the degrees ({float(rows.sum())!r}); got {volume!r}"
+        )
+    _check_volume(float(volume))
+    scale = g.weight_scale
+    if not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and scale > 0):
+        raise InvalidGraphError(f"`weight_scale` must be a finite number > 0; got {scale!r}")
+    return {
+        "indptr": indptr,
+        "indices": indices,
+        "data": data,
+        "degree": degree,
+        "volume": float(volume),
+        "n_nodes": int(n),
+        "nodes": nodes,
+        "weight_scale": float(scale),
+        "_index": None,
+    }
+
+
 def as_graph(obj, *, weight: str | None = "weight") -> Graph:
     """Convert a graph or adjacency matrix into a :class:`Graph`.
 
@@ -142,7 +369,7 @@ def as_graph(obj, *, weight: str | None = "weight") -> Graph:
 
     Raises
     ------
-    TypeError
+    InvalidTypeError (a TypeError)
         For a directed networkx graph, a multigraph, or an unsupported type.
     InvalidGraphError (a ValueError)
         For a graph with no nodes, a non-square or asymmetric matrix, or a
@@ -153,7 +380,9 @@ def as_graph(obj, *, weight: str | None = "weight") -> Graph:
     Matrices must be symmetric up to rounding (relative difference at most
     1e-10, which is then averaged out); for anything else call
     :func:`symmetrize` first. Explicit zero entries are dropped: an edge of
-    weight 0 changes no entropy.
+    weight 0 changes no entropy. Weights so large that their total could
+    overflow float64 are divided by a power of two (``Graph.weight_scale``);
+    no entropy changes, since all of them are invariant under scaling.
 
     Examples
     --------
@@ -173,7 +402,7 @@ def as_graph(obj, *, weight: str | None = "weight") -> Graph:
         hasattr(obj, "__array__") and not isinstance(obj, (str, bytes))
     ):
         return _from_matrix(np.asarray(obj))
-    raise TypeError(
+    raise InvalidTypeError(
         "`G` must be a networkx.Graph, a scipy.sparse matrix or array, a square numpy "
         f"array or a sepkit.Graph; got {type(obj).__name__}"
     )
@@ -201,8 +430,7 @@ def symmetrize(A, how: str = "max"):
     array([[0., 2.],
            [2., 0.]])
     """
-    if how not in ("max", "mean", "sum"):
-        raise ValueError(f'`how` must be one of "max", "mean", "sum"; got {how!r}')
+    check_choice("how", how, ("max", "mean", "sum"))
     sparse = sp.issparse(A)
     M = sp.csr_array(A) if sparse else np.asarray(A)
     if M.ndim != 2 or M.shape[0] != M.shape[1]:
@@ -217,12 +445,12 @@ def symmetrize(A, how: str = "max"):
 
 def _from_networkx(G: nx.Graph, weight: str | None) -> Graph:
     if G.is_directed():
-        raise TypeError(
+        raise InvalidTypeError(
             "`G` must be an undirected graph; got a directed "
             f"{type(G).__name__} (use G.to_undirected() or sepkit.symmetrize on its matrix)"
         )
     if G.is_multigraph():
-        raise TypeError(
+        raise InvalidTypeError(
             f"`G` must be a simple graph; got a {type(G).__name__} "
             "(sum parallel edges into one weighted edge first)"
         )
@@ -241,6 +469,11 @@ def _from_networkx(G: nx.Graph, weight: str | None) -> Graph:
             w = 1.0
         try:
             w = float(w)
+        except OverflowError:
+            raise InvalidGraphError(
+                f"`G` has a non-finite weight (an integer beyond float64's range on edge "
+                f"({u!r}, {v!r}))"
+            ) from None
         except (TypeError, ValueError):
             raise InvalidGraphError(
                 f"`G` has a non-numeric weight {w!r} on edge ({u!r}, {v!r})"
@@ -249,11 +482,13 @@ def _from_networkx(G: nx.Graph, weight: str | None) -> Graph:
             kind = "negative" if w < 0 else "non-finite"
             raise InvalidGraphError(f"`G` has a {kind} weight ({w!r} on edge ({u!r}, {v!r}))")
         rows[e], cols[e], vals[e] = index[u], index[v], w
+    shift = _overflow_shift(vals, 2 * m)
+    vals = _rescale(vals, shift)
     loop = rows == cols
     r = np.concatenate([rows, cols[~loop]])
     c = np.concatenate([cols, rows[~loop]])
     d = np.concatenate([vals, vals[~loop]])
-    return _build(sp.coo_array((d, (r, c)), shape=(n, n)), tuple(nodes), index)
+    return _build(sp.coo_array((d, (r, c)), shape=(n, n)), tuple(nodes), index, shift)
 
 
 def _from_matrix(A) -> Graph:
@@ -263,44 +498,75 @@ def _from_matrix(A) -> Graph:
     if n == 0:
         raise InvalidGraphError("`G` must have at least one node; got shape (0, 0)")
     _check_real_dtype(A.dtype, "G")
-    # COO -> CSR sums duplicates; then every check runs on the canonical form.
-    M = (
-        sp.csr_array(A, dtype=np.float64)
-        if sp.issparse(A)
-        else sp.csr_array(np.asarray(A, dtype=np.float64))
-    )
+    # Rescale before COO -> CSR sums duplicates (two entries of 1e308 must not become inf);
+    # then every check runs on the canonical form.
+    if sp.issparse(A):
+        if A.format not in ("csr", "csc", "coo", "bsr"):
+            A = sp.coo_array(A)
+        shift = _overflow_shift(A.data, A.data.size)
+        if shift:
+            A = A.astype(np.float64, copy=True)
+            A.data = _rescale(A.data, shift)
+        M = sp.csr_array(A, dtype=np.float64)
+    else:
+        D = np.asarray(A, dtype=np.float64)
+        shift = _overflow_shift(D, D.size)
+        M = sp.csr_array(_rescale(D, shift))
     M.sum_duplicates()
-    return _build(M, range(n), None)
+    return _build(M, range(n), None, shift)
 
 
-def _build(M, nodes, index) -> Graph:
+def _overflow_shift(values: np.ndarray, count: int) -> int:
+    """The power of two to divide the weights by so that no sum can overflow; 0 almost always.
+
+    ``count`` times the largest magnitude bounds the total weight. Values that are not
+    finite give 0 (they are rejected later, with their original value in the message).
+    """
+    if values.size == 0:
+        return 0
+    top = max(float(values.max()), -float(values.min()))
+    if not math.isfinite(top) or top == 0.0:
+        return 0
+    bound = math.log2(top) + math.log2(max(count, 1))
+    return 0 if bound <= _MAX_VOLUME_LOG2 else math.ceil(bound) - _MAX_VOLUME_LOG2
+
+
+def _rescale(values: np.ndarray, shift: int) -> np.ndarray:
+    """``values / 2**shift``, exact; an error if a positive weight would underflow to 0."""
+    if shift == 0:
+        return values
+    scaled = np.ldexp(values, -shift)
+    flushed = (scaled == 0) & (values != 0)
+    if flushed.any():
+        w = float(values[flushed].flat[0])
+        raise InvalidGraphError(
+            f"`G` has weights from {w!r} to {float(np.max(np.abs(values)))!r}: too wide a range "
+            f"for float64 once the total is brought below 2**{_MAX_VOLUME_LOG2} (dividing by "
+            f"2**{shift} makes {w!r} zero)"
+        )
+    return scaled
+
+
+def _build(M, nodes, index, shift: int = 0) -> Graph:
     M = sp.csr_array(M, dtype=np.float64)
     M.sum_duplicates()  # also sorts indices
     bad = ~np.isfinite(M.data) | (M.data < 0)
     if bad.any():
         i, j, w = _first_entry(M, bad)
         kind = "negative" if w < 0 else "non-finite"
+        w = math.ldexp(w, shift)  # the input's value
         raise InvalidGraphError(
             f"`G` has a {kind} weight ({w!r} on edge ({nodes[i]!r}, {nodes[j]!r}))"
         )
     M.eliminate_zeros()
-    M = _check_symmetric(M, nodes)
+    M = _check_symmetric(M, nodes, shift)
     indptr = M.indptr.astype(np.int64)
     indices = M.indices.astype(np.int64)
     data = M.data.astype(np.float64)
     degree = np.asarray(M.sum(axis=1), dtype=np.float64).ravel()
-    for a in (indptr, indices, data, degree):
+    for a in (indptr, indices, data):
         a.flags.writeable = False
-    return Graph(
-        indptr=indptr,
-        indices=indices,
-        data=data,
-        degree=degree,
-        volume=float(degree.sum()),
-        n_nodes=M.shape[0],
-        nodes=nodes,
-        _index=index,
-    )
+    return Graph._trusted(indptr, indices, data, degree, nodes, math.ldexp(1.0, -shift), index)
 
 
 def _first_entry(M, mask):
@@ -310,7 +576,7 @@ def _first_entry(M, mask):
     return i, int(M.indices[k]), float(M.data[k])
 
 
-def _check_symmetric(M, nodes):
+def _check_symmetric(M, nodes, shift: int = 0):
     T = M.T.tocsr()
     T.sum_duplicates()
     if (
@@ -336,9 +602,10 @@ def _check_symmetric(M, nodes):
         far = ~_mirror_close(a, b)
         i, j, _ = _first_entry(D, far)
         w = float(M[i, j])
+    w, w_mirror = math.ldexp(w, shift), math.ldexp(float(M[j, i]), shift)
     raise InvalidGraphError(
         f"`G` must be symmetric (undirected); got A[{nodes[i]!r}, {nodes[j]!r}] = {w!r} but "
-        f"A[{nodes[j]!r}, {nodes[i]!r}] = {float(M[j, i])!r} (use sepkit.symmetrize)"
+        f"A[{nodes[j]!r}, {nodes[i]!r}] = {w_mirror!r} (use sepkit.symmetrize)"
     )
 
 
@@ -346,7 +613,8 @@ def check_dense_stack(adjacency, name: str = "adjacency") -> np.ndarray:
     """Validate a ``(B, n, n)`` stack of symmetric non-negative matrices; float64 copy.
 
     The same rules as :func:`as_graph`: finite, non-negative, symmetric up to a
-    relative 1e-10 (rounding-level asymmetry is averaged away).
+    relative 1e-10 (rounding-level asymmetry is averaged away), and each matrix
+    whose total weight could overflow is divided by a power of two.
     """
     A = np.asarray(adjacency)
     if A.ndim != 3 or A.shape[1] != A.shape[2]:
@@ -371,4 +639,8 @@ def check_dense_stack(adjacency, name: str = "adjacency") -> np.ndarray:
                 f"but {name}[{b}, {j}, {i}] = {float(A[b, j, i])!r} (use sepkit.symmetrize)"
             )
         A = (A + T) / 2
+    top = A.reshape(A.shape[0], -1).max(axis=1)
+    for b in np.flatnonzero(top > 2.0 ** (_MAX_VOLUME_LOG2 - 1) / A[0].size):
+        A = A.copy() if A is adjacency else A
+        A[b] = _rescale(A[b], _overflow_shift(A[b], A[b].size))
     return A

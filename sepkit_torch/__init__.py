@@ -27,7 +27,7 @@ from sepkit_torch.continual.expansion import ECMRNet, TaskInfo
 from sepkit_torch.inference import Restorer, load
 from sepkit_torch.metrics import psnr, ssim
 from sepkit_torch.models.backbone import PRESETS, Backbone, BackboneConfig
-from sepkit_torch.training import make_optimizer, train_step, trainable_parameters
+from sepkit_torch.training import fit, make_optimizer, train_step, trainable_parameters
 
 __all__ = [
     "PRESETS",
@@ -43,6 +43,7 @@ __all__ = [
     "UnknownTaskError",
     "complexity",
     "load",
+    "fit",
     "make_optimizer",
     "psnr",
     "ssim",

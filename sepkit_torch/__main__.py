@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return restore(rest)
     if command == "pipeline":
-        from sepkit_torch.cli import main as pipeline
+        from sepkit_torch.pipeline.cli import main as pipeline
 
         return pipeline(rest)
     print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

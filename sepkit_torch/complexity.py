@@ -20,7 +20,10 @@ from torch.func import functional_call
 
 from sepkit_torch._errors import InvalidInputError
 
-__all__ = ["Complexity", "complexity"]
+__all__ = ["COUNT_SHAPE", "Complexity", "complexity"]
+
+#: The input the paper counts at: one 640 x 512 single-channel frame.
+COUNT_SHAPE = (1, 1, 512, 640)
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,13 @@ class ShardedBatchSampler(Sampler[list[int]]):
     rank, world_size : int
     drop_last : bool
         Drop an incomplete last batch; required with more than one rank.
+    frame_items : sequence of int, optional
+        When the items are windows of whole frames (consecutive items of a frame, this many
+        per frame; ``dataset.frame_items``): visit the frames in random order, `batch_size`
+        frames at a time, and shuffle the windows of those frames together. Batches are
+        then almost as mixed as a full shuffle, and each frame is made once per epoch
+        (the data sets keep the last few frames). Without it, or with one item per frame,
+        the order is the plain shuffle above.
 
     Examples
     --------
@@ -200,6 +207,7 @@ class ShardedBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         world_size: int = 1,
         drop_last: bool = True,
+        frame_items=None,
     ):
         for name, value, low in (
             ("length", length, 1),
@@ -224,13 +232,35 @@ class ShardedBatchSampler(Sampler[list[int]]):
         self.length, self.batch_size = length, batch_size
         self.generator, self.drop_last = generator, drop_last
         self.rank, self.world_size = rank, world_size
+        self.frame_starts = None
+        if frame_items is not None and max(frame_items, default=1) > 1:
+            counts = np.asarray(frame_items, dtype=np.int64)
+            if counts.min() < 1 or counts.sum() != length:
+                raise InvalidInputError(
+                    f"`frame_items` must be positive counts summing to `length` {length}; "
+                    f"got {counts.size} counts summing to {int(counts.sum())}"
+                )
+            self.frame_starts = np.concatenate([[0], np.cumsum(counts)])
 
     def __len__(self) -> int:
         full, rest = divmod(self.length, self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
+    def _order(self) -> list[int]:
+        if self.frame_starts is None:
+            return torch.randperm(self.length, generator=self.generator).tolist()
+        starts = self.frame_starts
+        frames = torch.randperm(starts.size - 1, generator=self.generator).tolist()
+        order: list[int] = []
+        for c in range(0, len(frames), self.batch_size):
+            items = np.concatenate(
+                [np.arange(starts[f], starts[f + 1]) for f in frames[c : c + self.batch_size]]
+            )
+            order += items[torch.randperm(items.size, generator=self.generator).numpy()].tolist()
+        return order
+
     def __iter__(self) -> Iterator[list[int]]:
-        order = torch.randperm(self.length, generator=self.generator).tolist()
+        order = self._order()
         part = self.batch_size // self.world_size
         for b in range(len(self)):
             batch = order[b * self.batch_size : (b + 1) * self.batch_size]
@@ -240,7 +270,7 @@ class ShardedBatchSampler(Sampler[list[int]]):
                 yield batch[self.rank * part : (self.rank + 1) * part]
         # RandomSampler draws one more (empty) permutation when it is exhausted; drawing it
         # too keeps the generator, and so every later epoch, identical.
-        torch.randperm(self.length, generator=self.generator)
+        self._order()
 
 
 def shard_range(n: int, context: DistContext) -> range:

@@ -22,16 +22,15 @@ import numpy as np
 import torch
 
 from sepkit_torch._errors import InvalidInputError, TaskStateError, UnknownTaskError
-from sepkit_torch.checkpoint import load_checkpoint
 from sepkit_torch.continual.expansion import ECMRNet
-from sepkit_torch.continual.recognition import Recognition, _verdicts
+from sepkit_torch.continual.recognition import Recognition, verdicts
 from sepkit_torch.data import parse_task
 from sepkit_torch.models.backbone import MULTIPLE
 from sepkit_torch.models.recognizer import DegradationRecognizer
+from sepkit_torch.pipeline.state import CHECKPOINT, load_checkpoint
 
 __all__ = ["Restorer", "load", "tile_windows", "tiled_apply"]
 
-CHECKPOINT = "checkpoint.pt"
 _TORCH_UINT16 = getattr(torch, "uint16", None)  # torch >= 2.3
 
 
@@ -345,7 +344,14 @@ class Restorer:
 
     def to(self, device: str | torch.device) -> Restorer:
         """Move the networks to `device` (``"cpu"``, ``"cuda"``, ...); returns self."""
-        device = torch.device(device)
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise InvalidInputError(
+                f"`device` must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}"
+            ) from None
+        if device.type not in ("cpu", "cuda"):
+            raise InvalidInputError(f"`device` must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise InvalidInputError("`device` is 'cuda' but no CUDA device is available")
         self.model.to(device)
@@ -382,7 +388,7 @@ class Restorer:
         if task is None:
             routes = [r.task for r in self._recognize(x)]
         else:
-            routes = [self._check_task(task)] * len(x)
+            routes = [self.check_task(task)] * len(x)
         out = x.clone()
         for t in dict.fromkeys(r for r in routes if r is not None):
             index = [i for i, r in enumerate(routes) if r == t]
@@ -394,13 +400,15 @@ class Restorer:
         x, _ = _to_batch(image)
         return self._recognize(x)
 
-    # -- internals
-    def _check_task(self, task) -> str:
+    def check_task(self, task) -> str:
+        """`task` if this restorer knows it, else :class:`UnknownTaskError` naming them."""
         if task not in self.tasks:
             raise UnknownTaskError(
                 f"`task` must be one of {list(self.tasks)} or None; got {task!r}"
             )
         return task
+
+    # -- internals
 
     def _recognize(self, x: torch.Tensor) -> list[Recognition]:
         if self.recognizer is None:
@@ -413,7 +421,7 @@ class Restorer:
             for i in range(len(x)):
                 probabilities.append(self._probabilities(x[i : i + 1].to(self.device)))
         p = torch.cat(probabilities).cpu()
-        return _verdicts(p, self.recognizer.letters, self.routable, self.threshold)
+        return verdicts(p, self.recognizer.letters, self.routable, self.threshold)
 
     def _probabilities(self, image: torch.Tensor) -> torch.Tensor:
         """Per letter, from the whole image, or from the mean logit over its tiles."""
@@ -465,8 +473,10 @@ def load(
     ------
     FileNotFoundError
         If there is no checkpoint at `checkpoint`.
-    ValueError
-        If the file is not a pipeline checkpoint.
+    CheckpointError
+        If the file is not a safe, readable pipeline checkpoint (it is never executed).
+    InvalidInputError
+        If the checkpoint holds no ECMRNet (e.g. a NAFNet baseline's run).
     """
     path = Path(checkpoint)
     if path.is_dir():
@@ -479,6 +489,12 @@ def load(
     data = load_checkpoint(path)
     if "model" not in data:
         raise InvalidInputError(f"`checkpoint` {str(path)!r} holds no model (keys {sorted(data)})")
+    method = data.get("config", {}).get("method", "ecmrnet")
+    if method != "ecmrnet":
+        raise InvalidInputError(
+            f"`checkpoint` {str(path)!r} is a run of the NAFNet baseline {method!r}; "
+            "restoring needs an ECMRNet run (method 'ecmrnet')"
+        )
     model = ECMRNet.from_state_dict(data["model"])
     state = data.get("recognizer")
     recognizer = None if state is None else DegradationRecognizer.from_state_dict(state)

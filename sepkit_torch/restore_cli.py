@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from sepkit_torch._errors import SepkitTorchError
+from sepkit_torch._files import atomic_write
+from sepkit_torch._progress import progress_bar
 from sepkit_torch.data import IMAGE_EXTENSIONS, list_images
 
 _FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -72,15 +72,9 @@ def write_grey(path: Path, array: np.ndarray) -> None:
     if fmt == "JPEG" and array.dtype != np.uint8:
         raise FileError(f"{str(path)!r}: JPEG holds 8-bit images only; got {array.dtype}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        image = Image.fromarray(array)
-        image.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    image = Image.fromarray(array)
+    options = {"quality": 95} if fmt == "JPEG" else {}
+    atomic_write(path, lambda f: image.save(f, format=fmt, **options))
 
 
 def _inputs(items: list[str]) -> tuple[list[tuple[Path, Path]], list[str], bool]:
@@ -132,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         restorer = load(args.checkpoint, device=args.device, tile=args.tile)
         if args.task is not None:
-            restorer._check_task(args.task)
+            restorer.check_task(args.task)
     except (SepkitTorchError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -147,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     files, failed, any_folder = _inputs(args.inputs)
     for message in failed:
         print(f"failed: {message}", file=sys.stderr)
-    bar = _bar(len(files), enabled=any_folder and not args.quiet)
-    say = bar.write if bar is not None else print
+    bar = progress_bar(
+        len(files), "restore", any_folder and not args.quiet, unit="image", leave=True
+    )
+    say = bar.write
     written: set[Path] = set()
     ok = 0
     for path, name in files:
@@ -177,23 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, SepkitTorchError, ValueError) as exc:
             failed.append(str(path))
             say(f"failed: {exc}", file=sys.stderr)
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
+        bar.update()
+    bar.close()
     if failed:
         print(f"{ok} restored, {len(failed)} failed", file=sys.stderr)
         return 1
     if not args.quiet:
         print(f"{ok} restored into {out}")
     return 0
-
-
-def _bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # progress bars are optional
-        return None
-    return tqdm(total=total, desc="restore", unit="image", dynamic_ncols=True)

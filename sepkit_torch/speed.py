@@ -1,5 +1,6 @@
 """Speed switches for training and inference: mixed precision, memory layout, compilation,
-the optimizer's kernels, the grouped-convolution algorithm and data loading.
+the grouped-convolution algorithm and data loading (the optimizer's kernels are an option
+of :func:`sepkit_torch.training.make_optimizer`).
 
 Each switch leaves the model's mathematics unchanged (bf16 autocast changes the rounding
 only); which setting is fastest depends on the machine, so each is a choice, measured by
@@ -10,7 +11,7 @@ only); which setting is fastest depends on the machine, so each is a choice, mea
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -21,11 +22,10 @@ from sepkit_torch.models.backbone import GROUPED_CONV_IMPLS, STAGE_NAMES, Branch
 __all__ = [
     "AMP_MODES",
     "GROUPED_CONV_IMPLS",
-    "OPTIMIZER_IMPLS",
     "autocast",
     "loader_options",
-    "make_adam",
     "parse_grouped_conv",
+    "quiet_numba_threads",
     "set_grouped_conv",
     "to_channels_last",
 ]
@@ -33,10 +33,6 @@ __all__ = [
 #: ``"none"``: float32 throughout; ``"bf16"``: ``torch.autocast`` to bfloat16 (the
 #: convolutions and matrix products; norms and the loss stay in float32).
 AMP_MODES = ("none", "bf16")
-#: How Adam updates its tensors: torch's own choice (``"default"``: foreach on a GPU),
-#: one multi-tensor kernel per operation (``"foreach"``), one fused kernel for the whole
-#: update (``"fused"``) or a python loop over the tensors (``"for-loop"``).
-OPTIMIZER_IMPLS = ("default", "foreach", "fused", "for-loop")
 
 
 def parse_grouped_conv(value) -> tuple[str, ...]:
@@ -143,25 +139,6 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
-def make_adam(
-    params: Iterable[nn.Parameter], lr: float, *, impl: str = "default", **kwargs
-) -> torch.optim.Adam:
-    """Adam over `params` with the update kernels `impl` (one of :data:`OPTIMIZER_IMPLS`).
-
-    Every implementation computes the same update; ``"fused"`` needs every parameter on
-    a device that has the fused kernel (CUDA, and the CPU since torch 2.4).
-    """
-    if impl not in OPTIMIZER_IMPLS:
-        raise InvalidInputError(f"`optimizer` must be one of {list(OPTIMIZER_IMPLS)}; got {impl!r}")
-    flags = {
-        "default": {},
-        "foreach": {"foreach": True},
-        "fused": {"fused": True},
-        "for-loop": {"foreach": False},
-    }[impl]
-    return torch.optim.Adam(params, lr=lr, **flags, **kwargs)
-
-
 def loader_options(workers: int, pin_memory: bool, device: torch.device | str) -> dict:
     """DataLoader keywords: `workers` background processes, pinned memory on CUDA only.
 
@@ -175,3 +152,22 @@ def loader_options(workers: int, pin_memory: bool, device: torch.device | str) -
         options["prefetch_factor"] = 4
     options["pin_memory"] = bool(pin_memory) and torch.device(device).type == "cuda"
     return options
+
+
+def quiet_numba_threads() -> None:
+    """Use numba's workqueue threads unless the user chose a threading layer.
+
+    sepkit's parallel kernels (SEP's batched partitions) otherwise start OpenMP workers
+    that keep spinning after each call; on a busy CPU that slowed every later torch
+    operation of the process about 15-fold. It must be set before numba's first parallel
+    call, so applications (the pipeline, the benchmarks) call this first.
+    """
+    import os
+
+    if os.environ.get("NUMBA_THREADING_LAYER"):
+        return
+    import numba
+    from numba.np.ufunc import parallel
+
+    if not getattr(parallel, "_is_initialized", True):
+        numba.config.THREADING_LAYER = "workqueue"

@@ -23,7 +23,7 @@ from sepkit._kernels.entropy import (
     node_terms,
 )
 from sepkit._kernels.exact import exact_partition
-from sepkit._kernels.multilevel import multilevel
+from sepkit._kernels.multilevel import aggregate, multilevel
 from sepkit._kernels.partition import compact, self_loops, shuffle_into, splitmix64
 
 
@@ -41,6 +41,25 @@ def cluster_state(indptr, indices, data, degree, labels, n_slots):
             if labels[indices[p]] == c:
                 inn[c] += data[p]
     return inn, vol, size
+
+
+@jit
+def partition_entropy(indptr, indices, data, degree, labels, h1, V):
+    """H2 (natural log) of labels in ``0..k-1``."""
+    k = labels.max() + 1
+    inn, vol, _ = cluster_state(indptr, indices, data, degree, labels, k)
+    return entropy_from_clusters(h1, inn, vol, V)
+
+
+@jit
+def aggregate_with_loops(indptr, indices, data, degree, labels, k):
+    """Each cluster (labels ``0..k-1``) as a super-node, serially, with its self-loop.
+
+    Returns (indptr, indices, data, degree, self-loops) of the k-node graph: a
+    super-node's self-loop is its cluster's internal weight, its degree the volume.
+    """
+    a_indptr, a_indices, a_data, a_degree = aggregate(indptr, indices, data, degree, labels, k, 1)
+    return a_indptr, a_indices, a_data, a_degree, self_loops(a_indptr, a_indices, a_data)
 
 
 @jit
@@ -90,14 +109,15 @@ def gather_links(indptr, indices, data, labels, v, stamp, weight, touched, withi
 
 
 @jit
-def game(indptr, indices, data, degree, order, max_iter, tau, h1):
-    """The reference CoDeSEG sweep (natural log).
+def game(indptr, indices, data, degree, order, max_iter, tau, h1, leave_gate):
+    """The reference CoDeSEG sweep (natural log), or ECMRNet's greedy sweep.
 
     Singletons; nodes visited in ``order``; node v moves to the neighbouring
-    cluster with the largest gain ``H2(now) - H2(moved)`` only when that gain
-    beats ``max(0, H2(now) - H2(v alone))``; the first cluster (in v's row
-    order) wins ties. Stops when a sweep moves nothing, when the mean gain
-    of a sweep's moves is at most ``tau * h1 / n``, or after ``max_iter`` sweeps.
+    cluster with the largest gain ``H2(now) - H2(moved)`` when that gain beats
+    ``max(0, H2(now) - H2(v alone))`` (``leave_gate``, CoDeSEG) or just 0
+    (ECMRNet); the first cluster (in v's row order) wins ties. Stops when a
+    sweep moves nothing, when the mean gain of a sweep's moves is at most
+    ``tau * h1 / n``, or after ``max_iter`` sweeps.
 
     Returns (labels, history of H2 after each sweep, converged flag).
     """
@@ -110,12 +130,12 @@ def game(indptr, indices, data, degree, order, max_iter, tau, h1):
     stamp = np.full(n, -1, dtype=np.int64)
     weight = np.zeros(n)
     touched = np.empty(n, dtype=np.int64)
-    history = np.empty(max_iter)
+    history = np.empty(min(max_iter, 16))  # grown on demand: max_iter may be huge
     n_iter = 0
     converged = False
     if V <= 0.0:
         return labels, history[:0], True
-    for _ in range(max_iter):
+    while n_iter < max_iter:
         moves = 0
         gain_sum = 0.0
         for v in order:
@@ -140,7 +160,7 @@ def game(indptr, indices, data, degree, order, max_iter, tau, h1):
                 if best < 0 or gain > best_gain:
                     best_gain = gain
                     best = c
-            if best >= 0 and best_gain > max(0.0, detach_gain):
+            if best >= 0 and best_gain > (max(0.0, detach_gain) if leave_gate else 0.0):
                 inn[a] -= 2.0 * k_a + s
                 vol[a] -= d
                 inn[best] += 2.0 * weight[best] + s
@@ -148,6 +168,8 @@ def game(indptr, indices, data, degree, order, max_iter, tau, h1):
                 labels[v] = best
                 moves += 1
                 gain_sum += best_gain
+        if n_iter == history.size:
+            history = np.concatenate((history, np.empty(history.size)))
         history[n_iter] = entropy_from_clusters(h1, inn, vol, V)
         n_iter += 1
         if moves == 0:
@@ -318,7 +340,7 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threa
         lab, k = compact(labels)
         inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
         h = entropy_from_clusters(h1, inn, vol, V)
-        if h < best_h:
+        if h < best_h - tol:  # ties within rounding keep the earliest start
             best, best_h = labels, h
             best_history, best_rounds, best_converged = history, rounds, converged
     return best, best_history, best_rounds, best_converged
@@ -328,7 +350,7 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threa
 def best_of_starts(indptr, indices, data, degree, method, seeds, max_iter, tau, tol, polish):
     """Run one method once per seed (serially) and keep the lowest H2 (first on ties).
 
-    ``method`` 0 is the game in a seeded random order, 1 is multilevel.
+    ``method`` 0 (game) or 2 (sweep) in a seeded random order, 1 is multilevel.
     Returns (labels, entropy) in natural log.
     """
     n = degree.size
@@ -337,10 +359,10 @@ def best_of_starts(indptr, indices, data, degree, method, seeds, max_iter, tau, 
     best = np.arange(n)
     best_h = np.inf
     for r in range(seeds.size):
-        if method == 0:
+        if method != 1:
             order = np.arange(n)
             shuffle_into(order, np.uint64(seeds[r]))
-            lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1)
+            lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1, method == 0)
         else:
             lab, _, _, _ = search(indptr, indices, data, degree, seeds[r], max_iter, tol, polish, 1)
         lab, k = compact(lab)
@@ -356,8 +378,8 @@ def best_of_starts(indptr, indices, data, degree, method, seeds, max_iter, tau, 
 def batch(adjacency, method, order, seeds, max_iter, tau, tol, polish):
     """Partition every matrix of a (B, n, n) stack; returns labels, H2, detachment costs.
 
-    ``method`` 0: game in ``order`` (when ``seeds`` is empty) or in seeded random
-    orders; 1: multilevel with ``seeds``. One graph per parallel iteration.
+    ``method`` 0 (game) or 2 (sweep): in ``order`` (when ``seeds`` is empty) or in
+    seeded random orders; 1: multilevel with ``seeds``. One graph per parallel iteration.
     """
     B, n, _ = adjacency.shape
     labels = np.empty((B, n), dtype=np.int64)
@@ -365,10 +387,10 @@ def batch(adjacency, method, order, seeds, max_iter, tau, tol, polish):
     detachment = np.empty((B, n))
     for b in prange(B):
         indptr, indices, data, degree = dense_to_csr(adjacency[b])
-        if method == 0 and seeds.size == 0:
+        if method != 1 and seeds.size == 0:
             V = degree.sum()
             h1 = node_terms(degree, V).sum() if V > 0.0 else 0.0
-            lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1)
+            lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1, method == 0)
             lab, k = compact(lab)
             inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
             h = entropy_from_clusters(h1, inn, vol, V)

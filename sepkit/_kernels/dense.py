@@ -341,7 +341,7 @@ def dense_search(A, seeds, max_rounds, tol, strongest):
     """The best of one start per seed on the dense graph A (natural log).
 
     Returns (labels, H2, history of H2 after each level and node pass of the best
-    start, its rounds, converged); ties keep the earliest seed.
+    start, its rounds, converged); ties (within ``tol * V``) keep the earliest seed.
     """
     n = A.shape[0]
     degree = np.zeros(n)
@@ -371,7 +371,8 @@ def dense_search(A, seeds, max_rounds, tol, strongest):
             ints, hist,
         )  # fmt: skip
         total = hist[-1]
-        if total < best_total:
+        # lower by more than rounding: equal partitions must not swap with the weights' scale
+        if total < best_total - tol * V:
             best_total = total
             best = ints[0].copy()
             best_hist = h1 + np.array(hist) / V

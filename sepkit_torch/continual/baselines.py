@@ -18,6 +18,7 @@ from sepkit_torch.continual.regularizers import EWC, MAS, SI, LwF, Regularizer
 
 __all__ = [
     "DEFAULT_STRENGTH_GRIDS",
+    "JOINT",
     "METHODS",
     "REGULARIZED",
     "JointData",
@@ -25,8 +26,10 @@ __all__ = [
     "make_regularizer",
 ]
 
+#: Joint training: one network learns every task at once (the non-continual reference).
+JOINT = "joint"
 #: Every strategy the pipeline runs, ECMRNet first.
-METHODS = ("ecmrnet", "finetune", "ewc", "si", "mas", "lwf", "joint")
+METHODS = ("ecmrnet", "finetune", "ewc", "si", "mas", "lwf", JOINT)
 
 #: The strategies with a regulariser, and its class.
 REGULARIZED: dict[str, type[Regularizer]] = {"ewc": EWC, "si": SI, "mas": MAS, "lwf": LwF}

@@ -5,10 +5,12 @@ stage's GResBlock stack is split into its channel groups. Inside a group, a chan
 similarity graph gives each channel a 1D structural-entropy weight; the weighted sum
 of the group's channels is the group feature. Between the group features a second
 similarity graph is partitioned by 2D structural-entropy minimisation
-(:func:`sepkit.codeseg_batch`), and in every cluster the group with the largest
-detachment cost represents it (:func:`sepkit.representatives`). A group is kept when
-it represented its cluster in at least ``rho`` of the pool's images (ECMRNet,
-Eqs. 4-10). :func:`prune` then removes the other groups physically.
+(:func:`sepkit.codeseg_batch`, by default the greedy sweep of the published pruning),
+and in every cluster the group with the largest detachment cost represents it
+(:func:`sepkit.representatives`; equal costs, as in every isolated pair, are decided by
+``tie``). A group is kept when it represented its cluster in at least ``rho`` of the
+pool's images (ECMRNet, Eqs. 4-10). :func:`prune` then removes the other groups
+physically.
 
 The similarities are computed on the model's device, batched over the pool; each
 stage's stack of graphs crosses to sepkit once.
@@ -33,8 +35,12 @@ from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
 __all__ = [
     "GroupSelection",
     "PruneReport",
+    "CRITERIA",
+    "METHODS",
     "SIMILARITIES",
+    "TIES",
     "gate_scores",
+    "group_contributions",
     "group_graphs",
     "magnitude_scores",
     "prune",
@@ -42,14 +48,34 @@ __all__ = [
     "select_groups",
     "selection_from_graphs",
     "top_groups",
+    "with_contribution_loops",
 ]
 
 #: Channel similarities: Pearson correlation (the public code) and cosine (the paper).
 SIMILARITIES = ("pearson", "cosine")
-#: Partition methods of :func:`sepkit.codeseg_batch` offered to SEP.
-METHODS = ("game", "multilevel")
+#: How SEP partitions the inter-group graphs (:func:`sepkit.codeseg_batch`): ``"sweep"``,
+#: the published pruning's greedy sweep (index order, a node moves whenever that lowers
+#: H2, at most 10 sweeps); ``"game"``, the reference CoDeSEG with its defaults (5 sweeps,
+#: ``tau`` 0.3); ``"multilevel"``, sepkit's lowest-entropy search.
+METHODS = ("sweep", "game", "multilevel")
+#: What decides which groups represent the clusters. ``"published"`` (ECMRNet's rule): the
+#: similarity graph alone is partitioned, and in each cluster the group with the largest
+#: detachment cost represents it. ``"contribution"`` (this project's): each group also
+#: gets a self-loop carrying its share of the stage's output energy (the self-loops
+#: together weigh as much as the graph's edges), so a group that carries much of the
+#: output is costly to merge and tends to stay alone; in each cluster the group
+#: contributing most to the stage's output represents it.
+CRITERIA = ("published", "contribution")
+#: How SEP decides between groups of equal detachment cost in a cluster: ``"random"``, a
+#: seeded uniform choice per image (what float rounding does in the published code, in
+#: distribution, but independent of the groups' order); ``"index"``, the lowest index;
+#: ``"contribution"``, the group whose features add the most energy to the stage's exit
+#: convolution on that image.
+TIES = ("random", "index", "contribution")
 # Within a group, negative similarities become this tiny weight (as the public code).
 _NEGATIVE_INTRA = 1e-8
+# The contribution criterion's self-loops weigh this much, relative to the edges.
+_LOOP_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -174,40 +200,146 @@ def group_graphs(
     return inter * (1 - torch.eye(groups, dtype=inter.dtype, device=inter.device))
 
 
+def group_contributions(
+    features: torch.Tensor, groups: int, exit_weight: torch.Tensor
+) -> torch.Tensor:
+    """Each group's contribution to the stage's exit convolution, per image.
+
+    The mean over pixels of ``||W_g x_g||^2``: ``x_g`` the group's channels of the
+    GResBlock stack's output, ``W_g`` the exit 1x1 convolution's weights on them (bias
+    excluded). It measures how much of the stage's output the group carries.
+
+    Parameters
+    ----------
+    features : Tensor, shape (B, C, H, W)
+    groups : int
+    exit_weight : Tensor, shape (C_out, C, 1, 1)
+
+    Returns
+    -------
+    Tensor, shape (B, groups), float64
+    """
+    B, C = features.shape[:2]
+    W = exit_weight.reshape(exit_weight.shape[0], -1).to(torch.float64)
+    if W.shape[1] != C:
+        raise InvalidInputError(
+            f"`exit_weight` must take the {C} channels of `features`; got {W.shape[1]} inputs"
+        )
+    x = features.reshape(B, groups, C // groups, -1).to(torch.float64)
+    gram = x @ x.transpose(-1, -2) / x.shape[-1]  # (B, G, m, m): mean of x_i x_j
+    w = W.T.reshape(groups, C // groups, -1)  # (G, m, C_out): W_g transposed
+    return (gram * (w @ w.transpose(-1, -2))).sum((-1, -2))
+
+
 def selection_from_graphs(
     graphs: Mapping[str, np.ndarray],
     *,
     rho: float = 0.1,
-    method: str = "game",
+    method: str = "sweep",
+    tie: str = "random",
+    criterion: str = "published",
     base: float = math.e,
     seed: int | None = None,
+    contributions: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
     """Selection frequencies from each stage's stack of graphs ``(N, G, G)``.
 
-    Returns (frequency per stage, keep mask per stage, seconds spent in sepkit).
+    `contributions` (per stage, ``(N, G)``, from :func:`group_contributions`) is needed
+    by ``tie="contribution"`` and ``criterion="contribution"``. Returns (frequency per
+    stage, keep mask per stage, seconds spent in sepkit).
     """
-    _check_selection(rho, method)
-    counts, seconds = _selection_counts(graphs, method=method, base=base, seed=seed)
+    _check_selection(rho, method, tie, criterion)
+    counts, seconds = _selection_counts(
+        graphs,
+        method=method,
+        tie=tie,
+        criterion=criterion,
+        base=base,
+        seed=seed,
+        contributions=contributions,
+    )
     n = {stage: A.shape[0] for stage, A in graphs.items()}
     frequency = {stage: c / n[stage] for stage, c in counts.items()}
     keep = {stage: f >= rho for stage, f in frequency.items()}
     return frequency, keep, seconds
 
 
-def _selection_counts(graphs, *, method, base, seed) -> tuple[dict[str, np.ndarray], float]:
-    """Per stage, how many of the graphs chose each group as a representative."""
+def _selection_counts(
+    graphs, *, method, tie, criterion, base, seed, contributions=None, sample_ids=None
+) -> tuple[dict[str, np.ndarray], float]:
+    """Per stage, how many of the graphs chose each group as a representative.
+
+    Image ``i`` of the pool (``sample_ids[i]``, default ``i``) breaks random ties with
+    row ``sample_ids[i]`` of its stage's draws, so the choice of an image does not
+    depend on which process scores it or on what else is in the batch.
+    """
     counts = {}
     seconds = 0.0
-    for stage, A in graphs.items():
+    for index, (stage, A) in enumerate(graphs.items()):
         start = time.perf_counter()
         if A.shape[0] == 0:  # this process scored no image of the pool
             counts[stage] = np.zeros(A.shape[1], dtype=np.int64)
             continue
-        result = sepkit.codeseg_batch(A, method=method, base=base, seed=seed)
-        chosen = sepkit.representatives(result.labels, result.detachment)
+        energy = None
+        if "contribution" in (tie, criterion):
+            if contributions is None or stage not in contributions:
+                raise InvalidInputError(
+                    f"`tie` or `criterion` 'contribution' needs the groups' contributions "
+                    f"of stage {stage!r}"
+                )
+            energy = np.asarray(contributions[stage], dtype=np.float64)
+        if criterion == "contribution":
+            A = with_contribution_loops(A, energy)
+        result = sepkit.codeseg_batch(A, base=base, **_PARTITION_OPTIONS[method])
+        if tie == "random":
+            ids = np.arange(A.shape[0]) if sample_ids is None else np.asarray(sample_ids)
+            draws = np.random.default_rng([0 if seed is None else seed, index])
+            rule = draws.random((int(ids.max()) + 1, A.shape[1]))[ids]
+        elif tie == "contribution":
+            rule = energy
+        else:
+            rule = "index"
+        score = energy if criterion == "contribution" else result.detachment
+        chosen = sepkit.representatives(result.labels, score, tie=rule)
         seconds += time.perf_counter() - start
         counts[stage] = chosen.sum(axis=0, dtype=np.int64)
     return counts, seconds
+
+
+def with_contribution_loops(graphs: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """The contribution criterion's graphs: each node gets a self-loop equal to its share
+    of `energy` (per graph) times the graph's edge volume.
+
+    Parameters
+    ----------
+    graphs : ndarray, shape (N, G, G)
+    energy : ndarray, shape (N, G)
+        Non-negative contributions (:func:`group_contributions`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepkit_torch.continual.pruning import with_contribution_loops
+    >>> A = np.array([[[0.0, 1.0], [1.0, 0.0]]])  # volume 2
+    >>> with_contribution_loops(A, np.array([[3.0, 1.0]]))[0]
+    array([[1.5, 1. ],
+           [1. , 0.5]])
+    """
+    total = energy.sum(axis=1, keepdims=True)
+    share = np.divide(energy, total, out=np.zeros_like(energy), where=total > 0)
+    volume = graphs.sum(axis=(1, 2))[:, None]
+    out = graphs.copy()
+    nodes = np.arange(graphs.shape[1])
+    out[:, nodes, nodes] += _LOOP_WEIGHT * share * volume
+    return out
+
+
+# The partitioner of each SEP method: the published sweep, or sepkit's two others.
+_PARTITION_OPTIONS = {
+    "sweep": {"method": "sweep", "order": "index", "max_iter": 10},
+    "game": {"method": "game"},
+    "multilevel": {"method": "multilevel"},
+}
 
 
 def select_groups(
@@ -216,11 +348,14 @@ def select_groups(
     images: torch.Tensor | Iterable[torch.Tensor],
     *,
     similarity_kind: str = "pearson",
-    method: str = "game",
+    method: str = "sweep",
+    tie: str = "random",
+    criterion: str = "published",
     rho: float = 0.1,
     base: float = math.e,
     batch_size: int = 4,
     seed: int | None = None,
+    sample_ids=None,
     reduce: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> GroupSelection:
     """Score every channel group of `task`'s branch on a pool of degraded images (SEP).
@@ -235,15 +370,28 @@ def select_groups(
     similarity_kind : {"pearson", "cosine"}
         Channel similarity; ``"pearson"`` (default) as the public code, ``"cosine"``
         as the paper's text.
-    method : {"game", "multilevel"}
-        How :func:`sepkit.codeseg_batch` partitions the inter-group graphs; ``"game"``
-        (default) is the CoDeSEG rule the published pruning used.
+    method : {"sweep", "game", "multilevel"}
+        How the inter-group graphs are partitioned (:data:`METHODS`); ``"sweep"``
+        (default) is the rule of the published pruning.
+    tie : {"random", "index", "contribution"}
+        Which group represents a cluster when several share its largest detachment
+        cost (:data:`TIES`); ``"random"`` (default) never depends on the groups' order.
+    criterion : {"published", "contribution"}
+        What represents the clusters (:data:`CRITERIA`): the published detachment cost
+        on the similarity graph (default), or the groups' contributions to the stage
+        output, carried into the graph as self-loops.
     rho : float in (0, 1]
         Keep a group represented in at least this fraction of the pool.
     base : float
         Logarithm base of the entropies (natural, as the public code).
     batch_size : int
         Pool images per forward pass when `images` is one tensor.
+    seed : int, optional
+        Seed of the random tie choices (None means 0).
+    sample_ids : sequence of int, optional
+        The pool's image numbers, default ``0 .. N-1``: image ``i`` draws its random
+        tie choices from its number alone, so a pool split over processes (pass each
+        process's numbers) selects as one process would.
     reduce : callable, optional
         Sums an int64 array over the processes that each scored a part of the pool
         (:meth:`sepkit_torch.distributed.DistContext.all_reduce_sum`): the selection
@@ -256,7 +404,7 @@ def select_groups(
     GroupSelection
     """
     # checked up front: the forward passes over the pool come first
-    _check_selection(rho, method)
+    _check_selection(rho, method, tie, criterion)
     if similarity_kind not in SIMILARITIES:
         raise InvalidInputError(
             f"`similarity_kind` must be one of {SIMILARITIES}; got {similarity_kind!r}"
@@ -268,6 +416,7 @@ def select_groups(
         getattr(branch, s).blocks.register_forward_hook(_capture(captured, s)) for s in STAGE_NAMES
     ]
     per_stage: dict[str, list[torch.Tensor]] = {s: [] for s in STAGE_NAMES}
+    energy: dict[str, list[torch.Tensor]] = {s: [] for s in STAGE_NAMES}
     seconds = {"forward": 0.0, "similarity": 0.0, "graph": 0.0}
     n_samples = 0
     was_training = model.training
@@ -286,6 +435,9 @@ def select_groups(
                             captured[s], groups[s], similarity_kind=similarity_kind, base=base
                         )
                     )
+                    if "contribution" in (tie, criterion):
+                        exit_weight = getattr(branch, s).exit.weight
+                        energy[s].append(group_contributions(captured[s], groups[s], exit_weight))
                 _sync(batch)
                 seconds["similarity"] += time.perf_counter() - start
                 n_samples += batch.shape[0]
@@ -302,7 +454,24 @@ def select_groups(
         else np.zeros((0, groups[s], groups[s]))
         for s in STAGE_NAMES
     }
-    counts, seconds["graph"] = _selection_counts(graphs, method=method, base=base, seed=seed)
+    contributions = None
+    if "contribution" in (tie, criterion):
+        contributions = {s: torch.cat(energy[s]).cpu().numpy() for s in STAGE_NAMES if energy[s]}
+    if sample_ids is not None and len(sample_ids) != n_samples:
+        raise InvalidInputError(
+            f"`sample_ids` must number every image of the pool ({n_samples}); "
+            f"got {len(sample_ids)} numbers"
+        )
+    counts, seconds["graph"] = _selection_counts(
+        graphs,
+        method=method,
+        tie=tie,
+        criterion=criterion,
+        base=base,
+        seed=seed,
+        contributions=contributions,
+        sample_ids=sample_ids,
+    )
     if reduce is not None:
         # one collective call: the counts of every stage and the number of images
         flat = np.concatenate([counts[s] for s in STAGE_NAMES] + [np.array([n_samples])])
@@ -485,11 +654,20 @@ def top_groups(scores: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> d
     return keep
 
 
-def _check_selection(rho, method) -> None:
+def _check_selection(rho, method, tie, criterion) -> None:
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho <= 1:
         raise InvalidInputError(f"`rho` must be a number in (0, 1]; got {rho!r}")
     if method not in METHODS:
         raise InvalidInputError(f"`method` must be one of {METHODS}; got {method!r}")
+    if tie not in TIES:
+        raise InvalidInputError(f"`tie` must be one of {TIES}; got {tie!r}")
+    if criterion not in CRITERIA:
+        raise InvalidInputError(f"`criterion` must be one of {CRITERIA}; got {criterion!r}")
+    if criterion == "contribution" and tie == "contribution":
+        raise InvalidInputError(
+            '`tie="contribution"` breaks ties of the detachment cost; with '
+            '`criterion="contribution"` the contribution already decides: use "random" or "index"'
+        )
 
 
 def _capture(store: dict, stage: str):

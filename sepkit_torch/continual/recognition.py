@@ -30,14 +30,12 @@ from sepkit_torch.models.recognizer import DegradationRecognizer
 
 __all__ = [
     "CLEAN",
-    "RECOGNIZER_MODES",
     "Recognition",
     "evaluate_recognition",
     "recognize",
-    "recognizer_markdown",
-    "recognizer_stage",
     "route",
     "train_letter",
+    "verdicts",
 ]
 
 #: The name of "no degradation recognized" in routes and confusion matrices; such an image
@@ -148,10 +146,12 @@ def recognize(
     """Recognize a batch ``(B, 1, H, W)`` and route each image to one of `tasks`."""
     with torch.no_grad():
         p = recognizer.probabilities(images).cpu()
-    return _verdicts(p, recognizer.letters, tasks, threshold)
+    return verdicts(p, recognizer.letters, tasks, threshold)
 
 
-def _verdicts(p, letters, tasks, threshold) -> list[Recognition]:
+def verdicts(p, letters, tasks, threshold) -> list[Recognition]:
+    """One :class:`Recognition` per row of probabilities `p` (images x `letters`): the
+    letters at or above `threshold` and the :func:`route` to one of `tasks`."""
     routes = route(p, letters, tasks)
     out = []
     for row, task in zip(p.tolist(), routes, strict=True):
@@ -342,156 +342,3 @@ def evaluate_recognition(
         "per_task": per_task,
         "accuracy": round(float(np.mean(degraded)), 4) if degraded else math.nan,
     }
-
-
-# ----------------------------------------------------------------------------- pipeline
-
-#: Values of the pipeline's ``recognizer`` setting.
-RECOGNIZER_MODES = ("context", "pairs", "none")
-
-
-def is_recognizer_stage(stage: str) -> bool:
-    """True for the pipeline's ``"<task>:recognize"`` stages."""
-    return stage.endswith(":recognize")
-
-
-def load_recognizer(state, device) -> DegradationRecognizer | None:
-    """The recognizer of a checkpoint's ``"recognizer"`` entry (None stays None)."""
-    if state is None:
-        return None
-    return DegradationRecognizer.from_state_dict(state).to(device)
-
-
-def recognizer_stage(
-    config,
-    recognizer: DegradationRecognizer | None,
-    task: str,
-    report,
-    *,
-    train_set,
-    test_sets: Mapping[str, Any],
-    seed: int,
-    device,
-    progress: bool = True,
-) -> DegradationRecognizer:
-    """The pipeline's ``<task>:recognize`` stage; returns the (grown) recognizer.
-
-    A single degradation without a head gets one, trained on `train_set` for
-    ``config.recognizer_epochs`` (with the letters learned before it as contexts when
-    ``config.recognizer == "context"``). Then the recognizer is scored on the test sets of
-    every task learned so far (the routing table has grown by `task`), into
-    ``report.recognizer["after"][task]``.
-    """
-    from sepkit_torch.complexity import complexity
-
-    recognizer = recognizer if recognizer is not None else DegradationRecognizer()
-    info = report.recognizer or {"mode": config.recognizer, "loss": {}, "after": {}}
-    parts = parse_task(task)
-    if len(parts) == 1 and task not in recognizer.letters:
-        contexts = recognizer.letters if config.recognizer == "context" else ()
-        bar = _bar(config.recognizer_epochs * _steps(train_set, config.batch_size), task, progress)
-        info["loss"][task] = train_letter(
-            recognizer,
-            task,
-            train_set,
-            epochs=config.recognizer_epochs,
-            contexts=contexts,
-            preset=config.degradation_preset,
-            batch_size=config.batch_size,
-            seed=seed,
-            device=device,
-            progress=bar,
-        )
-        if bar is not None:
-            bar.close()
-    size = complexity(recognizer, (1, 1, 512, 640))
-    info["letters"] = list(recognizer.letters)
-    info["params"] = size.total_params
-    info["macs"] = size.macs
-    routable = [t for t in report.tasks if all(p in recognizer.letters for p in parse_task(t))]
-    info["after"][task] = evaluate_recognition(
-        recognizer, {t: test_sets[t] for t in routable}, routable, device=device
-    )
-    report.recognizer = info
-    return recognizer
-
-
-def _steps(data, batch_size: int) -> int:
-    n = len(data)
-    return n // batch_size if n > batch_size else 1
-
-
-class _Progress:
-    def __init__(self, bar):
-        self.bar = bar
-
-    def __call__(self, loss: float) -> None:
-        self.bar.set_postfix(loss=f"{loss:.4f}")
-        self.bar.update()
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _bar(total: int, task: str, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # progress bars are optional
-        return None
-    return _Progress(tqdm(total=total, desc=f"{task}:recognize", leave=False, dynamic_ncols=True))
-
-
-def recognizer_markdown(info: Mapping[str, Any]) -> list[str]:
-    """The report's section on the recognizer (Markdown lines); ``[]`` without one."""
-    if not info or not info.get("after"):
-        return []
-    tasks = list(info["after"])
-    final = info["after"][tasks[-1]]
-    letters = final["letters"]
-    lines = [
-        "## Degradation recognizer",
-        "",
-        f"Heads {', '.join(letters)} (trained on "
-        + (
-            "each task's pairs only"
-            if info["mode"] == "pairs"
-            else "each task's pairs, around the letters learned before it"
-        )
-        + f"); {info['params']:,} params, {info['macs'] / 1e9:.3f} GMACs at 1 x 1 x 512 x 640. "
-        "Routed: share of the task's test images sent to that task; exact: share whose "
-        "recognized letters are exactly the task's; then per letter, the share on which "
-        "that head is right.",
-        "",
-        "| test images | routed | exact | " + " | ".join(letters) + " |",
-        "|---|---:|---:|" + "---:|" * len(letters),
-    ]
-    for row in final["rows"]:
-        r = final["per_task"][row]
-        cells = " | ".join(f"{r['letter'][letter]:.2f}" for letter in letters)
-        lines.append(f"| {row} | {r['routed']:.2f} | {r['exact']:.2f} | {cells} |")
-    lines += [
-        "",
-        f"Mean routing accuracy over the degraded test sets: {final['accuracy']:.3f}.",
-        "",
-        "Confusion (row: true task, column: routed to; clean = left as is):",
-        "",
-        "| true \\ routed | " + " | ".join(final["columns"]) + " |",
-        "|---|" + "---:|" * len(final["columns"]),
-    ]
-    for row, counts in zip(final["rows"], final["confusion"], strict=True):
-        lines.append(f"| {row} | " + " | ".join(str(c) for c in counts) + " |")
-    lines += [
-        "",
-        "Routing accuracy over the sequence (row: after learning that task):",
-        "",
-        "| after \\ task | " + " | ".join(tasks) + " |",
-        "|---|" + "---:|" * len(tasks),
-    ]
-    for after in tasks:
-        per = info["after"][after]["per_task"]
-        cells = [f"{per[t]['routed']:.2f}" if t in per else "" for t in tasks]
-        lines.append(f"| {after} | " + " | ".join(cells) + " |")
-    lines.append("")
-    return lines

@@ -1,47 +1,60 @@
-"""Thermal degradations, the task registry, datasets and procedural thermal scenes."""
+"""Thermal degradations, the task registry, datasets and procedural thermal scenes.
+
+Modules, bottom up: ``sampling`` (seeded draws, argument checks), ``registry`` (task names,
+presets), ``degradations`` (the operations; registers C, B, N, D), ``image_io`` (image
+files), ``shapes`` (drawing primitives), ``soft_scenes`` and ``detailed_scenes`` (the two
+styles of procedural scenes), ``synthetic`` (the scene API) and ``datasets``; beside them
+``estimation`` (fitting degradation parameters to real pairs) and ``statistics`` (how
+close scenes come to real images).
+"""
 
 from sepkit_torch.data.datasets import (
-    IMAGE_EXTENSIONS,
-    DatasetError,
     DegradedImageFolder,
-    ImageReadError,
     PairedImageFolder,
     SyntheticThermalDataset,
-    list_images,
     make_dataset,
-    read_image,
 )
 from sepkit_torch.data.degradations import (
+    dead_hot_pixels,
+    gaussian_blur,
+    gaussian_noise,
+    low_contrast,
+    optical_nonuniformity,
+    quantize,
+    stripe_noise,
+    tir_noise,
+    vignetting,
+)
+from sepkit_torch.data.image_io import (
+    IMAGE_EXTENSIONS,
+    DatasetError,
+    ImageReadError,
+    list_images,
+    read_image,
+)
+from sepkit_torch.data.registry import (
     APPENDIX_TASKS,
     DEGRADATION_PRESETS,
     PAPER_TASKS,
     Degradation,
     UnknownDegradationError,
-    dead_hot_pixels,
     degrade,
-    gaussian_blur,
-    gaussian_noise,
     get_degradation,
     list_degradations,
     list_tasks,
-    low_contrast,
-    optical_nonuniformity,
     parse_task,
-    quantize,
     register_degradation,
-    stripe_noise,
     task_name,
-    tir_noise,
     unregister_degradation,
-    vignetting,
 )
-from sepkit_torch.data.synthetic import thermal_scene, thermal_scenes
+from sepkit_torch.data.synthetic import SCENE_STYLES, thermal_scene, thermal_scenes
 
 __all__ = [
     "APPENDIX_TASKS",
     "DEGRADATION_PRESETS",
     "IMAGE_EXTENSIONS",
     "PAPER_TASKS",
+    "SCENE_STYLES",
     "DatasetError",
     "Degradation",
     "DegradedImageFolder",

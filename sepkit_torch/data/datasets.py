@@ -6,20 +6,15 @@ Every data set returns ``(degraded, clean)``, two float32 tensors ``(1, h, w)`` 
 every DataLoader worker (its generator is seeded from ``(seed, e, i)``; call
 ``set_epoch(e)`` once per epoch to get fresh crops and degradations).
 
-Reading images (Pillow): PNG, TIFF, JPEG and BMP. 8-bit images are divided by 255. RGB (or
-palette, or grey + alpha) images become grey by ITU-R 601-2 luma (Pillow's ``convert("L")``,
-as the public code does). 16-bit (and 32-bit integer or float) images are normalised by
-`normalize`: ``"image"`` stretches each image's own minimum..maximum to 0..1 (thermal
-cameras' automatic gain; a constant image becomes 0), ``"full"`` divides 16-bit values by
-65535, and a pair ``(low, high)`` maps that raw range to 0..1 and clips -- use a fixed range
-to keep temperatures comparable across images.
+Images are read by :func:`~sepkit_torch.data.read_image` (formats and the
+scaling of 16-bit images: :mod:`sepkit_torch.data.image_io`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,174 +23,31 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sepkit_torch._errors import InvalidInputError, SepkitTorchError
-from sepkit_torch.data.degradations import _preset, degrade, parse_task, quantize
-from sepkit_torch.data.synthetic import _size, mix_seed, thermal_scene
+from sepkit_torch._errors import InvalidInputError
+from sepkit_torch._files import atomic_write_text
+from sepkit_torch.data.degradations import quantize
+from sepkit_torch.data.image_io import (
+    DatasetError,
+    check_normalize,
+    image_sizes,
+    list_images,
+    read_image,
+    write_png,
+)
+from sepkit_torch.data.registry import check_preset, degrade, parse_task
+from sepkit_torch.data.sampling import image_size, mix_seed
+from sepkit_torch.data.synthetic import check_style, thermal_scene
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "DatasetError",
+    "FRAME_CACHE",
     "DegradedImageFolder",
-    "ImageReadError",
     "PairedImageFolder",
     "SyntheticThermalDataset",
-    "list_images",
     "make_dataset",
-    "read_image",
+    "window_starts",
 ]
 
-#: File endings read as images (case-insensitive).
-IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-
 _TRAIN, _TEST = 0, 1
-
-
-class DatasetError(SepkitTorchError, ValueError):
-    """A folder that cannot make a data set: empty, images too small, unmatched pairs."""
-
-
-class ImageReadError(SepkitTorchError, OSError):
-    """A file that Pillow cannot open or decode; the message names it."""
-
-
-# --------------------------------------------------------------------------------------
-# reading
-
-
-def _normalize_arg(normalize):
-    if normalize in ("image", "full"):
-        return normalize
-    try:
-        lo, hi = (float(v) for v in normalize)
-        if lo < hi:
-            return (lo, hi)
-    except (TypeError, ValueError):
-        pass
-    raise InvalidInputError(
-        f"`normalize` must be 'image', 'full' or a (low, high) pair with low < high; "
-        f"got {normalize!r}"
-    )
-
-
-def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        img = Image.open(path)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ImageReadError(f"cannot read image {str(path)!r}: {exc}") from exc
-    return img
-
-
-def read_image(path, *, normalize="image") -> torch.Tensor:
-    """One image file as a grey float32 tensor ``(1, H, W)`` in ``[0, 1]``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A PNG, TIFF, JPEG or BMP file (the first frame of a multi-frame file).
-    normalize : {'image', 'full'} or (float, float)
-        How images of more than 8 bits are scaled (module docstring); 8-bit images are
-        always divided by 255.
-
-    Raises
-    ------
-    ImageReadError
-        If Pillow cannot open or decode the file (the message names it).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, numpy as np
-    >>> from PIL import Image
-    >>> from sepkit_torch.data import read_image
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.png"
-    >>> Image.fromarray(np.array([[1000, 3000]], dtype=np.uint16)).save(path)
-    >>> read_image(path)  # 16-bit, stretched per image
-    tensor([[[0., 1.]]])
-    >>> read_image(path, normalize=(0, 4000))
-    tensor([[[0.2500, 0.7500]]])
-    """
-    normalize = _normalize_arg(normalize)
-    path = Path(path)
-    img = _open(path)
-    try:
-        img.load()
-        mode = img.mode
-        if mode in ("L", "1", "P", "LA", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB"):
-            arr = np.asarray(img.convert("L"), dtype=np.float32) / np.float32(255.0)
-            return torch.from_numpy(arr.copy())[None]
-        arr = np.asarray(img)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"cannot decode image {str(path)!r}: {exc}") from exc
-    finally:
-        img.close()
-    if arr.ndim != 2:
-        raise ImageReadError(f"cannot read image {str(path)!r}: unsupported mode {mode!r}")
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise ImageReadError(f"image {str(path)!r} has NaN or infinite pixels")
-    if normalize == "image":
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    elif normalize == "full":
-        if mode.startswith("F"):
-            raise InvalidInputError(
-                f"`normalize`='full' needs integer pixels; {str(path)!r} is floating point "
-                "(mode 'F'): pass 'image' or a (low, high) range"
-            )
-        arr = arr / 65535.0
-    else:
-        lo, hi = normalize
-        arr = (arr - lo) / (hi - lo)
-    return torch.from_numpy(np.clip(arr, 0.0, 1.0).astype(np.float32))[None]
-
-
-def list_images(root, *, recursive: bool = False) -> list[Path]:
-    """The image files under `root` (sorted; hidden files skipped).
-
-    Raises
-    ------
-    DatasetError
-        If `root` is not a folder, or holds no file with an :data:`IMAGE_EXTENSIONS` ending.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"`root` must be a folder of images; {str(root)!r} is not a folder")
-    found = root.rglob("*") if recursive else root.iterdir()
-    files, others = [], set()
-    for p in found:
-        if p.name.startswith(".") or not p.is_file():
-            continue
-        if p.suffix.lower() in IMAGE_EXTENSIONS:
-            files.append(p)
-        else:
-            others.add(p.suffix.lower() or p.name)
-    if not files:
-        hint = f"; it holds only {sorted(others)}" if others else " (it is empty)"
-        raise DatasetError(
-            f"no image ({', '.join(IMAGE_EXTENSIONS)}) in {str(root)!r}{hint}"
-            + ("" if recursive else "; pass recursive=True to look into subfolders")
-        )
-    return sorted(files)
-
-
-def _headers(files: list[Path], on_error: str) -> tuple[list[Path], list[tuple[int, int]]]:
-    """``(height, width)`` of each file from its header; unreadable files raise or skip."""
-    if on_error not in ("raise", "skip"):
-        raise InvalidInputError(f"`on_error` must be 'raise' or 'skip'; got {on_error!r}")
-    kept, sizes = [], []
-    for path in files:
-        try:
-            with _open(path) as img:
-                w, h = img.size
-        except ImageReadError as exc:
-            if on_error == "raise":
-                raise
-            warnings.warn(f"skipping {exc}", stacklevel=3)
-            continue
-        kept.append(path)
-        sizes.append((h, w))
-    return kept, sizes
 
 
 def _crop_arg(crop_size) -> tuple[int, int] | None:
@@ -251,9 +103,95 @@ def _index(i, n: int) -> int:
     return int(i) % n
 
 
+def window_starts(length: int, patch: int, stride: int) -> list[int]:
+    """Offsets of a sliding window of `patch` pixels with `stride` along `length` pixels.
+
+    As the public ECMRNet code cuts its training patches: windows that would cross the
+    far edge are left out (a 640 x 512 frame gives 4 x 3 = 12 windows of 256 at stride 128).
+
+    >>> window_starts(640, 256, 128), window_starts(512, 256, 128)
+    ([0, 128, 256, 384], [0, 128, 256])
+    """
+    return list(range(0, length - patch + 1, stride))
+
+
+def _stride_arg(stride) -> int | None:
+    if stride is None:
+        return None
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise InvalidInputError(f"`stride` must be None or a positive int; got {stride!r}")
+    return stride
+
+
+class _Patches:
+    """Which window of which frame every training item is.
+
+    A frame is one whole image (or procedural scene), degraded as a whole; its items are
+    consecutive: every sliding-window position (`stride`), or `repeat` random crops, or the
+    whole frame `repeat` times when `crop` is None.
+    """
+
+    def __init__(self, shapes: list[tuple[int, int]], crop, stride: int | None, repeat: int):
+        self.crop, self.stride = crop, stride
+        if crop is not None and stride is not None:
+            self.grids = [
+                [
+                    (t, l)
+                    for t in window_starts(h, crop[0], stride)
+                    for l in window_starts(w, crop[1], stride)
+                ]
+                for h, w in shapes
+            ]
+            counts = [len(grid) for grid in self.grids]
+        else:
+            self.grids = None
+            counts = [repeat] * len(shapes)
+        self.counts = counts
+        self.first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self.first[-1])
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """(frame, window) of item `i`."""
+        f = int(np.searchsorted(self.first, i, side="right")) - 1
+        return f, i - int(self.first[f])
+
+    def cut(self, images, f: int, k: int, flips: bool, g: torch.Generator):
+        """Window `k` of frame `f` of each of `images` (sliding, or random from `g`)."""
+        if self.grids is not None:
+            top, left = self.grids[f][k]
+            ch, cw = self.crop
+            images = [x[:, top : top + ch, left : left + cw] for x in images]
+            return _crop_flip(images, None, flips, g)
+        return _crop_flip(images, self.crop, flips, g)
+
+
+class _FrameCache:
+    """The last few degraded frames, so the windows of one frame share its work."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._frames: dict = {}
+
+    def get(self, key, make):
+        if key in self._frames:
+            self._frames[key] = self._frames.pop(key)  # most recent last
+        else:
+            self._frames[key] = make()
+            while len(self._frames) > self.capacity:
+                del self._frames[next(iter(self._frames))]
+        return self._frames[key]
+
+
+# Degraded frames kept per data set (per DataLoader worker): a frame-grouped batch order
+# (distributed.ShardedBatchSampler with `frame_items`) needs about one batch of frames.
+FRAME_CACHE = 64
+
+
 def _task_arg(task: str, preset: str) -> str:
     parse_task(task)
-    _preset(preset)
+    check_preset(preset)
     return task
 
 
@@ -271,11 +209,17 @@ class DegradedImageFolder(Dataset):
     task : str
         Degradation task, e.g. ``"CBN"`` (see :func:`~sepkit_torch.data.parse_task`).
     split : {'train', 'test', 'all'}
-        ``'train'``: random crops with flips, freshly degraded each epoch. ``'test'``: whole
-        images, degraded once and cached in `cache_dir`. ``'all'``: every image, as train.
+        ``'train'``: crops with flips, cut from whole images that are freshly degraded each
+        epoch (degrade, then crop: the non-uniformity and vignetting scales belong to the
+        whole frame, as in the test images). ``'test'``: whole images, degraded once and
+        cached in `cache_dir`. ``'all'``: every image, as train.
     crop_size : int, (int, int) or None
         Side (or ``(h, w)``) of the training crops; None keeps whole images. Ignored by
         ``'test'``.
+    stride : int, optional
+        Cut every position of a sliding window of `crop_size` with this stride (the public
+        code: 256-px patches at stride 128, 12 per 640 x 512 frame) instead of `repeat`
+        random crops per image.
     preset : str
         Degradation parameters, ``"ecmrnet"`` (default) or ``"ppfn"``.
     seed : int
@@ -296,7 +240,7 @@ class DegradedImageFolder(Dataset):
         Round degraded images to 8-bit grey levels, as the public code (which saves
         ``uint8`` PNGs) does; the test cache then stores 8-bit PNGs, else 16-bit.
     repeat : int
-        Each training image appears `repeat` times per epoch (small folders).
+        Random crops per training image and epoch (small folders); not with `stride`.
     recursive : bool
         Also read images in subfolders.
     on_error : {'raise', 'skip'}
@@ -337,6 +281,7 @@ class DegradedImageFolder(Dataset):
         *,
         split: str = "train",
         crop_size=256,
+        stride: int | None = None,
         preset: str = "ecmrnet",
         seed: int = 0,
         test_fraction: float = 0.2,
@@ -360,14 +305,20 @@ class DegradedImageFolder(Dataset):
         self.split = split
         self.preset = preset
         self.seed = int(seed)
-        self.normalize = _normalize_arg(normalize)
+        self.normalize = check_normalize(normalize)
         self.flips = bool(flips)
         self.quantize = bool(quantize)
         self.repeat = repeat if split != "test" else 1
         self.crop_size = None if split == "test" else _crop_arg(crop_size)
+        self.stride = None if split == "test" else _stride_arg(stride)
+        if self.stride is not None and (self.crop_size is None or repeat != 1):
+            raise InvalidInputError(
+                f"`stride` cuts sliding windows of `crop_size`: it needs a crop size and "
+                f"`repeat`=1; got crop_size={crop_size!r}, repeat={repeat!r}"
+            )
         self.epoch = 0
 
-        files, sizes = _headers(list_images(self.root, recursive=recursive), on_error)
+        files, sizes = image_sizes(list_images(self.root, recursive=recursive), on_error)
         if not files:
             raise DatasetError(f"no readable image in {str(self.root)!r} (all were skipped)")
         n = len(files)
@@ -380,7 +331,10 @@ class DegradedImageFolder(Dataset):
                 f"`test_fraction`={test_fraction}"
             )
         self.files = [files[i] for i in sorted(chosen)]
-        _check_sizes(self.root, self.files, [sizes[i] for i in sorted(chosen)], self.crop_size)
+        shapes = [sizes[i] for i in sorted(chosen)]
+        _check_sizes(self.root, self.files, shapes, self.crop_size)
+        self._patches = _Patches(shapes, self.crop_size, self.stride, self.repeat)
+        self._frames = _FrameCache(FRAME_CACHE)
         self.cache = None
         if split == "test":
             self.cache = self._cache_folder(cache_dir, test_fraction, split_seed)
@@ -412,7 +366,7 @@ class DegradedImageFolder(Dataset):
                 )
         else:
             folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(manifest, indent=1))
+            atomic_write_text(path, json.dumps(manifest, indent=1))
         return folder
 
     def set_epoch(self, epoch: int) -> None:
@@ -420,28 +374,55 @@ class DegradedImageFolder(Dataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.files) * self.repeat
+        return len(self._patches)
+
+    @property
+    def frame_items(self) -> list[int]:
+        """Items of every image, in order (they are consecutive): for a batch order that
+        visits one image's windows close together."""
+        return list(self._patches.counts)
+
+    def frame(self, f: int, epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image `f` whole, ``(degraded, clean)``, degraded as in `epoch` of training."""
+        f = _index(f, len(self.files))
+        if self.split == "test":
+            return self[f]
+        return self._frames.get((epoch, f), lambda: self._degraded_frame(f, epoch))
+
+    def _degraded_frame(self, f: int, epoch: int):
+        clean = read_image(self.files[f], normalize=self.normalize)
+        g = torch.Generator().manual_seed(mix_seed(self.seed, _TRAIN, epoch, f))
+        degraded = degrade(clean, self.task, g, preset=self.preset)
+        return (quantize(degraded) if self.quantize else degraded), clean
 
     def _name(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
     def cached_path(self, i: int) -> Path:
-        """Where test item `i`'s degraded image is cached."""
+        """Where test item `i`'s degraded image is cached.
+
+        The name carries a hash of the clean file's bytes: an image changed under the same
+        name is degraded anew, never served from the old cache.
+        """
         if self.cache is None:
             raise InvalidInputError("only the 'test' split caches its degraded images")
-        name = self._name(self.files[_index(i, len(self))])
-        return self.cache / (name if name.lower().endswith(".png") else name + ".png")
+        path = self.files[_index(i, len(self))]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        name = self._name(path)
+        stem = name[:-4] if name.lower().endswith(".png") else name
+        return self.cache / f"{stem}.{digest}.png"
 
     def __getitem__(self, i):
         i = _index(i, len(self))
-        path = self.files[i % len(self.files)]
-        clean = read_image(path, normalize=self.normalize)
         if self.split == "test":
+            path = self.files[i]
+            clean = read_image(path, normalize=self.normalize)
             return self._cached(i, path, clean), clean
-        g = torch.Generator().manual_seed(mix_seed(self.seed, _TRAIN, self.epoch, i))
-        (clean,) = _crop_flip([clean], self.crop_size, self.flips, g)
-        degraded = degrade(clean, self.task, g, preset=self.preset)
-        return (quantize(degraded) if self.quantize else degraded), clean
+        f, k = self._patches.locate(i)
+        frame = self.frame(f, self.epoch)
+        g = torch.Generator().manual_seed(mix_seed(self.seed, _TRAIN, self.epoch, f, k))
+        degraded, clean = self._patches.cut(frame, f, k, self.flips, g)
+        return degraded, clean
 
     def _cached(self, i: int, path: Path, clean: torch.Tensor) -> torch.Tensor:
         target = self.cached_path(i)
@@ -449,26 +430,13 @@ class DegradedImageFolder(Dataset):
             name_key = zlib.crc32(self._name(path).encode())
             g = torch.Generator().manual_seed(mix_seed(self.seed, _TEST, name_key))
             degraded = degrade(clean, self.task, g, preset=self.preset)
-            _write_png(target, degraded, bits=8 if self.quantize else 16)
+            write_png(target, degraded, bits=8 if self.quantize else 16)
         return read_image(target, normalize="full")
 
     def prepare(self) -> None:
         """Write every missing degraded test image to the cache now (test split only)."""
         for i in range(len(self)):
             self[i]
-
-
-def _write_png(target: Path, image: torch.Tensor, bits: int) -> None:
-    """Save ``(1, H, W)`` in ``[0, 1]`` as an 8- or 16-bit grey PNG, atomically."""
-    from PIL import Image
-
-    levels = 2**bits - 1
-    arr = torch.round(image[0].double().clamp(0, 1) * levels).numpy()
-    arr = arr.astype(np.uint8 if bits == 8 else np.uint16)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, target)
 
 
 class PairedImageFolder(Dataset):
@@ -529,11 +497,11 @@ class PairedImageFolder(Dataset):
         self.crop_size = _crop_arg(crop_size)
         self.flips = bool(flips)
         self.seed = int(seed)
-        self.normalize = _normalize_arg(normalize)
+        self.normalize = check_normalize(normalize)
         self.epoch = 0
         sides = []
         for root in (self.degraded_root, self.clean_root):
-            files, sizes = _headers(list_images(root, recursive=recursive), on_error)
+            files, sizes = image_sizes(list_images(root, recursive=recursive), on_error)
             by_name: dict[str, tuple[Path, tuple[int, int]]] = {}
             for path, size in zip(files, sizes, strict=True):
                 key = path.relative_to(root).with_suffix("").as_posix()
@@ -592,27 +560,41 @@ class PairedImageFolder(Dataset):
 class SyntheticThermalDataset(Dataset):
     """Procedural thermal scenes (:func:`~sepkit_torch.data.thermal_scene`), degraded by a task.
 
-    The embedded default: no files needed. Scene and degradation of item ``i`` come from
-    ``(seed, split, epoch, i)``; the test split ignores the epoch and uses other seeds than
-    the training split, so it is a fixed, disjoint set that is regenerated exactly (no
-    cache needed).
+    The embedded default: no files needed. Frame ``f`` of epoch ``e`` is drawn and degraded
+    whole from ``(seed, split, e, f)``; the test split ignores the epoch and uses other
+    seeds than the training split, so it is a fixed, disjoint set that is regenerated
+    exactly (no cache needed).
+
+    By default a frame is a scene of `size` and is the item itself. With `frame_size`,
+    training frames are scenes of that size, degraded whole, and the items are windows
+    of `size` cut from them: every sliding-window position with `stride` (the paper's
+    protocol: 256-px windows at stride 128 from 512 x 640 frames, 12 per frame), or
+    `repeat` random windows per frame.
 
     Parameters
     ----------
     task : str
         Degradation task, e.g. ``"CBN"``.
     length : int
-        Number of items.
+        Number of frames (per epoch, for training).
     size : int or (int, int)
-        Scene side, or ``(height, width)``.
+        Side, or ``(height, width)``, of every item.
+    frame_size : int or (int, int), optional
+        Training frames' size when items are windows of bigger frames.
+    stride : int, optional
+        Sliding-window stride over `frame_size`.
+    repeat : int
+        Random windows per frame (with `frame_size` and no `stride`).
     split : {'train', 'test'}
-        Which stream of scenes.
+        Which stream of scenes; the test split is whole scenes of `size`.
     seed : int
         Base seed.
     preset : str
         Degradation parameters.
     quantize : bool
         Round degraded images to 8-bit grey levels.
+    style : {'soft', 'detailed'}
+        The scene generator (:func:`~sepkit_torch.data.thermal_scene`).
 
     Examples
     --------
@@ -621,6 +603,9 @@ class SyntheticThermalDataset(Dataset):
     >>> degraded, clean = data[2]
     >>> len(data), degraded.shape, bool((data[2][0] == degraded).all())
     (3, torch.Size([1, 32, 32]), True)
+    >>> windows = SyntheticThermalDataset("N", length=2, size=32, frame_size=(64, 96), stride=32)
+    >>> len(windows), windows.frame_items  # 2 x 3 windows per 64 x 96 frame
+    (12, [6, 6])
     """
 
     def __init__(
@@ -629,48 +614,90 @@ class SyntheticThermalDataset(Dataset):
         *,
         length: int = 256,
         size=256,
+        frame_size=None,
+        stride: int | None = None,
+        repeat: int = 1,
         split: str = "train",
         seed: int = 0,
         preset: str = "ecmrnet",
         quantize: bool = True,
+        style: str = "soft",
     ):
         if split not in ("train", "test"):
             raise InvalidInputError(f"`split` must be 'train' or 'test'; got {split!r}")
-        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-            raise InvalidInputError(f"`length` must be a positive int; got {length!r}")
+        for name, value in (("length", length), ("repeat", repeat)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidInputError(f"`{name}` must be a positive int; got {value!r}")
         self.task = _task_arg(task, preset)
         self.length = length
-        self.size = _size(size)
+        self.size = image_size(size)
         self.split = split
         self.seed = int(seed)
         self.preset = preset
         self.quantize = bool(quantize)
+        self.style = check_style(style)
         self.epoch = 0
+        self.frame_size = None
+        crop = None
+        stride = _stride_arg(stride)
+        if split == "train" and frame_size is not None:
+            self.frame_size = image_size(frame_size, name="frame_size")
+            if self.frame_size[0] < self.size[0] or self.frame_size[1] < self.size[1]:
+                raise InvalidInputError(
+                    f"`frame_size` {self.frame_size} must be at least `size` {self.size}"
+                )
+            crop = self.size
+        elif stride is not None:
+            raise InvalidInputError("`stride` cuts windows from frames: it needs `frame_size`")
+        if stride is not None and repeat != 1:
+            raise InvalidInputError(f"`repeat` must be 1 with a `stride`; got {repeat!r}")
+        shape = self.frame_size or self.size
+        self._patches = _Patches([shape] * length, crop, stride, 1 if split == "test" else repeat)
+        self._frames = _FrameCache(FRAME_CACHE)
 
     def set_epoch(self, epoch: int) -> None:
         """Use the scenes and degradations of `epoch` (training split)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self.length
+        return len(self._patches)
 
-    def __getitem__(self, i):
-        i = _index(i, self.length)
+    @property
+    def frame_items(self) -> list[int]:
+        """Items of every frame, in order (they are consecutive)."""
+        return list(self._patches.counts)
+
+    def frame(self, f: int, epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame `f` whole, ``(degraded, clean)``, as in `epoch` of training."""
+        f = _index(f, self.length)
+        return self._frames.get((epoch, f), lambda: self._degraded_frame(f, epoch))
+
+    def _degraded_frame(self, f: int, epoch: int):
         if self.split == "test":
-            key = mix_seed(self.seed, _TEST, i)
+            key = mix_seed(self.seed, _TEST, f)
         else:
-            key = mix_seed(self.seed, _TRAIN, self.epoch, i)
+            key = mix_seed(self.seed, _TRAIN, epoch, f)
         g = torch.Generator().manual_seed(key)
-        clean = thermal_scene(self.size, g)
+        clean = thermal_scene(self.frame_size or self.size, g, style=self.style)
         degraded = degrade(clean, self.task, g, preset=self.preset)
         return (quantize(degraded) if self.quantize else degraded), clean
+
+    def __getitem__(self, i):
+        i = _index(i, len(self))
+        f, k = self._patches.locate(i)
+        if self.frame_size is None and self._patches.counts[f] == 1:
+            return self._degraded_frame(f, self.epoch)  # the frame is the item
+        frame = self.frame(f, self.epoch)
+        g = torch.Generator().manual_seed(mix_seed(self.seed, _TRAIN, self.epoch, f, k))
+        return tuple(self._patches.cut(frame, f, k, False, g))
 
 
 def make_dataset(root=None, task: str = "CBN", *, split: str = "train", **kwargs) -> Dataset:
     """:class:`DegradedImageFolder` of `root`, or procedural scenes when `root` is None.
 
     `kwargs` go to the chosen class; for the procedural set ``crop_size`` becomes its
-    ``size`` and ``length`` defaults to 256 (train) or 64 (test).
+    ``size`` and ``length`` defaults to 256 (train) or 64 (test). A folder's frames are
+    its images, so `frame_size` and `style` apply to procedural scenes only.
 
     Examples
     --------
@@ -679,6 +706,14 @@ def make_dataset(root=None, task: str = "CBN", *, split: str = "train", **kwargs
     'SyntheticThermalDataset'
     """
     if root is not None:
+        if kwargs.pop("frame_size", None) is not None:
+            raise InvalidInputError(
+                "`frame_size` sets the size of procedural frames; a folder's frames are its images"
+            )
+        if kwargs.pop("style", None) is not None:
+            raise InvalidInputError(
+                "`style` chooses the generator of procedural scenes; a folder's images are its own"
+            )
         return DegradedImageFolder(root, task, split=split, **kwargs)
     if "crop_size" in kwargs:
         kwargs["size"] = kwargs.pop("crop_size")

@@ -1,95 +1,41 @@
-"""Procedural thermal-like scenes: the embedded default data set when no folder is given.
+"""Procedural thermal scenes: the embedded default data set when no folder is given.
 
-A scene is drawn from a seed alone (CPU, float64, no global random state), at any size:
+A scene is drawn from a seed alone (CPU, float64, no global random state), at any size,
+in one of two styles:
 
-- sky: cold, darker upwards, with faint low-frequency cloud structure;
-- ground below a slightly tilted, undulating horizon: warmer, brighter towards the camera,
-  with a fractal (1/f-like) texture and sometimes a warm road converging to the horizon;
-- buildings standing on the horizon (warm walls, a grid of warmer or cooler windows,
-  sometimes a pitched roof), trees as clusters of soft textured blobs;
-- vehicles (warm body, hot engine and wheels) and people (hot head and body, smaller
-  near the horizon) on the ground;
-- soft edges everywhere (a logistic fall-off of each shape's signed distance, 0.6-1.8 px),
-  a slight optical blur, a sensor-like low-frequency gain and offset field, and an
-  automatic-gain-control style stretch of the 0.5-99.5 percentiles.
-
-Limits: no perspective texture, no reflections, occlusion only by painting order, no
-real radiometry; objects are simple shapes. Good enough to exercise the pipeline and to
-train toy models; real thermal data (``docs/data.md`` shows both) has far richer structure,
-and numbers measured on these scenes say nothing about real images.
+- ``"soft"`` (:mod:`~sepkit_torch.data.soft_scenes`, the default): simple shapes with soft
+  edges; the first generator, kept so that earlier runs reproduce;
+- ``"detailed"`` (:mod:`~sepkit_torch.data.detailed_scenes`): sharp-edged buildings with
+  window grids, roads in perspective, textured vegetation, warm people and vehicles, sky
+  gradients and clouds, and a sensor-like tone mapping: much closer to real thermal
+  footage in the statistics that matter for restoration (``docs/data.md``).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sepkit_torch._errors import InvalidInputError
-from sepkit_torch.data.degradations import _blur_one, _generator, _randint, _uniform
+from sepkit_torch.data.detailed_scenes import detailed_scene
+from sepkit_torch.data.sampling import as_generator, image_size, mix_seed
+from sepkit_torch.data.soft_scenes import soft_scene
 
-__all__ = ["thermal_scene", "thermal_scenes"]
+__all__ = ["SCENE_STYLES", "check_style", "thermal_scene", "thermal_scenes"]
 
+#: The styles of :func:`thermal_scene`; the first is the default.
+SCENE_STYLES = ("soft", "detailed")
 
-def _size(value) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    try:
-        h, w = (int(v) for v in value)
-        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or h < 8 or w < 8:
-        raise InvalidInputError(
-            f"`size` must be an int or an (height, width) pair of ints >= 8; got {value!r}"
-        )
-    return h, w
+_DRAW = {"soft": soft_scene, "detailed": detailed_scene}
 
 
-def _smooth(g: torch.Generator, h: int, w: int, cells: int) -> torch.Tensor:
-    """Bicubically upsampled random grid: a smooth field of about `cells` bumps per side."""
-    ch = max(2, round(cells * h / max(h, w)) + 1)
-    cw = max(2, round(cells * w / max(h, w)) + 1)
-    grid = torch.randn((1, 1, ch, cw), generator=g, dtype=torch.float64)
-    return F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=True)[0, 0]
+def check_style(style) -> str:
+    """`style` itself if it is one of :data:`SCENE_STYLES`, else an error naming them."""
+    if style not in SCENE_STYLES:
+        raise InvalidInputError(f"`style` must be one of {list(SCENE_STYLES)}; got {style!r}")
+    return style
 
 
-def _fractal(g: torch.Generator, h: int, w: int, octaves: int = 6) -> torch.Tensor:
-    """Sum of smooth fields of doubling frequency and halving amplitude, std about 1."""
-    out = torch.zeros((h, w), dtype=torch.float64)
-    for k in range(octaves):
-        out += 0.6**k * _smooth(g, h, w, 2 * 2**k)
-    return out / out.std().clamp_min(1e-12)
-
-
-def _soft(sdf: torch.Tensor, softness: float) -> torch.Tensor:
-    """Coverage of a shape from its signed distance (negative inside)."""
-    return torch.sigmoid(-sdf / softness)
-
-
-def _box(yy, xx, cy, cx, hh, hw, radius=0.0):
-    """Signed distance to a rectangle of half sides ``hh, hw`` with rounded corners."""
-    qy = (yy - cy).abs() - (hh - radius)
-    qx = (xx - cx).abs() - (hw - radius)
-    outside = torch.sqrt(qy.clamp_min(0) ** 2 + qx.clamp_min(0) ** 2)
-    inside = torch.maximum(qy, qx).clamp_max(0)
-    return outside + inside - radius
-
-
-def _ellipse(yy, xx, cy, cx, ry, rx):
-    """Approximate signed distance to an ellipse (exact for circles)."""
-    return (torch.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) - 1.0) * min(ry, rx)
-
-
-def _coin(g: torch.Generator, p: float) -> bool:
-    return float(torch.rand((), generator=g, dtype=torch.float64)) < p
-
-
-def _paint(img, coverage, value):
-    img.mul_(1.0 - coverage).add_(coverage * value)
-
-
-def thermal_scene(size=256, generator=0) -> torch.Tensor:
+def thermal_scene(size=256, generator=0, *, style: str = "soft") -> torch.Tensor:
     """One procedural thermal-like scene, ``(1, H, W)`` float32 in ``[0, 1]``.
 
     Parameters
@@ -98,6 +44,8 @@ def thermal_scene(size=256, generator=0) -> torch.Tensor:
         Side, or ``(height, width)``, at least 8.
     generator : torch.Generator or int
         CPU generator, or an int seed. Same seed, same scene, on any machine.
+    style : {'soft', 'detailed'}
+        The generator (module docstring).
 
     Returns
     -------
@@ -116,119 +64,16 @@ def thermal_scene(size=256, generator=0) -> torch.Tensor:
     (torch.Size([1, 48, 64]), torch.float32, True, True)
     >>> bool((thermal_scene((48, 64), 0) == x).all())
     True
+    >>> thermal_scene((48, 64), 0, style="detailed").shape
+    torch.Size([1, 48, 64])
     """
-    g = _generator(generator)
-    h, w = _size(size)
-    yy = torch.arange(h, dtype=torch.float64)[:, None].expand(h, w)
-    xx = torch.arange(w, dtype=torch.float64)[None, :].expand(h, w)
-    soft = _uniform(g, 0.6, 1.8)
-
-    # Horizon: tilted, undulating.
-    horizon = _uniform(g, 0.28, 0.6) * h
-    tilt = _uniform(g, -0.12, 0.12)
-    wave = _smooth(g, 1, w, 3)[0] * _uniform(g, 0.0, 0.03) * h
-    horizon_at = horizon + tilt * (xx[0] - w / 2) + wave  # (w,)
-    below = _soft(horizon_at[None, :] - yy, soft)  # 1 on the ground
-
-    # Sky: cold, darker upwards, faint clouds.
-    sky_top, sky_low = _uniform(g, 0.02, 0.15), _uniform(g, 0.15, 0.35)
-    t = (yy / max(horizon, 1.0)).clamp(0, 1)
-    sky = sky_top + (sky_low - sky_top) * t**1.5
-    sky = sky + _uniform(g, 0.0, 0.05) * _smooth(g, h, w, 4).clamp(-2, 2)
-
-    # Ground: warmer towards the camera, fractal texture.
-    ground_far, ground_near = _uniform(g, 0.25, 0.45), _uniform(g, 0.35, 0.6)
-    depth = ((yy - horizon) / max(h - horizon, 1.0)).clamp(0, 1)
-    ground = ground_far + (ground_near - ground_far) * depth
-    ground = ground + _uniform(g, 0.02, 0.07) * _fractal(g, h, w)
-    img = sky * (1 - below) + ground * below
-
-    # A road converging to a point on the horizon.
-    if _coin(g, 0.5):
-        vx = _uniform(g, 0.2, 0.8) * w
-        half_bottom = _uniform(g, 0.15, 0.4) * w
-        frac = depth.clamp_min(1e-3)
-        sdf = (xx - vx).abs() - half_bottom * frac
-        road = _soft(sdf, soft) * below * (yy > horizon).double()
-        _paint(img, road, _uniform(g, 0.4, 0.6) + 0.02 * _fractal(g, h, w, 3))
-
-    # Buildings and trees on the horizon.
-    for _ in range(_randint(g, 0, 4)):
-        cx = _uniform(g, 0.0, 1.0) * w
-        hw = _uniform(g, 0.04, 0.15) * w
-        height = _uniform(g, 0.1, 0.45) * h
-        base = float(horizon_at[min(int(cx), w - 1)]) + _uniform(g, 0.0, 0.05) * h
-        top = base - height
-        wall = _uniform(g, 0.4, 0.7)
-        sdf = _box(yy, xx, (top + base) / 2, cx, height / 2, hw)
-        if _coin(g, 0.4):  # pitched roof
-            roof_h = _uniform(g, 0.2, 0.6) * hw
-            dx = (xx - cx).abs()
-            roof = torch.maximum(yy - top, top - roof_h * (1 - dx / hw) - yy)
-            sdf = torch.minimum(sdf, torch.maximum(roof, dx - hw))
-        shade = wall + 0.05 * (xx - cx) / hw * _uniform(g, -1.0, 1.0)
-        _paint(img, _soft(sdf, soft), shade)
-        # Windows: one periodic rounded box per cell, each cell warmer, cooler or absent.
-        rows, cols = _randint(g, 2, 8), _randint(g, 2, 6)
-        cell_h, cell_w = height / rows, 2 * hw / cols
-        offset = _uniform(g, -0.25, 0.3)
-        temps = wall + offset + 0.05 * (2 * torch.rand((rows, cols), generator=g) - 1)
-        lit = torch.rand((rows, cols), generator=g) >= 0.2
-        r = ((yy - top) / cell_h).floor().clamp(0, rows - 1).long()
-        c = ((xx - cx + hw) / cell_w).floor().clamp(0, cols - 1).long()
-        wy = top + (r + 0.5) * cell_h
-        wx = cx - hw + (c + 0.5) * cell_w
-        win = _box(yy, xx, wy, wx, 0.25 * cell_h, 0.25 * cell_w)
-        inside = (sdf < 0).double() * lit[r, c].double()
-        _paint(img, _soft(win, soft) * inside, temps.double()[r, c])
-    for _ in range(_randint(g, 0, 3)):
-        cx = _uniform(g, 0.0, 1.0) * w
-        base = float(horizon_at[min(int(cx), w - 1)])
-        size_t = _uniform(g, 0.03, 0.1) * h
-        leaves = _uniform(g, 0.25, 0.45) + 0.05 * _fractal(g, h, w)
-        for _ in range(_randint(g, 3, 7)):
-            by = base - size_t * _uniform(g, 0.5, 2.0)
-            bx = cx + size_t * _uniform(g, -1.0, 1.0)
-            r = size_t * _uniform(g, 0.5, 1.0)
-            _paint(img, _soft(_ellipse(yy, xx, by, bx, r, r), soft * 1.5), leaves)
-
-    # Vehicles and people on the ground, smaller near the horizon.
-    for _ in range(_randint(g, 0, 3)):
-        cy = horizon + _uniform(g, 0.1, 0.9) * (h - horizon)
-        scale = 0.2 + 0.8 * (cy - horizon) / max(h - horizon, 1.0)
-        hw, hh = _uniform(g, 0.06, 0.12) * w * scale, _uniform(g, 0.025, 0.05) * w * scale
-        cx = _uniform(g, 0.0, 1.0) * w
-        body = _uniform(g, 0.5, 0.7)
-        _paint(img, _soft(_box(yy, xx, cy, cx, hh, hw, radius=0.4 * hh), soft), body)
-        front = cx + hw * (0.7 if _coin(g, 0.5) else -0.7)
-        engine = _ellipse(yy, xx, cy, front, 0.6 * hh, 0.3 * hw)
-        _paint(img, _soft(engine, 2 * soft), _uniform(g, 0.75, 0.95))
-        for side in (-0.6, 0.6):
-            wheel = _ellipse(yy, xx, cy + hh, cx + side * hw, 0.45 * hh, 0.45 * hh)
-            _paint(img, _soft(wheel, soft), _uniform(g, 0.65, 0.85))
-    for _ in range(_randint(g, 0, 4)):
-        feet = horizon + _uniform(g, 0.05, 0.95) * (h - horizon)
-        tall = (0.05 + 0.25 * (feet - horizon) / max(h - horizon, 1.0)) * h
-        cx = _uniform(g, 0.0, 1.0) * w
-        warm = _uniform(g, 0.75, 0.95)
-        body = _box(yy, xx, feet - 0.42 * tall, cx, 0.42 * tall, 0.13 * tall, radius=0.08 * tall)
-        head = _ellipse(yy, xx, feet - 0.9 * tall, cx, 0.09 * tall, 0.075 * tall)
-        person = _soft(torch.minimum(body, head), soft)
-        _paint(img, person, warm - 0.1 * ((yy - feet + tall) / tall).clamp(0, 1))
-
-    # Sensor: slight optical blur, low-frequency gain and offset, AGC-style stretch.
-    img = _blur_one(img[None, None], 5, _uniform(g, 0.4, 0.9))[0, 0]
-    img = img * (1 + _uniform(g, 0.0, 0.06) * _smooth(g, h, w, 2)) + _uniform(
-        g, 0.0, 0.04
-    ) * _smooth(g, h, w, 2)
-    sample = img.flatten()[:: max(1, h * w // 65536)]
-    lo, hi = torch.quantile(sample, torch.tensor([0.005, 0.995], dtype=torch.float64))
-    out_lo, out_hi = _uniform(g, 0.0, 0.08), _uniform(g, 0.85, 1.0)
-    img = out_lo + (img - lo) / max(float(hi - lo), 1e-6) * (out_hi - out_lo)
-    return img.clamp(0.0, 1.0).to(torch.float32)[None]
+    draw = _DRAW[check_style(style)]
+    g = as_generator(generator)
+    h, w = image_size(size)
+    return draw(h, w, g).to(torch.float32)[None]
 
 
-def thermal_scenes(n: int, size=256, seed: int = 0) -> torch.Tensor:
+def thermal_scenes(n: int, size=256, seed: int = 0, *, style: str = "soft") -> torch.Tensor:
     """`n` scenes ``(n, 1, H, W)``; scene ``i`` is ``thermal_scene(size, seed_i)``.
 
     The seeds ``seed_i`` come from :class:`numpy.random.SeedSequence` of ``(seed, i)``, so
@@ -244,10 +89,5 @@ def thermal_scenes(n: int, size=256, seed: int = 0) -> torch.Tensor:
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise InvalidInputError(f"`n` must be a positive int; got {n!r}")
-    return torch.stack([thermal_scene(size, mix_seed(seed, i)) for i in range(n)])
-
-
-def mix_seed(*keys: int) -> int:
-    """A 63-bit seed from a tuple of non-negative ints (NumPy's SeedSequence)."""
-    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint32)
-    return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+    check_style(style)
+    return torch.stack([thermal_scene(size, mix_seed(seed, i), style=style) for i in range(n)])

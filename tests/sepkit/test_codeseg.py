@@ -12,8 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sepkit
-from sepkit import codeseg, codeseg_batch, representatives, structural_entropy_2d
-from tests.sepkit.brute_force import all_h2_bits, set_partitions
+from sepkit import (
+    InvalidGraphError,
+    InvalidOptionError,
+    InvalidTypeError,
+    codeseg,
+    codeseg_batch,
+    representatives,
+    structural_entropy_2d,
+)
+from tests.sepkit import brute_force
 from tests.sepkit.strategies import graphs, to_dense
 
 # First appearance of each node in networkx's karate edge list (the design page's list).
@@ -132,19 +140,14 @@ def test_multilevel_no_worse_than_planted_and_louvain(seed):
 
 def test_multilevel_finds_brute_force_optimum_on_tiny_graphs():
     rng = np.random.default_rng(2024)
-    partitions = {n: set_partitions(n) for n in range(3, 10)}
+    partitions = {n: brute_force.partitions(n) for n in range(3, 10)}
     hits = total = 0
     for _ in range(150):
         n = int(rng.integers(3, 10))
-        W = np.triu(rng.random((n, n)) * (rng.random((n, n)) < rng.uniform(0.2, 0.9)), 1)
-        if rng.random() < 0.5:
-            W = (W > 0).astype(float)
-        if rng.random() < 0.3:
-            W[np.diag_indices(n)] = rng.random(n) * (rng.random(n) < 0.5)
-        A = W + np.triu(W, 1).T
+        A = brute_force.random_graph(rng, n)
         if A.sum() == 0:
             continue
-        optimum = all_h2_bits(A, partitions[n]).min()
+        optimum = brute_force.h2_all(A, partitions[n]).min()
         found = codeseg(A).entropy
         assert found >= optimum - 1e-9  # nothing beats the optimum
         hits += found <= optimum + 1e-9
@@ -198,7 +201,7 @@ def test_polish_on_and_off_and_needs_a_bool():
         p = codeseg(A, polish=polish, seed=1)
         assert p.entropy <= planted + 1e-12
         assert np.all(np.diff(p.history) <= 1e-12)
-    with pytest.raises(TypeError, match=r"`polish` must be a bool or None; got 'yes'"):
+    with pytest.raises(InvalidTypeError, match=r"`polish` must be a bool or None; got 'yes'"):
         codeseg(A, polish="yes")
 
 
@@ -235,7 +238,7 @@ def test_overlap_memberships_extend_the_partition():
 
 
 def test_overlapping_communities_need_overlap():
-    with pytest.raises(ValueError, match="overlap=True"):
+    with pytest.raises(InvalidOptionError, match="overlap=True"):
         codeseg(unweighted_karate()).communities(overlapping=True)
 
 
@@ -284,19 +287,53 @@ def test_batch_accepts_float32_and_base():
 # ---------------------------------------------------------------- representatives
 
 
-def test_representatives_one_per_cluster_with_the_largest_cost():
+@pytest.mark.parametrize("tie", ["index", "random", "priority"])
+def test_representatives_one_per_cluster_with_the_largest_cost(tie):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, size=(50, 12))
     costs = rng.random((50, 12)).round(1)  # rounding makes ties common
-    mask = representatives(labels, costs)
+    priority = rng.random((50, 12)).round(1)  # ... and ties of the priorities too
+    mask = representatives(labels, costs, tie=priority if tie == "priority" else tie, seed=1)
     for b in range(50):
         for c in np.unique(labels[b]):
             members = np.flatnonzero(labels[b] == c)
             chosen = members[mask[b, members]]
             assert chosen.size == 1
-            best = members[costs[b, members] == costs[b, members].max()].min()
-            assert chosen[0] == best
-    np.testing.assert_array_equal(representatives(labels[3], costs[3]), mask[3])
+            tied = members[costs[b, members] == costs[b, members].max()]
+            assert chosen[0] in tied
+            if tie == "index":
+                assert chosen[0] == tied.min()
+            elif tie == "priority":
+                best = tied[priority[b, tied] == priority[b, tied].max()]
+                assert chosen[0] == best.min()
+    if tie == "random":  # graph b draws row b: the first graph alone draws as in the batch
+        alone = representatives(labels[0], costs[0], tie="random", seed=1)
+        np.testing.assert_array_equal(alone, mask[0])
+    else:
+        rule = priority[3] if tie == "priority" else tie
+        np.testing.assert_array_equal(representatives(labels[3], costs[3], tie=rule), mask[3])
+
+
+def test_representatives_random_ties_ignore_the_position():
+    """Under the default rule a tied pair is split about evenly, wherever the pair sits."""
+    B = 4000
+    for i, j in [(0, 1), (0, 5), (3, 4), (6, 2)]:
+        labels = np.tile(np.arange(7), (B, 1))
+        labels[:, j] = labels[:, i]  # the pair shares a cluster, every other node is alone
+        costs = np.zeros((B, 7))
+        costs[:, [i, j]] = 0.25  # equal costs, as in an isolated two-node cluster
+        share = representatives(labels, costs, seed=i + 10 * j)[:, [i, j]].mean(axis=0)
+        np.testing.assert_allclose(share, [0.5, 0.5], atol=0.03)  # 4 sd of a fair coin
+    index = representatives(labels, costs, tie="index")[:, [i, j]].mean(axis=0)
+    np.testing.assert_array_equal(index, [0.0, 1.0] if j < i else [1.0, 0.0])
+
+
+def test_representatives_near_equal_costs_tie_but_clear_winners_do_not():
+    labels = np.zeros((2000, 2), dtype=np.int64)
+    costs = np.tile([0.3, 0.3 * (1 + 1e-14)], (2000, 1))  # equal up to rounding
+    assert 0.4 < representatives(labels, costs)[:, 0].mean() < 0.6
+    costs[:, 1] = 0.3 * (1 + 1e-9)
+    assert not representatives(labels, costs)[:, 0].any()
 
 
 def test_representatives_on_batch_output():
@@ -313,26 +350,28 @@ def test_representatives_on_batch_output():
     [
         ({"method": "louvain"}, r"`method` must be one of .*'louvain'"),
         ({"method": "game", "tau": -0.1}, r"`tau` must be a finite number >= 0; got -0.1"),
-        ({"max_iter": 0}, r"`max_iter` must be an integer >= 1; got 0"),
-        ({"n_starts": 0}, r"`n_starts` must be an integer >= 1; got 0"),
-        ({"seed": -1}, r"`seed` must be a non-negative integer or None; got -1"),
+        ({"max_iter": 0}, r"`max_iter` must be an integer in 1\.\.2\*\*63-1; got 0"),
+        ({"n_starts": 0}, r"`n_starts` must be an integer in 1\.\.1048576; got 0"),
+        ({"seed": -1}, r"`seed` must be an integer in 0\.\.2\*\*64-1 or None; got -1"),
         ({"method": "game", "order": [0, 0, 1, 2]}, r"`order` must be a permutation of 0..3"),
         ({"method": "game", "order": [0, 1, 2]}, r"`order` must be a permutation of 0..3"),
         ({"method": "game", "order": "sorted"}, r'`order` must be "index", "edges", "random"'),
         ({"tau": 0.3}, r'`tau` applies to method="game" only'),
-        ({"order": "index"}, r'`order` applies to method="game" only'),
+        ({"order": "index"}, r'`order` applies to methods "game" and "sweep" only'),
+        ({"method": "sweep", "tau": 0.3}, r'`tau` applies to method="game" only'),
+        ({"method": "sweep", "polish": False}, r'`polish` applies to method="multilevel" only'),
         ({"gamma": -1.0}, r"`gamma` must be a finite number >= 0; got -1.0"),
         ({"base": 1}, r"`base` must be a finite real number > 0 and != 1; got 1"),
         ({"method": "game", "polish": True}, r'`polish` applies to method="multilevel" only'),
     ],
 )
 def test_codeseg_bad_options(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InvalidOptionError, match=match):
         codeseg(nx.path_graph(4), **kwargs)
 
 
 def test_codeseg_bad_graph():
-    with pytest.raises(TypeError, match="undirected"):
+    with pytest.raises(InvalidTypeError, match="undirected"):
         codeseg(nx.DiGraph([(0, 1)]))
 
 
@@ -353,12 +392,12 @@ def test_codeseg_bad_graph():
     ids=["2d", "not-square", "no-nodes", "asymmetric", "negative", "nan"],
 )
 def test_batch_bad_input(A, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InvalidGraphError, match=match):
         codeseg_batch(A)
 
 
 def test_batch_edges_order_is_an_error():
-    with pytest.raises(ValueError, match="needs an edge list"):
+    with pytest.raises(InvalidOptionError, match="needs an edge list"):
         codeseg_batch(np.ones((1, 3, 3)), method="game", order="edges")
 
 
@@ -368,20 +407,35 @@ def test_batch_edges_order_is_an_error():
         (np.zeros((2, 2, 2), dtype=int), np.zeros((2, 2, 2)), r"shape \(n,\) or \(B, n\)"),
         ([0, 1], [0.1], r"`costs` must have the shape of `labels`"),
         ([0.0, 1.0], [0.1, 0.2], r"`labels` must be integers"),
-        ([0, 1], [0.1, np.nan], r"`costs` must not contain NaN"),
+        ([0, 1], [0.1, np.nan], r"`costs` must be finite"),
+        ([0, 1], [0.1, np.inf], r"`costs` must be finite"),
     ],
 )
 def test_representatives_bad_input(labels, costs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(sepkit.InvalidLabelsError, match=match):
         representatives(labels, costs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"tie": "first"}, r"`tie` must be one of \('random', 'index'\) or an array.*'first'"),
+        ({"tie": [1.0]}, r"`tie` priorities must have the shape of `labels` \(2,\); got shape"),
+        ({"tie": [1.0, np.nan]}, r"`tie` priorities must be finite"),
+        ({"seed": -2}, r"`seed` must be an integer in 0\.\.2\*\*64-1 or None; got -2"),
+    ],
+)
+def test_representatives_bad_options(kwargs, match):
+    with pytest.raises(sepkit.InvalidOptionError, match=match):
+        representatives([0, 0], [0.1, 0.1], **kwargs)
 
 
 def test_brute_force_helper_agrees_with_sepkit():
     """The test's own enumerator is checked against sepkit on a few partitions."""
     rng = np.random.default_rng(5)
     A = to_dense(nx.les_miserables_graph().subgraph(list(nx.les_miserables_graph())[:7]))
-    parts = set_partitions(7)
-    h = all_h2_bits(A, parts)
+    parts = brute_force.partitions(7)
+    h = brute_force.h2_all(A, parts)
     for i in rng.choice(len(parts), 20, replace=False):
         assert h[i] == pytest.approx(structural_entropy_2d(A, parts[i]), abs=1e-12)
     assert len(parts) == 877  # Bell(7)

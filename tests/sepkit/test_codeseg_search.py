@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from sepkit import as_graph, codeseg, codeseg_batch, structural_entropy_2d
 from sepkit._kernels import multilevel as ml
-from tests.sepkit.brute_force import optimum_bits, random_tiny_graph
+from tests.sepkit.brute_force import optimum_bits, random_connected_graph
 
 # ---------------------------------------------------------------- tiny graphs: the optimum
 
@@ -37,13 +37,13 @@ def test_weighted_graphs_of_8_and_9_nodes_reach_their_optimum(n):
     ``benchmarks/tiny_optimum.py`` checks thousands)."""
     rng = np.random.default_rng(100 + n)
     for _ in range(25):
-        A = random_tiny_graph(rng, n)
+        A = random_connected_graph(rng, n)
         assert codeseg(A).entropy == pytest.approx(optimum_bits(A), abs=1e-9)
 
 
 def test_tiny_graph_optimum_also_in_batches():
     rng = np.random.default_rng(7)
-    A = np.stack([random_tiny_graph(rng, 9) for _ in range(20)])
+    A = np.stack([random_connected_graph(rng, 9) for _ in range(20)])
     out = codeseg_batch(A)
     np.testing.assert_allclose(out.entropy, [optimum_bits(a) for a in A], atol=1e-9)
 
@@ -52,7 +52,7 @@ def test_polish_false_skips_the_exact_search():
     rng = np.random.default_rng(3)
     gaps = []
     for _ in range(40):
-        A = random_tiny_graph(rng, 9)
+        A = random_connected_graph(rng, 9)
         gaps.append(codeseg(A, polish=False).entropy - optimum_bits(A))
     assert min(gaps) > -1e-9
     # the plain search misses some optima: the exact path is what finds them

@@ -10,9 +10,6 @@ import pytest
 import torch
 
 from sepkit_torch import InvalidInputError, TaskStateError
-from sepkit_torch.checkpoint import load_checkpoint
-from sepkit_torch.cli import main
-from sepkit_torch.comparison import compare
 from sepkit_torch.continual.baselines import (
     METHODS,
     JointData,
@@ -22,7 +19,10 @@ from sepkit_torch.continual.baselines import (
 from sepkit_torch.continual.regularizers import EWC, LwF
 from sepkit_torch.data import make_dataset
 from sepkit_torch.models.nafnet import NAFNet
-from sepkit_torch.pipeline import PipelineConfig, _BaselineRunner, _stages, run
+from sepkit_torch.pipeline import PipelineConfig, compare, run
+from sepkit_torch.pipeline.cli import main
+from sepkit_torch.pipeline.stages import BaselineRunner, stage_names
+from sepkit_torch.pipeline.state import load_checkpoint
 
 TASKS = ("C", "B", "CB")
 
@@ -98,13 +98,13 @@ def test_make_regularizer():
 
 
 def test_stages_per_method(tmp_path):
-    assert _stages(smoke(tmp_path, "finetune")) == [
+    assert stage_names(smoke(tmp_path, "finetune")) == [
         "pretrain",
         *[f"{t}:{s}" for t in TASKS for s in ("train", "evaluate")],
     ]
-    assert _stages(smoke(tmp_path, "ewc"))[:2] == ["pretrain", "tune"]
-    assert "tune" not in _stages(smoke(tmp_path, "ewc", strength=5.0))
-    assert _stages(smoke(tmp_path, "joint")) == ["pretrain", "joint:train", "joint:evaluate"]
+    assert stage_names(smoke(tmp_path, "ewc"))[:2] == ["pretrain", "tune"]
+    assert "tune" not in stage_names(smoke(tmp_path, "ewc", strength=5.0))
+    assert stage_names(smoke(tmp_path, "joint")) == ["pretrain", "joint:train", "joint:evaluate"]
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ def test_regularised_baseline_end_to_end(ewc_run):
 
 def test_validation_images_are_not_test_images(tmp_path):
     config = smoke(tmp_path, "ewc")
-    runner = _BaselineRunner(config, NAFNet("tiny"), None, torch.device("cpu"), False)
+    runner = BaselineRunner(config, NAFNet("tiny"), None, torch.device("cpu"), False)
     val, test = runner._val_set("C"), runner._test_set("C")
     assert val[0][1].shape == test[0][1].shape
     for i in range(len(val)):

@@ -123,6 +123,21 @@ def test_test_split_is_cached_for_exact_reevaluation(folder8, tmp_path):
         DegradedImageFolder(folder8, "CBN", split="test", cache_dir=cache, seed=3)
 
 
+def test_an_image_changed_under_its_name_is_degraded_anew(folder8, tmp_path):
+    """The cache is keyed by content: new pixels under an old name never meet old results."""
+    cache = tmp_path / "cache"
+    test = DegradedImageFolder(folder8, "C", split="test", cache_dir=cache, seed=3)
+    before, clean = test[0]
+    Image.fromarray(255 - scene8(7)).save(test.files[0])  # same name, other pixels
+    again = DegradedImageFolder(folder8, "C", split="test", cache_dir=cache, seed=3)
+    after, new_clean = again[0]
+    assert not torch.equal(new_clean, clean)
+    assert torch.equal(after, again[0][0]) and not torch.equal(after, before)
+    # the degradation of the new image is the one a fresh cache gives
+    fresh = DegradedImageFolder(folder8, "C", split="test", cache_dir=tmp_path / "c2", seed=3)
+    assert torch.equal(fresh[0][0], after)
+
+
 def test_16_bit_folder(tmp_path):
     root = tmp_path / "raw16"
     root.mkdir()
@@ -249,3 +264,72 @@ def test_dataloader_batches(folder8):
     )
     degraded, clean = next(iter(loader))
     assert degraded.shape == clean.shape == (4, 1, 16, 16)
+
+
+# ------------------------------------------------------------------ frames and windows
+
+
+def test_procedural_windows_are_cut_from_one_degraded_frame():
+    data = SyntheticThermalDataset("N", length=3, size=16, frame_size=(32, 48), stride=16, seed=4)
+    assert len(data) == 3 * 2 * 3 and data.frame_items == [6, 6, 6]
+    data.set_epoch(2)
+    for f in range(3):
+        degraded, clean = data.frame(f, epoch=2)
+        assert degraded.shape == clean.shape == (1, 32, 48)
+        for k, (top, left) in enumerate([(t, l) for t in (0, 16) for l in (0, 16, 32)]):
+            d, c = data[6 * f + k]
+            assert torch.equal(d, degraded[:, top : top + 16, left : left + 16])
+            assert torch.equal(c, clean[:, top : top + 16, left : left + 16])
+    # a new epoch degrades every frame anew; the test split ignores frames
+    assert not torch.equal(data.frame(0, epoch=3)[0], data.frame(0, epoch=2)[0])
+    test = SyntheticThermalDataset("N", length=2, size=16, split="test", frame_size=(32, 48))
+    assert test[0][0].shape == (1, 16, 16) and len(test) == 2
+
+
+def test_frames_are_degraded_whole_before_the_cut():
+    """A window's non-uniformity belongs to the frame: it differs from degrading the crop."""
+    data = SyntheticThermalDataset("N", length=1, size=16, frame_size=(48, 48), stride=32)
+    degraded, clean = data.frame(0)
+    window, window_clean = data[3]  # the bottom-right window
+    assert torch.equal(window, degraded[:, 32:, 32:])
+    crop_first = SyntheticThermalDataset("N", length=1, size=16, seed=0)[0][0]
+    assert not torch.equal(window, crop_first)
+
+
+def test_folder_windows_come_from_the_whole_degraded_image(folder8):
+    data = DegradedImageFolder(folder8, "CN", crop_size=16, stride=16, flips=False, seed=2)
+    # 40 x 48 images: 2 x 3 windows each, 8 training images
+    assert len(data) == 8 * 6 and data.frame_items == [6] * 8
+    data.set_epoch(1)
+    degraded, clean = data.frame(5, epoch=1)
+    assert torch.equal(clean, read_image(data.files[5]))
+    d, c = data[5 * 6 + 4]  # window (16, 16) of image 5
+    assert torch.equal(d, degraded[:, 16:32, 16:32]) and torch.equal(c, clean[:, 16:32, 16:32])
+    crops = DegradedImageFolder(folder8, "CN", crop_size=16, repeat=2, flips=False, seed=2)
+    assert crops.frame_items == [2] * 8
+    d, c = crops[3]  # the second random crop of image 1, cut from its degraded whole
+    whole, whole_clean = crops.frame(1)
+    at = [
+        (t, l)
+        for t in range(40 - 16 + 1)
+        for l in range(48 - 16 + 1)
+        if torch.equal(c, whole_clean[:, t : t + 16, l : l + 16])
+    ]
+    assert len(at) == 1
+    t, l = at[0]
+    assert torch.equal(d, whole[:, t : t + 16, l : l + 16])
+
+
+def test_window_options_are_checked(folder8):
+    with pytest.raises(ValueError, match=r"`stride` must be None or a positive int; got 0"):
+        DegradedImageFolder(folder8, "C", crop_size=16, stride=0)
+    with pytest.raises(ValueError, match=r"`stride` cuts sliding windows .*repeat=2"):
+        DegradedImageFolder(folder8, "C", crop_size=16, stride=8, repeat=2)
+    with pytest.raises(
+        ValueError, match=r"`stride` cuts windows from frames: it needs `frame_size`"
+    ):
+        SyntheticThermalDataset("C", length=2, size=16, stride=8)
+    with pytest.raises(ValueError, match=r"`frame_size` \(16, 16\) must be at least `size`"):
+        SyntheticThermalDataset("C", length=2, size=24, frame_size=16)
+    with pytest.raises(ValueError, match=r"a folder's frames are its images"):
+        make_dataset(folder8, "C", frame_size=64)

@@ -182,6 +182,19 @@ def test_presets_differ_where_the_table_differs():
     assert not torch.equal(degrade(X, "C", 0), degrade(X, "C", 0, preset="ppfn"))
 
 
+def test_broad_preset_spans_both_published_ones():
+    for name in ("C", "B", "N"):
+        ecmrnet, ppfn = (get_degradation(name).kwargs(p) for p in ("ecmrnet", "ppfn"))
+        for key, (lo, hi) in get_degradation(name).kwargs("broad").items():
+            assert lo == min(ecmrnet[key][0], ppfn[key][0])
+            assert hi == max(ecmrnet[key][1], ppfn[key][1])
+    assert get_degradation("C").kwargs("broad") == {
+        "contrast": (0.2, 0.8),
+        "brightness": (25.5, 102.0),
+    }
+    assert get_degradation("D").kwargs("broad") == get_degradation("D").kwargs("ecmrnet")
+
+
 def test_paper_tasks_parse():
     for task in PAPER_TASKS + APPENDIX_TASKS:
         assert degrade(X, task, 0).shape == X.shape
@@ -260,7 +273,9 @@ def test_unknown_names_list_the_known_ones():
         parse_task("BC")
     with pytest.raises(InvalidInputError, match="`task` 'CC' repeats a degradation"):
         parse_task("CC")
-    with pytest.raises(InvalidInputError, match=r"`preset` must be one of \['ecmrnet', 'ppfn'\]"):
+    with pytest.raises(
+        InvalidInputError, match=r"`preset` must be one of \['broad', 'ecmrnet', 'ppfn'\]"
+    ):
         degrade(X, "C", 0, preset="harsh")
 
 

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from sepkit_torch import ECMRNet, InvalidInputError
-from sepkit_torch.checkpoint import load_checkpoint
 from sepkit_torch.continual.pruning import select_groups
 from sepkit_torch.distributed import (
     DistContext,
@@ -27,6 +26,7 @@ from sepkit_torch.distributed import (
     wrap_model,
 )
 from sepkit_torch.pipeline import PipelineConfig, run
+from sepkit_torch.pipeline.state import load_checkpoint
 
 from .conftest import images, pretend_pretrained
 
@@ -157,7 +157,9 @@ def _worker(rank, world, port, folder):
         pool = images(5, 1, 16, 20, seed=2)
         model = _model()
         part = shard_range(len(pool), ctx)
-        mine = select_groups(model, "C", pool[part.start : part.stop], reduce=ctx.all_reduce_sum)
+        mine = select_groups(
+            model, "C", pool[part.start : part.stop], sample_ids=part, reduce=ctx.all_reduce_sum
+        )
         out["sep"] = (mine.frequency, mine.keep, mine.n_samples)
         # DDP: each rank trains on its half of every batch
         pairs = TensorDataset(images(8, 1, 12, 12, seed=3), images(8, 1, 12, 12, seed=4))
@@ -210,6 +212,7 @@ def test_ddp_over_two_ranks_trains_as_one_process_on_whole_batches(two_ranks):
 
 def _pipeline_worker(rank, world, port, out, record, stop_after):
     import sepkit_torch.pipeline as pipeline
+    import sepkit_torch.pipeline.runner as runner
 
     torch.set_num_threads(1)
     _torchrun_environment(rank, world, port)
@@ -222,16 +225,17 @@ def _pipeline_worker(rank, world, port, out, record, stop_after):
 
         return write
 
-    for name in ("save_checkpoint", "write_report", "_save_config"):
-        setattr(pipeline, name, who_writes(getattr(pipeline, name)))
+    for name in ("commit_stage", "write_report"):
+        setattr(runner, name, who_writes(getattr(runner, name)))
     last = {}
-    real_save_on_main = pipeline._save_on_main
+    real_payload = runner._payload
 
-    def keep_payload(ctx, path, payload):  # every rank's state after each stage
+    def keep_payload(*args):  # every rank's state after each stage
+        payload = real_payload(*args)
         last.update(model=payload["model"], done=list(payload["done"]))
-        return real_save_on_main(ctx, path, payload)
+        return payload
 
-    pipeline._save_on_main = keep_payload
+    runner._payload = keep_payload
     config = pipeline.PipelineConfig.from_preset("smoke", out=out, tasks=("C", "B", "CB"))
     report = pipeline.run(config, progress=False, stop_after=stop_after)
     torch.save(
@@ -273,7 +277,7 @@ def test_two_rank_pipeline_ranks_agree_and_rank_0_writes(stopped_two_rank_run):
         assert p0 == p1
     assert r0["report"]["pruning"].keys() == r1["report"]["pruning"].keys() == {"C"}
     assert r0["report"]["metrics"] == r1["report"]["metrics"]
-    assert "save_checkpoint" in r0["writers"] and "_save_config" in r0["writers"]
+    assert "commit_stage" in r0["writers"]
     assert r1["writers"] == []
     assert sorted(p.name for p in Path(out).iterdir()) == ["checkpoint.pt", "config.json"]
 
@@ -287,3 +291,30 @@ def test_two_rank_checkpoint_resumes_in_one_process(stopped_two_rank_run):
     assert [row[0] for row in report.metrics] == [report.metrics[0][0]] * 3  # no forgetting
     assert "CB:evaluate" in load_checkpoint(Path(out) / "checkpoint.pt")["done"]
     assert (Path(out) / "report.md").is_file()
+
+
+def test_frame_grouped_batches_visit_every_window_once_a_few_frames_at_a_time():
+    counts = [3, 1, 4, 2, 3, 3, 2]  # windows per frame, consecutive items
+    frame_of = np.repeat(np.arange(len(counts)), counts)
+    g = torch.Generator().manual_seed(0)
+    sampler = ShardedBatchSampler(18, 3, generator=g, drop_last=False, frame_items=counts)
+    for _ in range(2):
+        batches = list(sampler)
+        order = [i for b in batches for i in b]
+        assert sorted(order) == list(range(18))
+        # frames come 3 (the batch size) at a time: between a frame's first and last
+        # window lie windows of at most 3 frames
+        seen = np.array([frame_of[i] for i in order])
+        for f in range(len(counts)):
+            where = np.flatnonzero(seen == f)
+            assert len(set(seen[where[0] : where[-1] + 1])) <= 3
+    # one window per frame: exactly the plain shuffle
+    plain = ShardedBatchSampler(
+        7, 3, generator=torch.Generator().manual_seed(1), frame_items=[1] * 7
+    )
+    same = ShardedBatchSampler(7, 3, generator=torch.Generator().manual_seed(1))
+    assert list(plain) == list(same)
+    with pytest.raises(
+        ValueError, match=r"`frame_items` must be positive counts summing to `length` 18"
+    ):
+        ShardedBatchSampler(18, 3, generator=g, frame_items=[3, 3])

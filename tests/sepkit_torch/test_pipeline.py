@@ -9,12 +9,13 @@ import pytest
 import torch
 
 import sepkit_torch
-import sepkit_torch.checkpoint as checkpoint_module
+import sepkit_torch.pipeline.stages as stages_module
+import sepkit_torch.pipeline.state as state_module
 from sepkit_torch import TaskStateError
-from sepkit_torch.checkpoint import load_checkpoint, save_checkpoint
-from sepkit_torch.cli import main
 from sepkit_torch.data import thermal_scene
-from sepkit_torch.pipeline import PipelineConfig, run
+from sepkit_torch.pipeline import CheckpointError, PipelineConfig, run, train_set
+from sepkit_torch.pipeline.cli import main
+from sepkit_torch.pipeline.state import KEYS, load_checkpoint, save_checkpoint
 
 TASKS = ("C", "B", "CB")
 
@@ -66,7 +67,8 @@ def test_end_to_end_writes_the_report(full_run):
     assert saved == config.to_dict()
     ckpt = load_checkpoint(Path(out) / "checkpoint.pt")
     assert ckpt["done"][-1] == "CB:recognize" and ckpt["optimizer"]["stage"] == "CB:finetune"
-    assert {"optimizer", "scheduler"} <= set(ckpt["optimizer"]) and "torch" in ckpt["rng"]
+    assert {"optimizer", "scheduler"} <= set(ckpt["optimizer"])
+    assert set(ckpt) == set(KEYS)  # tensors and plain data only: no random states
     assert ckpt["recognizer"]["_extra_state"]["letters"] == ["C", "B"]
 
 
@@ -138,7 +140,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
         f.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
+    monkeypatch.setattr(state_module.torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"done": ["pretrain", "C:train"]})
     monkeypatch.undo()
@@ -149,7 +151,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
 def test_checkpoint_of_another_version_is_refused(tmp_path):
     path = tmp_path / "old.pt"
     torch.save({"version": 0}, path)
-    with pytest.raises(ValueError, match="format version 0"):
+    with pytest.raises(CheckpointError, match="format version 0"):
         load_checkpoint(path)
 
 
@@ -171,12 +173,21 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
         ({"tasks": ["CB", "C", "B"]}, r"compound task 'CB' must come after its parts"),
         ({"tasks": ["C", "C"]}, r"lists 'C' twice"),
         ({"tasks": ["X"]}, r"unknown degradation"),
-        ({"sep_rho": 0.0}, r"`sep_rho` must be in \(0, 1\]"),
+        ({"sep_rho": 0.0}, r"`sep_rho` must be a number in \(0, 1\]; got 0.0"),
         ({"skmm": "big"}, r"`skmm` must be one of"),
         ({"recognizer": "yes"}, r"`recognizer` must be one of \['context', 'pairs', 'none'\]"),
         ({"recognizer_epochs": -1}, r"`recognizer_epochs` must be >= 0; got -1"),
         ({"colour": 3}, r"unknown setting\(s\) \['colour'\]"),
         ({"examples": "x", "tasks": ["C"]}, r"`examples_task` must be one of `tasks`"),
+        (
+            {"sep_method": "louvain"},
+            r"`sep_method` must be one of \['sweep', 'game', 'multilevel'\]",
+        ),
+        ({"sep_tie": "first"}, r"`sep_tie` must be one of \['random', 'index', 'contribution'\]"),
+        ({"stride": 4}, r"`stride` cuts windows from procedural frames: set `frame_size`"),
+        ({"stride": -1}, r"`stride` must be >= 0"),
+        ({"frame_size": [8, 40]}, r"`frame_size` must be \[height, width\], each at least"),
+        ({"frame_size": [32, 40], "stride": 8, "repeat": 2}, r"`repeat` must be 1; got 2"),
     ],
 )
 def test_bad_config(tmp_path, overrides, match):
@@ -233,3 +244,25 @@ def test_real_examples_are_scored_in_the_report(tmp_path):
     assert report.examples["Bridge"]["degraded"]["psnr"] == pytest.approx(11.60, abs=0.01)
     assert report.examples["Tower"]["peer"]["psnr"] == pytest.approx(28.50, abs=0.01)
     assert "Real thermal images" in (Path(config.out) / "report.md").read_text()
+
+
+def test_paper_preset_trains_on_twelve_windows_per_frame():
+    """The public code's protocol: 256-px windows at stride 128 of 512 x 640 frames."""
+    config = PipelineConfig.from_preset("paper", device="cpu")
+    data = train_set(config, "C", "C:train")
+    assert data.frame_items == [12] * 1200 and len(data) == 14_400
+    assert config.sep_method == "sweep" and config.sep_tie == "random"
+
+
+def test_sep_scores_whole_degraded_frames(tmp_path, monkeypatch):
+    pools = []
+    real = stages_module.select_groups
+
+    def recording(model, task, images, **kwargs):
+        pools.append([tuple(b.shape) for b in images])
+        return real(model, task, images, **kwargs)
+
+    monkeypatch.setattr(stages_module, "select_groups", recording)
+    config = smoke(tmp_path, tasks=("N",), frame_size=(24, 32), stride=8, sep_pool=3)
+    run(config, progress=False, stop_after="N:prune")
+    assert pools == [[(3, 1, 24, 32)]]  # three frames, whole, not 16-px training windows

@@ -13,11 +13,13 @@ import sepkit
 from sepkit_torch import ECMRNet, complexity
 from sepkit_torch.continual.pruning import (
     gate_scores,
+    group_contributions,
     group_graphs,
     magnitude_scores,
     prune,
     prune_branch,
     select_groups,
+    selection_from_graphs,
     top_groups,
 )
 from sepkit_torch.models.backbone import STAGE_NAMES
@@ -87,13 +89,50 @@ def _reference_graph(feature: np.ndarray, groups: int, kind: str, base: float) -
     return A
 
 
-def _reference_frequency(features, groups, kind, method, base):
+# The partition each SEP method asks of sepkit, as its documentation states it.
+_PARTITIONS = {
+    "sweep": {"method": "sweep", "order": "index", "max_iter": 10},
+    "game": {"method": "game", "tau": 0.3, "max_iter": 5},
+    "multilevel": {"method": "multilevel"},
+}
+
+
+def _reference_contribution(feature: np.ndarray, groups: int, weight: np.ndarray) -> list:
+    """Per group, the mean over pixels of ||W_g x_g(p)||^2, pixel by pixel."""
+    C = feature.shape[0]
+    m = C // groups
+    x = feature.reshape(C, -1)
+    out = []
+    for g in range(groups):
+        W = weight[:, g * m : (g + 1) * m]
+        out.append(
+            float(
+                np.mean([np.sum((W @ x[g * m : (g + 1) * m, p]) ** 2) for p in range(x.shape[1])])
+            )
+        )
+    return out
+
+
+def _reference_frequency(features, groups, kind, method, base, tie, weight, criterion):
     counts = np.zeros(groups)
     for f in features:
         A = _reference_graph(f, groups, kind, base)
-        p = sepkit.codeseg(A, method=method, base=base)
-        cost = sepkit.detachment_cost(A, p.labels, base=base)
-        counts += sepkit.representatives(p.labels, cost)
+        energy = _reference_contribution(f, groups, weight)
+        if criterion == "contribution":  # self-loops: each group's share of the edge volume
+            volume = A.sum()
+            for o in range(groups):
+                A[o, o] += energy[o] / sum(energy) * volume
+        labels = sepkit.codeseg(A, base=base, **_PARTITIONS[method]).labels
+        cost = sepkit.detachment_cost(A, labels, base=base)
+        score = energy if criterion == "contribution" else cost
+        for c in set(labels.tolist()):
+            members = [o for o in range(groups) if labels[o] == c]
+            top = max(score[o] for o in members)
+            tied = [o for o in members if score[o] >= top - 1e-12 * abs(top)]
+            if tie == "index":
+                counts[min(tied)] += 1
+            else:  # the largest contribution among the tied, then the lowest index
+                counts[max(tied, key=lambda o: (energy[o], -o))] += 1
     return counts / len(features)
 
 
@@ -114,22 +153,91 @@ def _stage_features(model, task, x):
 
 
 @pytest.mark.parametrize(
-    "kind, method, base",
-    [("pearson", "game", math.e), ("cosine", "game", 2.0), ("pearson", "multilevel", math.e)],
+    "kind, method, base, tie, criterion",
+    [
+        ("pearson", "sweep", math.e, "index", "published"),
+        ("pearson", "sweep", math.e, "contribution", "published"),
+        ("cosine", "game", 2.0, "index", "published"),
+        ("pearson", "multilevel", math.e, "contribution", "published"),
+        ("pearson", "sweep", math.e, "index", "contribution"),
+        ("cosine", "multilevel", 2.0, "index", "contribution"),
+    ],
 )
-def test_scoring_equals_per_sample_reference(model, kind, method, base):
+def test_scoring_equals_per_sample_reference(model, kind, method, base, tie, criterion):
     pool = images(5, 1, 16, 20, seed=11)
     selection = select_groups(
-        model, "C", pool, similarity_kind=kind, method=method, base=base, rho=0.3, batch_size=2
+        model,
+        "C",
+        pool,
+        similarity_kind=kind,
+        method=method,
+        tie=tie,
+        criterion=criterion,
+        base=base,
+        rho=0.3,
+        batch_size=2,
     )
     feats = _stage_features(model, "C", pool)
     for s in STAGE_NAMES:
-        g = getattr(model.branches["C"], s).groups
-        ref = _reference_frequency(feats[s], g, kind, method, base)
+        stage = getattr(model.branches["C"], s)
+        weight = stage.exit.weight.detach().double().numpy()[:, :, 0, 0]
+        ref = _reference_frequency(
+            feats[s], stage.groups, kind, method, base, tie, weight, criterion
+        )
         np.testing.assert_allclose(selection.frequency[s], ref, atol=1e-12)
         np.testing.assert_array_equal(selection.keep[s], ref >= 0.3)
     assert selection.n_samples == 5
     assert set(selection.seconds) == {"forward", "similarity", "graph"}
+
+
+def _paired_graphs(n_images: int, groups: int, pairs, seed: int) -> np.ndarray:
+    """Inter-group graphs made of isolated pairs: in each pair both detachment costs are
+    exactly equal, so only the tie rule decides."""
+    rng = np.random.default_rng(seed)
+    A = np.zeros((n_images, groups, groups))
+    for i, j in pairs:
+        w = rng.uniform(0.2, 1.0, n_images)
+        A[:, i, j] = A[:, j, i] = w
+    return A
+
+
+@pytest.mark.parametrize("pairs", [[(0, 1), (2, 3)], [(3, 0), (1, 2)], [(5, 2), (7, 0)]])
+def test_default_ties_split_a_tied_pair_evenly_whatever_its_indices(pairs):
+    n = 8000
+    graphs = {s: _paired_graphs(n, 8, pairs, seed=k) for k, s in enumerate(("e1", "d3"))}
+    frequency, keep, _ = selection_from_graphs(graphs, rho=0.1, seed=3)
+    index, _, _ = selection_from_graphs(graphs, rho=0.1, tie="index")
+    for s in graphs:
+        for i, j in pairs:
+            np.testing.assert_allclose(frequency[s][[i, j]], [0.5, 0.5], atol=0.025)  # 4.5 sd
+            assert keep[s][i] and keep[s][j]  # both clear rho, as in the published code
+            assert index[s][min(i, j)] == 1.0 and index[s][max(i, j)] == 0.0
+
+
+def test_random_ties_follow_each_images_number_not_the_pool_split(model):
+    pool = images(6, 1, 16, 20, seed=3)
+    whole = select_groups(model, "C", pool, seed=5)
+    first = select_groups(model, "C", pool[:4], seed=5, sample_ids=range(4))
+    rest = select_groups(model, "C", pool[4:], seed=5, sample_ids=[4, 5])
+    for s in STAGE_NAMES:
+        counts = first.frequency[s] * 4 + rest.frequency[s] * 2
+        np.testing.assert_allclose(whole.frequency[s] * 6, counts, atol=1e-9)
+    other = select_groups(model, "C", pool, seed=6)
+    assert any(not np.array_equal(other.frequency[s], whole.frequency[s]) for s in STAGE_NAMES), (
+        "the seed must change the random tie choices"
+    )
+
+
+def test_group_contributions_equal_the_exit_convolution_energy():
+    g = torch.Generator().manual_seed(4)
+    feats = torch.randn(2, 12, 3, 5, generator=g, dtype=torch.float64)
+    exit_conv = torch.nn.Conv2d(12, 7, 1).double()
+    energy = group_contributions(feats, 4, exit_conv.weight)
+    for k in range(4):
+        kept = torch.zeros(12, dtype=torch.float64)
+        kept[3 * k : 3 * k + 3] = 1
+        y = torch.nn.functional.conv2d(feats * kept.view(1, -1, 1, 1), exit_conv.weight)
+        torch.testing.assert_close(energy[:, k], (y**2).sum(1).mean((1, 2)))
 
 
 def test_group_graphs_are_symmetric_non_negative_with_zero_diagonal(model):
@@ -339,3 +447,29 @@ def test_pruning_twice_composes_kept_indices(model):
     second = {s: [len(np.flatnonzero(first[s])) - 1] for s in STAGE_NAMES}
     info = prune(model, "C", second)
     assert info.kept == tuple((int(np.flatnonzero(first[s])[-1]),) for s in STAGE_NAMES)
+
+
+def test_criterion_options_are_checked(model):
+    pool = images(2, 1, 8, 8, seed=0)
+    with pytest.raises(
+        ValueError, match=r"`criterion` must be one of \('published', 'contribution'\)"
+    ):
+        select_groups(model, "C", pool, criterion="energy")
+    with pytest.raises(ValueError, match=r"with `criterion=\"contribution\"` the contribution"):
+        select_groups(model, "C", pool, criterion="contribution", tie="contribution")
+
+
+def test_the_contribution_criterion_always_keeps_a_dominant_group():
+    """Groups 0 and 1 are alike and pair up: the published rule keeps either at random.
+    When group 1 carries nearly all of the stage's output, the contribution criterion
+    always keeps it."""
+    A = np.zeros((2000, 3, 3))
+    for (i, j), w in {(0, 1): 1.0, (1, 2): 0.6, (0, 2): 0.5}.items():
+        A[:, i, j] = A[:, j, i] = w
+    energy = np.tile([1.0, 50.0, 1.0], (2000, 1))
+    published, _, _ = selection_from_graphs({"e1": A}, seed=0)
+    contribution, _, _ = selection_from_graphs(
+        {"e1": A}, criterion="contribution", contributions={"e1": energy}, seed=0
+    )
+    np.testing.assert_allclose(published["e1"][:2], [0.5, 0.5], atol=0.04)
+    assert contribution["e1"][1] == 1.0

@@ -15,11 +15,11 @@ from sepkit_torch.models.backbone import STAGE_NAMES, GroupedConv2d, block_diago
 from sepkit_torch.speed import (
     autocast,
     loader_options,
-    make_adam,
     parse_grouped_conv,
     set_grouped_conv,
     to_channels_last,
 )
+from sepkit_torch.training import make_optimizer
 
 from .conftest import images, pretend_pretrained
 
@@ -145,7 +145,7 @@ def test_every_adam_implementation_makes_the_same_update(impl):
     def run(which):
         torch.manual_seed(0)
         net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GELU(), nn.Conv2d(4, 1, 1))
-        opt = make_adam(net.parameters(), 1e-2, impl=which)
+        opt = make_optimizer(net.parameters(), 1e-2, impl=which)
         for step in range(3):
             opt.zero_grad()
             F.l1_loss(net(images(2, 1, 6, 6, seed=step)), images(2, 1, 4, 4, seed=9)).backward()
@@ -165,8 +165,8 @@ def test_switch_errors_name_the_argument():
         parse_grouped_conv({"e4": "dense"})
     with pytest.raises(InvalidInputError, match=r"`amp` must be one of \['none', 'bf16'\]"):
         autocast("cpu", "fp16")
-    with pytest.raises(InvalidInputError, match=r"`optimizer` must be one of .*got 'sgd'"):
-        make_adam([nn.Parameter(torch.ones(1))], 1e-3, impl="sgd")
+    with pytest.raises(InvalidInputError, match=r"`impl` must be one of .*got 'sgd'"):
+        make_optimizer([nn.Parameter(torch.ones(1))], 1e-3, impl="sgd")
     with pytest.raises(InvalidInputError, match=r"`workers` must be an int >= 0; got -1"):
         loader_options(-1, False, "cpu")
 

@@ -2,7 +2,8 @@
 
 Parses arguments into a :class:`~sepkit_torch.pipeline.PipelineConfig` and calls
 :func:`~sepkit_torch.pipeline.run`, or, after the word ``compare``,
-:func:`~sepkit_torch.comparison.compare`; no logic of its own.
+:func:`~sepkit_torch.pipeline.compare`; no logic of its own. Every error a user can cause
+is printed as ``error: ...`` with exit status 2.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-
 import tomllib
 
 from sepkit_torch._errors import SepkitTorchError
-from sepkit_torch.comparison import compare
 from sepkit_torch.continual.baselines import METHODS
-from sepkit_torch.pipeline import PRESETS, PipelineConfig, run
+from sepkit_torch.pipeline.comparison import compare
+from sepkit_torch.pipeline.config import PRESETS, PipelineConfig
+from sepkit_torch.pipeline.runner import run
 
 
 def _value(text: str):
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = compare(config, methods, **options)
         else:
             report = run(config, **options)
-    except (SepkitTorchError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
+    except (SepkitTorchError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if comparing:
@@ -121,7 +122,3 @@ def main(argv: list[str] | None = None) -> int:
     for task, m in zip(report.tasks, final, strict=True):
         print(f"  {task:6s} PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,23 +14,29 @@ all baselines share (tested against a standalone run).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sepkit_torch._errors import InvalidInputError, TaskStateError
-from sepkit_torch.checkpoint import load_checkpoint, save_checkpoint
+from sepkit_torch._files import atomic_write
 from sepkit_torch.continual.baselines import METHODS
-from sepkit_torch.pipeline import CHECKPOINT, CONFIG_FILE, PipelineConfig, Report, run
-from sepkit_torch.report import _atomic_write, _save, matrix_table
+from sepkit_torch.pipeline.config import PipelineConfig
+from sepkit_torch.pipeline.report import Report, write_comparison
+from sepkit_torch.pipeline.runner import run
+from sepkit_torch.pipeline.state import (
+    CHECKPOINT,
+    CONFIG_FILE,
+    RunFolderError,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 __all__ = ["compare", "summarize"]
 
-log = logging.getLogger("sepkit_torch.comparison")
+log = logging.getLogger("sepkit_torch.pipeline")
 
 PRETRAINED = "pretrained-nafnet.pt"
 # stages outside the training budget: evaluation, and the recognizer (blind restoration
@@ -65,6 +71,7 @@ def compare(
             f"(--method); got strength={config.strength!r}, strength_grid={config.strength_grid}"
         )
     out = Path(config.out)
+    _check_folder(out, overwrite=overwrite)
     shared = out / PRETRAINED
     if overwrite:
         shared.unlink(missing_ok=True)
@@ -78,12 +85,36 @@ def compare(
                 _start_from_pretrained(shared, cfg, overwrite=overwrite)
             else:
                 run(cfg, overwrite=overwrite, progress=progress, stop_after="pretrain")
-                shutil.copyfile(Path(cfg.out) / CHECKPOINT, shared)
+                pretrained = (Path(cfg.out) / CHECKPOINT).read_bytes()
+                atomic_write(shared, lambda f, data=pretrained: f.write(data))
             started = True
         reports[method] = run(cfg, resume=started, overwrite=overwrite, progress=progress)
     summary = summarize(reports)
     write_comparison(summary, reports, out)
     return summary
+
+
+# What a comparison folder holds besides its methods' run folders.
+_COMPARISON_FILES = (
+    PRETRAINED,
+    "comparison.json",
+    "comparison.md",
+    "comparison_psnr.png",
+    "comparison_summary.png",
+)
+
+
+def _check_folder(out: Path, *, overwrite: bool) -> None:
+    """A comparison writes only into a new or empty folder, or one of its own."""
+    if not out.is_dir() or overwrite:
+        return
+    ours = {*METHODS, *_COMPARISON_FILES}
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in ours and p.name[0] != ".")
+    if foreign:
+        raise RunFolderError(
+            f"`out` {str(out)!r} holds files a comparison did not write ({foreign[:5]}); "
+            "choose an empty or new folder, or pass overwrite=True (--overwrite)"
+        )
 
 
 def _start_from_pretrained(shared: Path, config: PipelineConfig, *, overwrite: bool) -> None:
@@ -135,114 +166,3 @@ def summarize(reports: dict[str, Report]) -> dict[str, Any]:
             "final": {t: m for t, m in zip(report.tasks, final, strict=True)},
         }
     return {"tasks": next(iter(reports.values())).tasks, "methods": rows}
-
-
-def write_comparison(summary: dict[str, Any], reports: dict[str, Report], out: Path) -> None:
-    """``comparison.json``, ``comparison.md`` and the plots, into `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "comparison.json", json.dumps(summary, indent=2) + "\n")
-    plots = _plots(summary, out)
-    _atomic_write(out / "comparison.md", _markdown(summary, reports, plots))
-
-
-def _markdown(summary, reports, plots) -> str:
-    tasks, rows = summary["tasks"], summary["methods"]
-    cfg = next(iter(reports.values())).config
-    lines = [
-        "# Strategy comparison",
-        "",
-        f"Preset `{cfg['preset']}`, tasks {', '.join(tasks)}, "
-        f"data {'procedural thermal scenes' if cfg['data'] is None else cfg['data']}, "
-        f"seed {cfg['seed']}; ECMRNet `{cfg['model']}`, baselines NAFNet `{cfg['baseline']}`. "
-        "Every method: the same training data, epochs, optimizer and test sets.",
-        "",
-        "| method | model | avg PSNR | avg SSIM | forgetting (dB) | total params "
-        "| params per path | MACs per path (G) | training time (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for method, r in rows.items():
-        forgetting = "-" if r["forgetting"] is None else f"{r['forgetting']:+.2f}"
-        strength = "" if r["strength"] is None else f" (strength {r['strength']:g})"
-        lines.append(
-            f"| {method}{strength} | {r['model']} | {r['psnr']:.2f} | {r['ssim']:.4f} "
-            f"| {forgetting} | {r['total_params']:,} | {r['params_per_path']:,} "
-            f"| {r['macs_per_path'] / 1e9:.2f} | {r['train_seconds']:.0f} |"
-        )
-    lines += [
-        "",
-        "Averages over every task after the last one is learnt. Forgetting: PSNR right "
-        "after learning a task minus at the end, averaged over all but the last task "
-        "(joint training learns everything at once: none). Params and MACs of one task's "
-        "path at 1 x 1 x 512 x 640, averaged over the tasks. Training time: every stage "
-        "but evaluation and the recognizer (pretraining, tuning, training, pruning, "
-        "fine-tuning).",
-        "",
-        "## Final PSNR per task (dB)",
-        "",
-        "| method | " + " | ".join(tasks) + " |",
-        "|---|" + "---:|" * len(tasks),
-    ]
-    for method, r in rows.items():
-        cells = [f"{r['final'][t]['psnr']:.2f}" for t in tasks]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines.append("")
-    for method, report in reports.items():
-        lines += [
-            f"## `{method}`: accuracy matrix (PSNR dB, row: after learning)",
-            "",
-            *matrix_table(report),
-        ]
-        lines += ["", f"Full report: [{method}/report.md]({method}/report.md).", ""]
-    if plots:
-        lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
-    return "\n".join(lines)
-
-
-def _plots(summary, out: Path) -> list[Path]:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    tasks, rows = summary["tasks"], summary["methods"]
-    methods = list(rows)
-    paths = []
-    fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(tasks), 3.6))
-    width = 0.8 / len(methods)
-    x = np.arange(len(tasks))
-    for k, method in enumerate(methods):
-        values = [rows[method]["final"][t]["psnr"] for t in tasks]
-        ax.bar(x + (k - (len(methods) - 1) / 2) * width, values, width, label=method)
-    ax.set_xticks(x, tasks)
-    ax.set_ylabel("final PSNR (dB)")
-    lows = [rows[m]["final"][t]["psnr"] for m in methods for t in tasks]
-    ax.set_ylim(min(lows) - 2, max(lows) + 1)
-    ax.legend(fontsize=7, ncols=min(4, len(methods)))
-    ax.set_title("every task after the last is learnt")
-    fig.tight_layout()
-    paths.append(_save(fig, out / "comparison_psnr.png", plt))
-
-    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.45 * len(methods)))
-    y = np.arange(len(methods))[::-1]
-    ax.barh(y, [rows[m]["psnr"] for m in methods], color="tab:blue")
-    for k, method in zip(y, methods, strict=True):
-        r = rows[method]
-        forgetting = "none" if r["forgetting"] is None else f"{r['forgetting']:+.2f} dB"
-        ax.text(
-            r["psnr"],
-            k,
-            f" {r['psnr']:.2f} dB, forgetting {forgetting}, {r['total_params'] / 1e6:.2f} M params",
-            va="center",
-            fontsize=7,
-        )
-    ax.set_yticks(y, methods)
-    ax.set_xlim(
-        min(r["psnr"] for r in rows.values()) - 3, max(r["psnr"] for r in rows.values()) + 6
-    )
-    ax.set_xlabel("average PSNR over the tasks (dB)")
-    ax.set_title("average quality, forgetting and size per method")
-    fig.tight_layout()
-    paths.append(_save(fig, out / "comparison_summary.png", plt))
-    return paths

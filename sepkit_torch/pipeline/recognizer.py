@@ -1,0 +1,100 @@
+"""The pipeline's ``<task>:recognize`` stage: grow and score the degradation recognizer.
+
+The algorithms (training a letter's head, routing, scoring) are in
+:mod:`sepkit_torch.continual.recognition`; this module decides when they run in a task
+sequence and where their results go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sepkit_torch._progress import progress_bar
+from sepkit_torch.complexity import COUNT_SHAPE, complexity
+from sepkit_torch.continual.recognition import evaluate_recognition, train_letter
+from sepkit_torch.data import parse_task
+from sepkit_torch.models.recognizer import DegradationRecognizer
+
+__all__ = ["RECOGNIZER_MODES", "is_recognizer_stage", "load_recognizer", "recognizer_stage"]
+
+#: Values of the pipeline's ``recognizer`` setting: ``"context"`` trains each letter's
+#: head around the letters learned before it, ``"pairs"`` on its task's pairs only,
+#: ``"none"`` leaves the recognizer out.
+RECOGNIZER_MODES = ("context", "pairs", "none")
+
+
+def is_recognizer_stage(stage: str) -> bool:
+    """True for the pipeline's ``"<task>:recognize"`` stages."""
+    return stage.endswith(":recognize")
+
+
+def load_recognizer(state, device) -> DegradationRecognizer | None:
+    """The recognizer of a checkpoint's ``"recognizer"`` entry (None stays None)."""
+    if state is None:
+        return None
+    return DegradationRecognizer.from_state_dict(state).to(device)
+
+
+def recognizer_stage(
+    config,
+    recognizer: DegradationRecognizer | None,
+    task: str,
+    report,
+    *,
+    train_set,
+    test_sets: Mapping[str, Any],
+    seed: int,
+    device,
+    progress: bool = True,
+) -> DegradationRecognizer:
+    """The pipeline's ``<task>:recognize`` stage; returns the (grown) recognizer.
+
+    A single degradation without a head gets one, trained on `train_set` for
+    ``config.recognizer_epochs`` (with the letters learned before it as contexts when
+    ``config.recognizer == "context"``). Then the recognizer is scored on the test sets of
+    every task learned so far (the routing table has grown by `task`), into
+    ``report.recognizer["after"][task]``.
+    """
+    recognizer = recognizer if recognizer is not None else DegradationRecognizer()
+    info = report.recognizer or {"mode": config.recognizer, "loss": {}, "after": {}}
+    parts = parse_task(task)
+    if len(parts) == 1 and task not in recognizer.letters:
+        contexts = recognizer.letters if config.recognizer == "context" else ()
+        steps = config.recognizer_epochs * _steps(train_set, config.batch_size)
+        bar = progress_bar(steps, f"{task}:recognize", progress)
+
+        def advance(loss: float) -> None:
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update()
+
+        try:
+            info["loss"][task] = train_letter(
+                recognizer,
+                task,
+                train_set,
+                epochs=config.recognizer_epochs,
+                contexts=contexts,
+                preset=config.degradation_preset,
+                batch_size=config.batch_size,
+                seed=seed,
+                device=device,
+                progress=advance,
+            )
+        finally:
+            bar.close()
+    size = complexity(recognizer, COUNT_SHAPE)
+    info["letters"] = list(recognizer.letters)
+    info["params"] = size.total_params
+    info["macs"] = size.macs
+    routable = [t for t in report.tasks if all(p in recognizer.letters for p in parse_task(t))]
+    info["after"][task] = evaluate_recognition(
+        recognizer, {t: test_sets[t] for t in routable}, routable, device=device
+    )
+    report.recognizer = info
+    return recognizer
+
+
+def _steps(data, batch_size: int) -> int:
+    n = len(data)
+    return n // batch_size if n > batch_size else 1

@@ -1,0 +1,242 @@
+"""A run's state on disk: the files of a run folder, the checkpoint's schema, loading it
+safely, and the rules for starting, resuming and replacing a run.
+
+A run folder holds ``checkpoint.pt`` (the source of truth, written atomically after every
+stage), ``config.json`` (the resolved configuration, for people) and the report files. A
+checkpoint holds only tensors and plain data and is read with ``torch.load(...,
+weights_only=True)``: loading a file can never run code from it.
+
+Nothing is written before the first stage has finished: a run killed earlier leaves no
+trace, and a run that replaces another (``overwrite``) replaces it only then.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sepkit_torch._errors import SepkitTorchError, TaskStateError
+from sepkit_torch._files import atomic_write, atomic_write_text
+from sepkit_torch.continual.baselines import JOINT
+
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG_FILE",
+    "REPORT_FILES",
+    "CheckpointError",
+    "RunFolderError",
+    "check_resumable",
+    "load_checkpoint",
+    "prepare_folder",
+    "save_checkpoint",
+]
+
+log = logging.getLogger("sepkit_torch.pipeline")
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG_FILE = "config.json"
+#: The report's files (:mod:`sepkit_torch.pipeline.report`); a run replaces only these.
+REPORT_FILES = (
+    "report.json",
+    "report.md",
+    "metric_matrix.png",
+    "model_size.png",
+    "restored_strip.png",
+)
+#: Bumped when the checkpoint's layout changes incompatibly. 2: no pickled Python objects
+#: (version 1 held the global random generators' states).
+VERSION = 2
+# The checkpoint's keys: what every stage saves.
+KEYS = ("version", "config", "done", "model", "report", "optimizer", "regularizer", "recognizer")
+
+# Settings a resumed run may change: the task list (extended), where the run lives, and
+# the speed switches that leave the results unchanged (`amp` changes the rounding).
+MAY_CHANGE = frozenset(
+    {
+        "tasks",
+        "out",
+        "channels_last",
+        "compile",
+        "optimizer_impl",
+        "grouped_conv",
+        "workers",
+        "pin_memory",
+    }
+)
+
+
+class CheckpointError(SepkitTorchError, ValueError):
+    """A file that is not a readable, safe checkpoint of this format."""
+
+
+class RunFolderError(TaskStateError):
+    """An output folder that cannot take this run: someone else's files, or not writable."""
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write `payload` (plus the format version) to `path` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda f: torch.save({"version": VERSION, **payload}, f))
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`, safely, onto the CPU.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is nothing at `path`.
+    CheckpointError
+        If `path` is a folder, a truncated or foreign file, a file holding anything but
+        tensors and plain data (it is refused before any of it is built), or a checkpoint
+        of another format version.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"`{path}` is a folder, not a checkpoint file")
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"`{path}` holds objects other than tensors and plain data; it is not loaded, "
+            f"since loading it could run code ({str(err).splitlines()[-1][:200]})"
+        ) from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"`{path}` is not a readable sepkit_torch checkpoint (truncated or another "
+            f"kind of file): {err}"
+        ) from None
+    version = data.get("version") if isinstance(data, dict) else None
+    if version != VERSION:
+        raise CheckpointError(
+            f"`{path}` is a checkpoint of format version {version!r}; this sepkit_torch "
+            f"reads version {VERSION}"
+        )
+    return data
+
+
+def write_config(out: Path, config) -> None:
+    atomic_write_text(out / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------- the folder
+
+
+@dataclass
+class Folder:
+    """What :func:`prepare_folder` found in a run folder."""
+
+    path: Path
+    checkpoint: dict[str, Any] | None = None
+    # report files of a run being replaced: deleted once the new run has a checkpoint
+    stale: list[Path] = field(default_factory=list)
+
+
+def prepare_folder(out: Path, *, resume: bool, overwrite: bool) -> Folder:
+    """Check that `out` can take the run and read its checkpoint when resuming.
+
+    - A missing or empty folder, or one of this project's runs that never finished a
+      stage (a ``config.json`` and no checkpoint), starts afresh.
+    - A folder holding a run is continued with `resume`, replaced with `overwrite`
+      (only once the new run has finished its first stage), and refused otherwise.
+    - A folder holding anything else is refused, unless `overwrite`: then the run's own
+      files are written into it and nothing else there is touched.
+
+    The folder must be writable: that is checked now, not after the first stage.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"`out` must be a folder; {str(out)!r} is a file")
+    checkpoint = out / CHECKPOINT
+    if checkpoint.is_dir():
+        raise RunFolderError(f"`{checkpoint}` is a folder; a run's checkpoint must be a file")
+    has_run = checkpoint.exists()
+    is_run = has_run or (out / CONFIG_FILE).is_file()
+    contents = (
+        sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
+    )
+    ours = {CHECKPOINT, CONFIG_FILE, *REPORT_FILES}
+    foreign = [n for n in contents if n not in ours] if is_run else contents
+    folder = Folder(out)
+    if resume and has_run:
+        folder.checkpoint = load_checkpoint(checkpoint)
+    elif resume and not is_run:
+        raise TaskStateError(
+            f"`resume` needs a run in {out}; found no {CHECKPOINT} there"
+            + (f" (it holds {foreign[:5]})" if foreign else "")
+        )
+    elif resume:
+        log.info("%s: the run finished no stage before it stopped; starting it afresh", out)
+    elif has_run and not overwrite:
+        raise RunFolderError(
+            f"{out} already holds a run; continue it with resume=True (--resume) or "
+            "replace it with overwrite=True (--overwrite)"
+        )
+    elif foreign and not is_run and not overwrite:
+        raise RunFolderError(
+            f"`out` {str(out)!r} holds files this project did not write ({foreign[:5]}); "
+            "choose an empty or new folder, or pass overwrite=True (--overwrite) to write "
+            "the run's files into it (other files are left alone)"
+        )
+    if not folder.checkpoint:
+        folder.stale = [
+            out / name for name in (CONFIG_FILE, *REPORT_FILES) if (out / name).exists()
+        ]
+    _check_writable(out)
+    return folder
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = atomic_write_text(out / ".write-test", "")
+        probe.unlink()
+    except OSError as err:
+        raise RunFolderError(f"`out` {str(out)!r} is not a writable folder: {err}") from None
+
+
+def check_resumable(saved, new, out: Path) -> None:
+    """A run saved with config `saved` may continue with config `new`."""
+    a, b = saved.to_dict(), new.to_dict()
+    differ = sorted(k for k in a if k not in MAY_CHANGE and a.get(k) != b.get(k))
+    if differ:
+        raise TaskStateError(
+            f"the run in {out} was made with other settings ({', '.join(differ)}: "
+            f"{[a[k] for k in differ]} there, {[b[k] for k in differ]} now); resume with the "
+            "same configuration, or start a new run"
+        )
+    if list(new.tasks[: len(saved.tasks)]) != list(saved.tasks):
+        raise TaskStateError(
+            f"`tasks` must extend the run's tasks {list(saved.tasks)}; got {list(new.tasks)}"
+        )
+    if new.method == JOINT and new.tasks != saved.tasks:
+        raise TaskStateError(
+            f"joint training learns its tasks at once: `tasks` must stay {list(saved.tasks)} "
+            f"to resume; got {list(new.tasks)}"
+        )
+
+
+def commit_stage(folder: Folder, config, payload: dict[str, Any]) -> None:
+    """Save a finished stage: the checkpoint first (atomically), then ``config.json``;
+    after the first stage of a run, the report files of the run it replaces go."""
+    out = folder.path
+    save_checkpoint(out / CHECKPOINT, payload)
+    write_config(out, config)
+    for path in folder.stale:
+        if path.name != CONFIG_FILE:
+            path.unlink(missing_ok=True)
+    folder.stale = []
