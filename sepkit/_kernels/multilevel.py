@@ -298,10 +298,11 @@ def _gather(indptr, indices, data, labels, v, links, touched, visit, within, gro
         j = indices[p]
         c = labels[j]
         fresh = links[c, 0] != visit
-        links[c, 1] = data[p] if fresh else links[c, 1] + data[p]
+        # arithmetic, not a conditional, so that the compiler emits no branch
+        links[c, 1] = links[c, 1] * (1.0 - fresh) + data[p]
         links[c, 0] = visit
         touched[count] = c
-        count += fresh and (group < 0 or within[j] == group)
+        count += fresh & ((group < 0) | (within[j] == group))
     return count
 
 
@@ -735,43 +736,49 @@ def refine(
 
 
 @jit
-def _aggregate_range(
-    indptr, indices, data, degree, labels, start, members, lo, hi, buf_ptr, buf_indices,
-    buf_data, row_len, new_degree, links, touched,
-):  # fmt: skip
+def _scatter_rows(indptr, indices, data, labels, offset, lo, hi, buf_indices, buf_data):
+    # Fine rows are read in node order (a stream); each lands in its coarse row's room.
+    for i in range(lo, hi):
+        q = offset[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            buf_indices[q] = labels[indices[p]]
+            buf_data[q] = data[p]
+            q += 1
+
+
+@jit_parallel
+def _scatter_chunks(indptr, indices, data, labels, offset, bounds, buf_indices, buf_data):
+    for t in prange(bounds.size - 1):
+        _scatter_rows(
+            indptr, indices, data, labels, offset, bounds[t], bounds[t + 1], buf_indices, buf_data
+        )
+
+
+@jit
+def _merge_rows(buf_ptr, buf_indices, buf_data, lo, hi, row_len, links):
+    """Sum the entries of each coarse row by neighbour, in place (first appearance order)."""
     for c in range(lo, hi):
-        count = 0
         stamp = float(c)
-        for q in range(start[c], start[c + 1]):
-            i = members[q]
-            new_degree[c] += degree[i]
-            for p in range(indptr[i], indptr[i + 1]):
-                e = labels[indices[p]]
-                if links[e, 0] != stamp:
-                    links[e, 0] = stamp
-                    links[e, 1] = data[p]
-                    touched[count] = e
-                    count += 1
-                else:
-                    links[e, 1] += data[p]
-        row = buf_ptr[c]
-        for t in range(count):
-            e = touched[t]
-            buf_indices[row + t] = e
-            buf_data[row + t] = links[e, 1]
+        base = buf_ptr[c]
+        count = 0
+        for q in range(buf_ptr[c], buf_ptr[c + 1]):
+            e = buf_indices[q]
+            w = buf_data[q]
+            if links[e, 0] != stamp:
+                links[e, 0] = stamp
+                links[e, 1] = count
+                buf_indices[base + count] = e
+                buf_data[base + count] = w
+                count += 1
+            else:
+                buf_data[base + np.int64(links[e, 1])] += w
         row_len[c] = count
 
 
 @jit_parallel
-def _aggregate_chunks(
-    indptr, indices, data, degree, labels, start, members, bounds, buf_ptr, buf_indices,
-    buf_data, row_len, new_degree, links, touched,
-):  # fmt: skip
+def _merge_chunks(buf_ptr, buf_indices, buf_data, bounds, row_len, links):
     for t in prange(bounds.size - 1):
-        _aggregate_range(
-            indptr, indices, data, degree, labels, start, members, bounds[t], bounds[t + 1],
-            buf_ptr, buf_indices, buf_data, row_len, new_degree, links[t], touched[t],
-        )  # fmt: skip
+        _merge_rows(buf_ptr, buf_indices, buf_data, bounds[t], bounds[t + 1], row_len, links[t])
 
 
 @jit
@@ -795,47 +802,45 @@ def _copy_chunks(buf_ptr, buf_indices, buf_data, new_indptr, new_indices, new_da
 
 @jit
 def aggregate(indptr, indices, data, degree, labels, k, n_threads):
-    """Collapse each cluster (labels ``0..k-1``) into a super-node, as the serial ``aggregate``.
+    """Collapse each cluster (labels ``0..k-1``) into a super-node.
 
     The super-node's self-loop is the cluster's internal weight and its degree the
-    cluster's volume. A coarse row lists its neighbours in order of first appearance
-    over the members' rows (members in node order), whatever the thread count.
+    cluster's volume, so H2 of any partition of the super-nodes equals H2 of the
+    induced partition of the nodes. The fine rows are read once in node order and
+    copied, relabelled, into their coarse row's room; each coarse row then sums its
+    entries by neighbour, listing neighbours in order of first appearance over its
+    members' rows (members in node order), whatever the thread count.
     Returns (indptr, indices, data, degree) of the k-node graph.
     """
     n = degree.size
     parallel = n_threads > 1 and n + indptr[n] >= PARALLEL_MIN_WORK
     parts = n_threads if parallel else 1
-    start = np.zeros(k + 1, dtype=np.int64)
     buf_ptr = np.zeros(k + 1, dtype=np.int64)  # room for each coarse row: its members' entries
+    new_degree = np.zeros(k)
     for i in range(n):
-        start[labels[i] + 1] += 1
         buf_ptr[labels[i] + 1] += indptr[i + 1] - indptr[i]
-    max_room = 0
+        new_degree[labels[i]] += degree[i]
     for c in range(k):
-        max_room = max(max_room, buf_ptr[c + 1])
-        start[c + 1] += start[c]
         buf_ptr[c + 1] += buf_ptr[c]
-    members = np.empty(n, dtype=np.int64)
-    fill = start[:-1].copy()
+    offset = np.empty(n, dtype=np.int64)  # where row i lands
+    fill = buf_ptr[:-1].copy()
     for i in range(n):
         c = labels[i]
-        members[fill[c]] = i
-        fill[c] += 1
+        offset[i] = fill[c]
+        fill[c] += indptr[i + 1] - indptr[i]
     buf_indices = np.empty(indices.size, dtype=np.int64)
     buf_data = np.empty(indices.size)
     row_len = np.zeros(k, dtype=np.int64)
-    new_degree = np.zeros(k)
-    links, touched, _, _ = _scratch(parts, k, min(max_room, k))
+    links, _, _, _ = _scratch(parts, k, 0)
     if parallel:
-        _aggregate_chunks(
-            indptr, indices, data, degree, labels, start, members, _split_rows(buf_ptr, parts),
-            buf_ptr, buf_indices, buf_data, row_len, new_degree, links, touched,
+        _scatter_chunks(
+            indptr, indices, data, labels, offset, _split_rows(indptr, parts), buf_indices,
+            buf_data,
         )  # fmt: skip
+        _merge_chunks(buf_ptr, buf_indices, buf_data, _split_rows(buf_ptr, parts), row_len, links)
     else:
-        _aggregate_range(
-            indptr, indices, data, degree, labels, start, members, 0, k, buf_ptr,
-            buf_indices, buf_data, row_len, new_degree, links[0], touched[0],
-        )  # fmt: skip
+        _scatter_rows(indptr, indices, data, labels, offset, 0, n, buf_indices, buf_data)
+        _merge_rows(buf_ptr, buf_indices, buf_data, 0, k, row_len, links[0])
     new_indptr = np.zeros(k + 1, dtype=np.int64)
     for c in range(k):
         new_indptr[c + 1] = new_indptr[c] + row_len[c]
