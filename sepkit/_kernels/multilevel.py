@@ -1,11 +1,12 @@
 """The multilevel search on large graphs: parallel, deterministic and cache-friendly.
 
-- **Locality.** The graph is renumbered in breadth-first order, one sweep of local
-  moves gathers nodes into small clusters, and the graph is renumbered again cluster
-  by cluster: most of a node's neighbours then sit near it in memory. Nodes are visited
-  in windows of consecutive ids, so a window's labels and cluster sums stay in the
-  cache while it is worked on; each coarse level numbers its nodes by first
-  appearance, which keeps that order. Labels go back to the caller's order at the end.
+- **Locality.** Every level is renumbered (:func:`prepare_level`) so that nodes are
+  visited in windows of consecutive ids, each window's colour classes as contiguous
+  ranges: a window's rows, labels and cluster sums stay in the cache while it is
+  worked on. Each coarse level numbers its nodes by first appearance, which keeps the
+  order of the level below. Labels go back to the caller's order at the end. (A
+  breadth-first order of the input before all this was measured: it made the sweeps
+  about 15% faster but cost as much to compute and apply at 1e7 edges.)
 - **Parallel local moves with the same result on any number of threads.** The nodes
   are split into colour classes (no two neighbours share a colour). Within a window,
   the active nodes of one class choose their best move in parallel against the state
@@ -16,8 +17,9 @@
   another node of the class changed call for the re-check. Every decision depends on
   the graph and the seed only; the thread count only splits the work.
 - **Refinement** (sub-clusters grown inside each cluster from singletons) by the same
-  classes, and **aggregation** (each sub-cluster a super-node) one coarse row per
-  parallel iteration, as in the serial search of ``codeseg.py``.
+  classes, and **aggregation** (each sub-cluster a super-node): the fine rows are
+  copied, relabelled, into their coarse row's room in parallel, then each coarse row
+  sums its entries by neighbour.
 
 Each parallel loop runs serially for one thread or below ``PARALLEL_MIN_WORK`` (the
 same arithmetic in the same order either way).

@@ -34,7 +34,7 @@ def test_every_connected_graph_up_to_7_nodes_reaches_its_optimum():
 @pytest.mark.parametrize("n", [8, 9])
 def test_weighted_graphs_of_8_and_9_nodes_reach_their_optimum(n):
     """Seeded connected graphs, weighted or not, some with self-loops (the benchmark
-    ``benchmarks/tiny_optimum.py`` checks thousands)."""
+    ``benchmarks/report_codeseg_speed.py --sections tiny`` checks thousands)."""
     rng = np.random.default_rng(100 + n)
     for _ in range(25):
         A = random_connected_graph(rng, n)
