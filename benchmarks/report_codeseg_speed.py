@@ -52,6 +52,7 @@ import sepkit  # noqa: E402
 from benchmarks import peers  # noqa: E402
 from benchmarks.codeseg_cases import PLANTED_SEED  # noqa: E402
 from benchmarks.graphs import degree_corrected_planted  # noqa: E402
+from benchmarks.report_codeseg import BATCH_SHAPE, batch_matrices  # noqa: E402
 from sepkit._kernels import multilevel as ml  # noqa: E402
 from sepkit.codeseg import _MULTILEVEL_MAX_ROUNDS, _TOL  # noqa: E402
 from tests.sepkit import brute_force  # noqa: E402
@@ -60,7 +61,6 @@ log = logging.getLogger("report_codeseg_speed")
 
 SIZES = {"1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000}
 SECTIONS = ("speed", "profile", "threads", "tiny", "batch")
-BATCH_SHAPE = (10_000, 32, 32)
 # Mean H2 (bits) of the default (polished) batch search before this change, sepkit at
 # 720f634 (docs/performance.md, "codeseg_batch" table): the quality reference.
 BATCH_REFERENCE_H2 = 4.4144
@@ -233,10 +233,7 @@ def tiny(count: int) -> list[str]:
 
 
 def batch() -> list[str]:
-    rng = np.random.default_rng(0)
-    X = rng.random(BATCH_SHAPE)
-    A = (X + X.transpose(0, 2, 1)) / 2
-    A[:, np.arange(BATCH_SHAPE[1]), np.arange(BATCH_SHAPE[1])] = 0.0
+    A = batch_matrices()
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     sepkit.codeseg_batch(A)  # thread pool and caches warm
     out, t, ld = timed(lambda: sepkit.codeseg_batch(A), repeat_below=np.inf)
