@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # The main job: ECMRNet's seven-task sequence on procedural thermal scenes (tiny model,
-# about 10 minutes on a 2-core CPU); the report lands in runs/demo/report.md.
+# about 15 minutes on one CPU core); the report lands in runs/demo/report.md.
 DEMO_FLAGS ?= --overwrite
 demo: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/python -m sepkit_torch.pipeline --preset demo --out runs/demo $(DEMO_FLAGS)
