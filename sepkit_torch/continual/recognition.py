@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.data import degrade, parse_task, quantize, task_name
+from sepkit_torch.distributed import ShardedBatchSampler
 from sepkit_torch.models.recognizer import DegradationRecognizer
 
 __all__ = [
@@ -226,9 +227,16 @@ def train_letter(
         return float("nan")
     g = torch.Generator().manual_seed(seed)
     context_g = torch.Generator().manual_seed(seed + 1)
-    loader = DataLoader(
-        data, batch_size=batch_size, shuffle=True, generator=g, drop_last=len(data) > batch_size
+    # a plain shuffle, except that the windows of whole frames are visited a few frames at
+    # a time, so that each frame is made once per epoch (as the restorer's training does)
+    batches = ShardedBatchSampler(
+        len(data),
+        batch_size,
+        generator=g,
+        drop_last=len(data) > batch_size,
+        frame_items=getattr(data, "frame_items", None),
     )
+    loader = DataLoader(data, batch_sampler=batches, generator=g)
     head = recognizer.heads[letter]
     optimizer = torch.optim.Adam(recognizer.trainable_parameters(), lr=lr)
     total = max(1, epochs * len(loader))
