@@ -66,7 +66,9 @@ def validation_set(config, task: str):
     """Fixed validation images of `task`: training-split images (never the test split)
     with their own seed, at the test size for procedural scenes."""
     size = config.test_size if config.data is None else config.crop_size
-    extra = {"length": config.test_length, "style": config.scene_style} if config.data is None else {}
+    extra = (
+        {"length": config.test_length, "style": config.scene_style} if config.data is None else {}
+    )
     data = make_dataset(
         config.data,
         task,
