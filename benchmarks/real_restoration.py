@@ -235,6 +235,8 @@ def procedural(models: dict[str, Restorer], configs: dict[str, PipelineConfig], 
 
 
 def figure(models: dict[str, Restorer], folder: Path, name: str, task: str, path: Path) -> None:
+    """Degraded, each model with `task` known, PPFN's output and clean: whole images above
+    a crop at full resolution."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,15 +250,19 @@ def figure(models: dict[str, Restorer], folder: Path, name: str, task: str, path
     peer = folder / f"enh_{severity}" / f"{stem}.png"
     if peer.is_file():
         panels.append((read_image(peer)[None], "PPFN (published)"))
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.2 * (len(panels) + 1), 3.0))
-    for ax, (img, title) in zip(axes, panels, strict=False):
-        ax.imshow(img[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+    panels.append((clean, "clean"))
+    h, w = clean.shape[-2:]
+    top, left = h // 4, w // 3  # a quarter of the image at full resolution
+    fig, axes = plt.subplots(2, len(panels), figsize=(2.9 * len(panels), 5.4))
+    for column, (img, title) in enumerate(panels):
         psnr_, ssim_ = scores(img, clean)
-        ax.set_title(f"{title}\n{psnr_:.2f} dB, SSIM {ssim_:.3f}", fontsize=8)
-        ax.axis("off")
-    axes[-1].imshow(clean[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-    axes[-1].set_title("clean", fontsize=8)
-    axes[-1].axis("off")
+        label = title if img is clean else f"{title}\n{psnr_:.2f} dB, SSIM {ssim_:.3f}"
+        axes[0, column].imshow(img[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        axes[0, column].set_title(label, fontsize=8)
+        crop = img[0, 0, top : top + h // 2, left : left + w // 2]
+        axes[1, column].imshow(crop.numpy(), cmap="gray", vmin=0, vmax=1)
+        for ax in axes[:, column]:
+            ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
