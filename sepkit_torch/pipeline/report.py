@@ -91,10 +91,21 @@ def write_report(report, out: Path, strip: list[tuple[str, torch.Tensor, ...]] |
     return [out / "report.json", out / "report.md", *plots]
 
 
+def _data(cfg) -> str:
+    """The run's data in words: a folder, or the procedural scenes' style, and the
+    degradation preset when it is not the default."""
+    data = "procedural thermal scenes" if cfg["data"] is None else cfg["data"]
+    style = cfg.get("scene_style", "soft")
+    if cfg["data"] is None and style != "soft":
+        data += f" (`{style}`)"
+    preset = cfg.get("degradation_preset", "ecmrnet")
+    return data if preset == "ecmrnet" else f"{data}, degradations `{preset}`"
+
+
 def _markdown(report, plots: list[Path]) -> str:
     cfg = report.config
     tasks = report.tasks
-    data = "procedural thermal scenes" if cfg["data"] is None else cfg["data"]
+    data = _data(cfg)
     if report.method == "ecmrnet":
         lines = [
             "# ECMRNet task-sequence report",
@@ -358,7 +369,7 @@ def _comparison_markdown(summary, reports, plots) -> str:
         "# Strategy comparison",
         "",
         f"Preset `{cfg['preset']}`, tasks {', '.join(tasks)}, "
-        f"data {'procedural thermal scenes' if cfg['data'] is None else cfg['data']}, "
+        f"data {_data(cfg)}, "
         f"seed {cfg['seed']}; ECMRNet `{cfg['model']}`, baselines NAFNet `{cfg['baseline']}`. "
         "Every method: the same training data, epochs, optimizer and test sets.",
         "",
