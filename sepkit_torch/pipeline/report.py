@@ -20,6 +20,8 @@ import torch
 
 from sepkit_torch._files import atomic_write, atomic_write_text
 from sepkit_torch.continual.baselines import JOINT
+from sepkit_torch.data import SCENE_STYLES
+from sepkit_torch.data.registry import DEFAULT_PRESET
 
 __all__ = ["Report", "matrix_table", "write_comparison", "write_report"]
 
@@ -95,11 +97,11 @@ def _data(cfg) -> str:
     """The run's data in words: a folder, or the procedural scenes' style, and the
     degradation preset when it is not the default."""
     data = "procedural thermal scenes" if cfg["data"] is None else cfg["data"]
-    style = cfg.get("scene_style", "soft")
-    if cfg["data"] is None and style != "soft":
+    style = cfg.get("scene_style", SCENE_STYLES[0])
+    if cfg["data"] is None and style != SCENE_STYLES[0]:
         data += f" (`{style}`)"
-    preset = cfg.get("degradation_preset", "ecmrnet")
-    return data if preset == "ecmrnet" else f"{data}, degradations `{preset}`"
+    preset = cfg.get("degradation_preset", DEFAULT_PRESET)
+    return data if preset == DEFAULT_PRESET else f"{data}, degradations `{preset}`"
 
 
 def _markdown(report, plots: list[Path]) -> str:
