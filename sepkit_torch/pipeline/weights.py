@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sepkit_torch.data import SCENE_STYLES
 from sepkit_torch.pipeline.config import PipelineConfig
 from sepkit_torch.pipeline.stages import stage_names
 from sepkit_torch.pipeline.state import (
@@ -135,7 +136,7 @@ def describe(path: Path, config: dict[str, Any], tasks, *, builtin: bool = False
         details.append(f"model {config['model']}")
     if "data" in config:
         details.append(
-            f"{config.get('scene_style', 'soft')} procedural scenes"
+            f"{config.get('scene_style', SCENE_STYLES[0])} procedural scenes"
             if config["data"] is None
             else f"data {config['data']}"
         )
