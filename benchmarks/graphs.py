@@ -15,7 +15,7 @@ import numpy as np
 
 from sepkit import Graph
 
-__all__ = ["SIZES", "planted_partition", "graph_from_edges"]
+__all__ = ["SIZES", "graph_from_edges", "planted_partition", "two_level_planted"]
 
 # The benchmark sizes, in undirected edges, by name.
 SIZES = {"1e4": 10_000, "1e6": 1_000_000, "1e7": 10_000_000}
@@ -97,6 +97,83 @@ def planted_partition(
     else:
         u, v = keys // n, keys % n
     return graph_from_edges(u, v, n), labels
+
+
+def two_level_planted(
+    n_edges: int,
+    *,
+    seed: int,
+    n_super: int = 10,
+    blocks_per_super: int = 10,
+    avg_degree: float = 20.0,
+    p_block: float = 0.7,
+    p_super: float = 0.25,
+) -> tuple[Graph, np.ndarray, np.ndarray]:
+    """A random unweighted graph with a planted two-level hierarchy and exactly ``n_edges`` edges.
+
+    ``n_super`` super-blocks of ``blocks_per_super`` equal blocks each; a fraction
+    ``p_block`` of the edges joins two nodes of the same block, ``p_super`` two nodes
+    of different blocks of the same super-block, the rest two nodes of different
+    super-blocks. Node ids are shuffled.
+
+    Returns
+    -------
+    graph : sepkit.Graph
+    blocks, supers : ndarray of int64, shape (n,)
+        The planted block and super-block of every node.
+
+    >>> G, blocks, supers = two_level_planted(20_000, seed=0)
+    >>> G.n_edges, int(blocks.max()) + 1, int(supers.max()) + 1
+    (20000, 100, 10)
+    """
+    if not 0.0 <= p_block <= 1.0 or not 0.0 <= p_super <= 1.0 - p_block:
+        raise ValueError(
+            f"`p_block` and `p_super` must be fractions summing to at most 1; got "
+            f"{p_block}, {p_super}"
+        )
+    rng = np.random.default_rng(seed)
+    n_blocks = n_super * blocks_per_super
+    block_size = max(2, int(round(2 * n_edges / avg_degree / n_blocks)))
+    n = n_blocks * block_size
+    blocks = np.arange(n, dtype=np.int64) // block_size
+    supers = blocks // blocks_per_super
+    super_size = block_size * blocks_per_super
+    m_block = int(round(p_block * n_edges))
+    m_super = int(round(p_super * n_edges))
+    m_out = n_edges - m_block - m_super
+
+    def in_block(count):
+        b = rng.integers(0, n_blocks, size=count)
+        return b * block_size + rng.integers(0, block_size, count), b * block_size + rng.integers(
+            0, block_size, count
+        )
+
+    def in_super(count):  # same super-block, different blocks
+        s = rng.integers(0, n_super, size=count)
+        u = s * super_size + rng.integers(0, super_size, count)
+        v = s * super_size + rng.integers(0, super_size, count)
+        keep = blocks[u] != blocks[v]
+        return u[keep], v[keep]
+
+    def across(count):
+        u = rng.integers(0, n, size=count)
+        v = rng.integers(0, n, size=count)
+        keep = supers[u] != supers[v]
+        return u[keep], v[keep]
+
+    keys = np.concatenate(
+        [
+            _distinct(in_block, m_block, n, rng),
+            _distinct(in_super, m_super, n, rng),
+            _distinct(across, m_out, n, rng),
+        ]
+    )
+    perm = rng.permutation(n)  # old id -> new id
+    new_blocks = np.empty_like(blocks)
+    new_blocks[perm] = blocks
+    new_supers = np.empty_like(supers)
+    new_supers[perm] = supers
+    return graph_from_edges(perm[keys // n], perm[keys % n], n), new_blocks, new_supers
 
 
 def graph_from_edges(u: np.ndarray, v: np.ndarray, n: int) -> Graph:

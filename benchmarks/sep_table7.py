@@ -111,14 +111,19 @@ STUDIES = {
     ),
 }
 
-# The SEP variants: (method, tie) of select_groups. The first is the published rule.
+# The SEP variants: (method, tie, criterion) of select_groups. The first is the published
+# rule; the last, this project's criterion beyond the paper.
 SEP_VARIANTS = {
-    "SEP": ("sweep", "random"),
-    "SEP, ties by index": ("sweep", "index"),
-    "SEP, ties by contribution": ("sweep", "contribution"),
-    "SEP, CoDeSEG game": ("game", "random"),
-    "SEP, multilevel": ("multilevel", "random"),
+    "SEP": ("sweep", "random", "published"),
+    "SEP, ties by index": ("sweep", "index", "published"),
+    "SEP, ties by contribution": ("sweep", "contribution", "published"),
+    "SEP, CoDeSEG game": ("game", "random", "published"),
+    "SEP, multilevel": ("multilevel", "random", "published"),
+    "SEP (contribution)": ("sweep", "random", "contribution"),
 }
+# The selections MP, SRP and random groups are compared with, at the same counts, and the
+# suffix of those rows.
+REFERENCES = {"SEP": "", "SEP (contribution)": " @ SEP (contribution) counts"}
 
 
 # ----------------------------------------------------------------------------- state
@@ -289,11 +294,18 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
         },
     )
     selections = {}
-    for name, (method, tie) in SEP_VARIANTS.items():
+    for name, (method, tie, criterion) in SEP_VARIANTS.items():
 
-        def select(method=method, tie=tie):
+        def select(method=method, tie=tie, criterion=criterion):
             sel = select_groups(
-                model, task, pool, method=method, tie=tie, rho=args.rho, seed=args.seed
+                model,
+                task,
+                pool,
+                method=method,
+                tie=tie,
+                criterion=criterion,
+                rho=args.rho,
+                seed=args.seed,
             )
             return {
                 **scored(model, task, sel.keep, test),
@@ -302,59 +314,69 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
             }
 
         selections[name] = study.row(task, name, select)
-    counts = dict(zip(STAGE_NAMES, selections["SEP"]["kept"], strict=True))
-    keep_sep = {s: np.asarray(selections["SEP"]["keep"][s]) for s in STAGE_NAMES}
+    gates: dict = {}
 
     def srp_scores():
-        data = training_frames(task, args, mix_seed(seed, 1))
-        g = torch.Generator().manual_seed(seed)
-        order = ShardedBatchSampler(
-            len(data), args.batch, generator=g, frame_items=data.frame_items
-        )
-        pairs = []
-        for index in order:
-            pairs.append(batch_of(data, index))
-            if len(pairs) == args.srp_batches:
-                break
-        return gate_scores(
-            copy.deepcopy(model), task, pairs, penalty=1e-3, lr=1e-2, epochs=args.srp_epochs
-        )
+        if not gates:  # learned once per task, used at every count
+            data = training_frames(task, args, mix_seed(seed, 1))
+            g = torch.Generator().manual_seed(seed)
+            order = ShardedBatchSampler(
+                len(data), args.batch, generator=g, frame_items=data.frame_items
+            )
+            pairs = []
+            for index in order:
+                pairs.append(batch_of(data, index))
+                if len(pairs) == args.srp_batches:
+                    break
+            gates.update(
+                gate_scores(
+                    copy.deepcopy(model),
+                    task,
+                    pairs,
+                    penalty=1e-3,
+                    lr=1e-2,
+                    epochs=args.srp_epochs,
+                )
+            )
+        return gates
 
-    baselines = {
-        "MP": lambda: top_groups(magnitude_scores(model.branches[task], model.config), counts),
-        "SRP": lambda: top_groups(srp_scores(), counts),
-    }
-    keeps = {"SEP": keep_sep}
-    for name, make_keep in baselines.items():
-
-        def baseline(make_keep=make_keep):
-            keep = make_keep()
-            return {
-                **scored(model, task, keep, test),
-                "keep": {s: np.flatnonzero(keep[s]).tolist() for s in STAGE_NAMES},
-            }
-
-        row = study.row(task, name, baseline)
-        keeps[name] = {s: np.asarray(row["keep"][s]) for s in STAGE_NAMES}
-
-    def random_groups():
-        runs = []
-        for k in range(args.random_seeds):
-            rng = np.random.default_rng([args.seed, k])
-            keep = {
-                s: np.isin(np.arange(g), rng.choice(g, counts[s], replace=False))
-                for s, g in zip(STAGE_NAMES, model.config.groups, strict=True)
-            }
-            runs.append(scored(model, task, keep, test))
-        out = {k: float(np.mean([r[k] for r in runs])) for k in ("psnr", "ssim")}
-        return {
-            **runs[0],
-            **out,
-            "psnr_sd": float(np.std([r["psnr"] for r in runs])),
-            "runs": [r["psnr"] for r in runs],
+    for reference, suffix in REFERENCES.items():
+        counts = dict(zip(STAGE_NAMES, selections[reference]["kept"], strict=True))
+        baselines = {
+            "MP": lambda counts=counts: top_groups(
+                magnitude_scores(model.branches[task], model.config), counts
+            ),
+            "SRP": lambda counts=counts: top_groups(srp_scores(), counts),
         }
+        for name, make_keep in baselines.items():
 
-    study.row(task, f"random x{args.random_seeds}", random_groups)
+            def baseline(make_keep=make_keep):
+                keep = make_keep()
+                return {
+                    **scored(model, task, keep, test),
+                    "keep": {s: np.flatnonzero(keep[s]).tolist() for s in STAGE_NAMES},
+                }
+
+            study.row(task, name + suffix, baseline)
+
+        def random_groups(counts=counts):
+            runs = []
+            for k in range(args.random_seeds):
+                rng = np.random.default_rng([args.seed, k])
+                keep = {
+                    s: np.isin(np.arange(g), rng.choice(g, counts[s], replace=False))
+                    for s, g in zip(STAGE_NAMES, model.config.groups, strict=True)
+                }
+                runs.append(scored(model, task, keep, test))
+            out = {k: float(np.mean([r[k] for r in runs])) for k in ("psnr", "ssim")}
+            return {
+                **runs[0],
+                **out,
+                "psnr_sd": float(np.std([r["psnr"] for r in runs])),
+                "runs": [r["psnr"] for r in runs],
+            }
+
+        study.row(task, f"random x{args.random_seeds}{suffix}", random_groups)
 
 
 @torch.no_grad()
@@ -416,7 +438,11 @@ def main(argv=None) -> None:
     parser.add_argument("--rho", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--random-seeds", type=int, default=5)
-    parser.add_argument("--finetune", default="SEP,MP,SRP", help="selections to fine-tune")
+    parser.add_argument(
+        "--finetune",
+        default="SEP,MP,SRP,SEP (contribution)",
+        help="selections to fine-tune (comma-separated row names)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument(
         "--record-graphs", metavar="NPZ", help="save each task's SEP graphs here (test data)"
@@ -496,9 +522,8 @@ def render(results: dict) -> str:
             "| method | groups kept e1..d3 | PSNR | SSIM | dPSNR | activated params | MACs (G) |",
             "|---|---|---:|---:|---:|---:|---:|",
         ]
-        for name, r in rows.items():
-            if "kept" not in r or name.endswith("fine-tuned"):
-                continue
+        for name in _table_order(rows):
+            r = rows[name]
             sd = f" (sd {r['psnr_sd']:.2f})" if "psnr_sd" in r else ""
             lines.append(
                 f"| {name} | {'/'.join(map(str, r['kept']))} | {r['psnr']:.2f}{sd} "
@@ -523,6 +548,22 @@ def render(results: dict) -> str:
                     + f" | {r['psnr'] - full['psnr']:+.2f} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def _table_order(rows: dict) -> list[str]:
+    """Each reference selection followed by the baselines at its counts, then the other
+    SEP variants."""
+    order = ["unpruned"]
+    for reference, suffix in REFERENCES.items():
+        order += [reference] + [n + suffix for n in ("MP", "SRP")]
+        order += [
+            n
+            for n in rows
+            if n.startswith("random x") and (n.endswith(suffix) if suffix else " @ " not in n)
+        ]
+    order += [n for n in SEP_VARIANTS if n not in order]
+    extra = [n for n, r in rows.items() if "kept" in r and not n.endswith("fine-tuned")]
+    return [n for n in order if n in rows] + [n for n in extra if n not in order]
 
 
 if __name__ == "__main__":

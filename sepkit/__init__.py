@@ -27,11 +27,13 @@ from sepkit.entropy import (
     structural_entropy_2d,
 )
 from sepkit.graph import Graph, as_graph, symmetrize
+from sepkit.tree import CodingTree, coding_tree, structural_entropy_tree
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BatchPartition",
+    "CodingTree",
     "Graph",
     "InvalidGraphError",
     "InvalidLabelsError",
@@ -42,12 +44,14 @@ __all__ = [
     "as_graph",
     "codeseg",
     "codeseg_batch",
+    "coding_tree",
     "detachment_cost",
     "move_delta",
     "node_entropy_1d",
     "representatives",
     "structural_entropy_1d",
     "structural_entropy_2d",
+    "structural_entropy_tree",
     "symmetrize",
     "warmup",
 ]
@@ -75,6 +79,10 @@ def warmup() -> None:
     move_delta(A, labels, 0, 1)
     detachment_cost(A, labels)
     representatives(labels, detachment_cost(A, labels))
+    structural_entropy_tree(A, [labels, np.zeros(4, dtype=np.int64)])
+    coding_tree(A, height=3)
+    coding_tree(A, height=3, polish=False)
+    codeseg(A, n_clusters=3)
     for method in ("game", "multilevel"):
         codeseg(A, method=method, overlap=True)
         codeseg(A, method=method, n_starts=2, **({"order": "random"} if method == "game" else {}))

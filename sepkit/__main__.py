@@ -13,8 +13,8 @@ import sepkit
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m sepkit",
-        description="Structural entropy, the CoDeSEG partitioner and detachment costs "
-        "on Zachary's karate club.",
+        description="Structural entropy, the CoDeSEG partitioner, detachment costs and a "
+        "coding tree of height 3 on Zachary's karate club.",
     )
     parser.add_argument("--base", type=float, default=2.0, help="logarithm base (default 2: bits)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the multilevel search")
@@ -47,6 +47,19 @@ def main(argv: list[str] | None = None) -> None:
     print("\nlargest detachment costs:")
     for v in order[:5]:
         print(f"  node {int(v):2d}  {cost[v]:.6f} {unit}")
+
+    tree = sepkit.coding_tree(G, height=3, seed=args.seed, base=args.base)
+    fine, coarse = tree.levels
+    print(
+        f"\ncoding tree of height 3: H = {tree.entropy:.6f} {unit} "
+        f"(height 2: {tree.history[1]:.6f}); {tree.n_clusters[1]} groups of "
+        f"{tree.n_clusters[0]} clusters"
+    )
+    for d in range(tree.n_clusters[1]):
+        print(f"  group {d}")
+        for c in np.unique(fine[coarse == d]):
+            members = ", ".join(str(v) for v in np.flatnonzero(fine == c))
+            print(f"    cluster {int(c)}: {members}")
 
 
 if __name__ == "__main__":

@@ -37,29 +37,29 @@ class Labels:
         )
 
 
-def as_labels(G: Graph, labels) -> Labels:
+def as_labels(G: Graph, labels, name: str = "labels") -> Labels:
     """Validate ``labels`` against ``G`` and encode them.
 
     Accepts an integer array of length n (any integer values), a list of
     disjoint node sets that cover the graph (the set at position c gets label
-    c), or a dict node -> integer label.
+    c), or a dict node -> integer label. Messages call the argument ``name``.
     """
     n = G.n_nodes
     if isinstance(labels, Mapping):
-        return _encode(_from_mapping(G, labels))
+        return _encode(_from_mapping(G, labels, name))
     if (
         isinstance(labels, (list, tuple))
         and len(labels) > 0
         and all(isinstance(c, _COLLECTIONS) for c in labels)
     ):
-        return _encode(_from_communities(G, labels))
+        return _encode(_from_communities(G, labels, name))
     arr = _as_array(labels)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise InvalidLabelsError(
-            f"`labels` must have one entry per node (length {n}); got shape {arr.shape}"
+            f"`{name}` must have one entry per node (length {n}); got shape {arr.shape}"
         )
     if not np.issubdtype(arr.dtype, np.integer) and not _python_ints(arr):
-        raise InvalidLabelsError(f"`labels` must be integers; got dtype {arr.dtype}")
+        raise InvalidLabelsError(f"`{name}` must be integers; got dtype {arr.dtype}")
     return _encode(arr)
 
 
@@ -105,50 +105,50 @@ def _encode(arr: np.ndarray) -> Labels:
     return Labels(codes.astype(np.int64), values)
 
 
-def _from_mapping(G: Graph, mapping: Mapping) -> np.ndarray:
+def _from_mapping(G: Graph, mapping: Mapping, name: str) -> np.ndarray:
     out = np.full(G.n_nodes, -1, dtype=np.int64)
     seen = np.zeros(G.n_nodes, dtype=bool)
     for node, lab in mapping.items():
-        i = _index(G, node)
+        i = _index(G, node, name)
         if not _is_int(lab):
             raise InvalidLabelsError(
-                f"`labels` must map nodes to integers; got {lab!r} for node {node!r}"
+                f"`{name}` must map nodes to integers; got {lab!r} for node {node!r}"
             )
         if out.dtype != object and not -(2**63) <= lab < 2**63:
             out = out.astype(object)  # a label beyond int64: keep every label exact
         out[i] = lab
         seen[i] = True
-    _require_cover(G, seen)
+    _require_cover(G, seen, name)
     return out
 
 
-def _from_communities(G: Graph, communities) -> np.ndarray:
+def _from_communities(G: Graph, communities, name: str) -> np.ndarray:
     out = np.full(G.n_nodes, -1, dtype=np.int64)
     for c, members in enumerate(communities):
         for node in members:
-            i = _index(G, node)
+            i = _index(G, node, name)
             if out[i] >= 0:
                 raise InvalidLabelsError(
-                    f"`labels` must be disjoint node sets; node {node!r} is in sets "
+                    f"`{name}` must be disjoint node sets; node {node!r} is in sets "
                     f"{int(out[i])} and {c}"
                 )
             out[i] = c
-    _require_cover(G, out >= 0)
+    _require_cover(G, out >= 0, name)
     return out
 
 
-def _index(G: Graph, node) -> int:
+def _index(G: Graph, node, name: str) -> int:
     try:
         return G.index_of(node)
     except ValueError:
-        raise InvalidLabelsError(f"`labels` names an unknown node: {node!r}") from None
+        raise InvalidLabelsError(f"`{name}` names an unknown node: {node!r}") from None
 
 
-def _require_cover(G: Graph, seen: np.ndarray) -> None:
+def _require_cover(G: Graph, seen: np.ndarray, name: str) -> None:
     if not seen.all():
         missing = G.nodes[int(np.flatnonzero(~seen)[0])]
         raise InvalidLabelsError(
-            f"`labels` must cover every node; node {missing!r} has no label "
+            f"`{name}` must cover every node; node {missing!r} has no label "
             f"({int((~seen).sum())} nodes missing)"
         )
 

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from sepkit._errors import InvalidOptionError
 from sepkit._kernels import codeseg as _k
 from sepkit._kernels import entropy as _ke
+from sepkit._kernels import fixed_k as _kf
 from sepkit._options import (
     check_bool,
     check_choice,
@@ -143,6 +144,7 @@ def codeseg(
     gamma: float = 1.0,
     n_starts: int = 1,
     polish: bool | None = None,
+    n_clusters: int | None = None,
 ) -> Partition:
     """Partition a graph by minimising its two-dimensional structural entropy.
 
@@ -191,6 +193,16 @@ def codeseg(
         Multilevel only: also search from one cluster and try cluster-merge
         kicks (several times slower, finds the optimum of small graphs far
         more often). ``None``: only on graphs of up to 256 nodes.
+    n_clusters : int, optional
+        Multilevel only: return exactly this many non-empty clusters (1..n),
+        minimising H2 under that constraint. The unconstrained result is
+        brought to k clusters by merging the pair of clusters whose merge
+        raises H2 least (pairs without an edge between them too: when k is
+        below the number of connected components, clusters span components)
+        or by detaching the nodes whose detachment costs least, then
+        refined by moves that keep k; on graphs ``polish`` applies to, also
+        from singletons and from one cluster, with merge-and-detach kicks.
+        ``history`` then ends with the H2 of the k-cluster partition.
 
     Returns
     -------
@@ -207,6 +219,9 @@ def codeseg(
     >>> ref = codeseg(G, method="game", order="edges")
     >>> ref.n_clusters, round(ref.entropy, 5)
     (7, 3.28427)
+    >>> two = codeseg(G, n_clusters=2)
+    >>> two.n_clusters, round(two.entropy, 6)
+    (2, 3.731039)
     """
     check_bool("overlap", overlap)
     gamma = check_real("gamma", gamma, 0.0)
@@ -222,6 +237,7 @@ def codeseg(
         polish=polish,
         n_nodes=g.n_nodes,
     )
+    n_clusters = _check_n_clusters(n_clusters, method, g.n_nodes)
 
     if method != "multilevel":
         h1 = _ke.node_terms(g.degree, g.volume).sum()
@@ -263,6 +279,9 @@ def codeseg(
         )
 
     labels, k = _k.compact(labels)
+    if n_clusters is not None:
+        labels, k = _fixed_k(g, labels, n_clusters, opt)
+        history = np.append(history, _entropy(g, labels))
     memberships = None
     if overlap:
         extra_node, extra_cluster = _k.overlap(
@@ -356,6 +375,26 @@ def codeseg_batch(
         detachment=detachment * opt.scale,
         n_clusters=n_clusters.astype(np.int64),
     )
+
+
+def _check_n_clusters(n_clusters, method: str, n_nodes: int) -> int | None:
+    if n_clusters is None:
+        return None
+    if method != "multilevel":
+        raise InvalidOptionError(
+            f'`n_clusters` applies to method="multilevel" only; got {n_clusters!r}'
+        )
+    return check_int("n_clusters", n_clusters, 1, n_nodes)
+
+
+def _fixed_k(g: Graph, labels: np.ndarray, k: int, opt) -> tuple:
+    """The multilevel result brought to exactly ``k`` clusters (see codeseg)."""
+    args = (g.indptr, g.indices, g.data, g.degree)
+    seed = opt.seeds[0]
+    labels = _kf.to_k(*args, labels, k, seed, _TOL)
+    if opt.polish:
+        labels = _kf.polish_k(*args, labels, k, seed, _TOL)
+    return _k.compact(labels)
 
 
 def _entropy(g: Graph, labels: np.ndarray) -> float:

@@ -176,3 +176,44 @@ def published_sweep(A, *, max_iter: int = 10):
         if not moved:
             break
     return labels, margin
+
+
+def structural_entropy_tree(
+    G: nx.Graph, levels: list, *, base: float = 2.0, weight: str | None = "weight"
+) -> float:
+    """Entropy of the coding tree given by nested partitions (dicts node -> label, finest first).
+
+    ``- sum over tree nodes a other than the root of (g_a / V) log(vol_a / vol_parent(a))``,
+    with ``g_a`` the weight of the edges with exactly one end below ``a`` (a leaf: its
+    degree) and ``vol_a`` the sum of the degrees below ``a``. The tree is built as
+    explicit vertex sets: a leaf is ``{v}``; a level-l node is a set of vertices.
+    """
+    d = degrees(G, weight)
+    V = sum(d.values())
+    if V == 0.0:
+        return 0.0
+    edges = list(weighted_edges(G, weight))
+
+    def cut(members: frozenset) -> float:
+        return sum(w for u, v, w in edges if (u in members) != (v in members))
+
+    def vol(members: frozenset) -> float:
+        return sum(d[o] for o in members)
+
+    # the tree node above each vertex at every level, as frozensets; the root last
+    above = [{v: frozenset(c) for c in clusters(level).values() for v in c} for level in levels]
+    root = frozenset(G)
+    h = 0.0
+    for v in G:  # leaves: g = d
+        parent = above[0][v] if levels else root
+        if d[v] > 0:
+            h -= xlogy(d[v] / V, d[v] / vol(parent))
+    for l, level in enumerate(levels):
+        for members in clusters(level).values():
+            node = frozenset(members)
+            v = next(iter(node))
+            parent = above[l + 1][v] if l + 1 < len(levels) else root
+            g = cut(node)
+            if g > 0:
+                h -= xlogy(g / V, vol(node) / vol(parent))
+    return h / math.log(base)

@@ -21,6 +21,7 @@ from sepkit import (
     representatives,
     structural_entropy_2d,
 )
+from tests.sepkit import brute_force
 from tests.sepkit.strategies import graphs, to_dense
 
 # First appearance of each node in networkx's karate edge list (the design page's list).
@@ -137,48 +138,16 @@ def test_multilevel_no_worse_than_planted_and_louvain(seed):
     assert p.entropy <= structural_entropy_2d(G, louvain) + 1e-12
 
 
-def _restricted_growth_strings(n: int) -> np.ndarray:
-    """Every set partition of n nodes, as canonical label arrays."""
-    out = []
-
-    def extend(prefix, top):
-        if len(prefix) == n:
-            out.append(list(prefix))
-            return
-        for c in range(top + 2):
-            extend([*prefix, c], max(top, c))
-
-    extend([0], 0)
-    return np.array(out)
-
-
-def _brute_force_h2(A: np.ndarray, partitions: np.ndarray) -> np.ndarray:
-    """H2 in bits of every partition, straight from the definition (vectorised)."""
-    d = A.sum(1)
-    V = d.sum()
-    p = d[d > 0] / V
-    h1 = -(p * np.log2(p)).sum()
-    same = partitions[:, :, None] == partitions[:, None, :]
-    vol_of = same @ d
-    log_vol = np.log2(np.where(vol_of > 0, vol_of, V) / V)
-    return h1 + (A[None] * same * log_vol[:, :, None]).sum((1, 2)) / V
-
-
 def test_multilevel_finds_brute_force_optimum_on_tiny_graphs():
     rng = np.random.default_rng(2024)
-    partitions = {n: _restricted_growth_strings(n) for n in range(3, 10)}
+    partitions = {n: brute_force.partitions(n) for n in range(3, 10)}
     hits = total = 0
     for _ in range(150):
         n = int(rng.integers(3, 10))
-        W = np.triu(rng.random((n, n)) * (rng.random((n, n)) < rng.uniform(0.2, 0.9)), 1)
-        if rng.random() < 0.5:
-            W = (W > 0).astype(float)
-        if rng.random() < 0.3:
-            W[np.diag_indices(n)] = rng.random(n) * (rng.random(n) < 0.5)
-        A = W + np.triu(W, 1).T
+        A = brute_force.random_graph(rng, n)
         if A.sum() == 0:
             continue
-        optimum = _brute_force_h2(A, partitions[n]).min()
+        optimum = brute_force.h2_all(A, partitions[n]).min()
         found = codeseg(A).entropy
         assert found >= optimum - 1e-9  # nothing beats the optimum
         hits += found <= optimum + 1e-9
@@ -465,8 +434,8 @@ def test_brute_force_helper_agrees_with_sepkit():
     """The test's own enumerator is checked against sepkit on a few partitions."""
     rng = np.random.default_rng(5)
     A = to_dense(nx.les_miserables_graph().subgraph(list(nx.les_miserables_graph())[:7]))
-    parts = _restricted_growth_strings(7)
-    h = _brute_force_h2(A, parts)
+    parts = brute_force.partitions(7)
+    h = brute_force.h2_all(A, parts)
     for i in rng.choice(len(parts), 20, replace=False):
         assert h[i] == pytest.approx(structural_entropy_2d(A, parts[i]), abs=1e-12)
     assert len(parts) == 877  # Bell(7)

@@ -31,3 +31,16 @@ def test_demo_prints_entropies_clusters_and_costs(capsys):
 def test_demo_in_nats(capsys):
     main(["--base", "2.718281828459045"])
     assert "nats" in capsys.readouterr().out
+
+
+def test_demo_shows_the_height_three_tree(capsys):
+    main([])
+    out = capsys.readouterr().out
+    tree = sepkit.coding_tree(nx.karate_club_graph(), height=3, seed=0)
+    head = re.search(r"coding tree of height 3: H = ([0-9.]+) bits", out)
+    assert float(head.group(1)) == pytest.approx(tree.entropy, abs=1e-6)
+    groups = re.findall(r"^  group \d+$", out, flags=re.M)
+    clusters = re.findall(r"^    cluster \d+: (.*)$", out, flags=re.M)
+    assert (len(groups), len(clusters)) == tree.n_clusters[::-1]
+    members = sorted(int(v) for line in clusters for v in line.split(", "))
+    assert members == list(range(34))

@@ -54,14 +54,16 @@ def test_sweep_matches_the_published_rule_on_random_graphs():
 
 @pytest.mark.skipif(not RECORDED.is_file(), reason="recorded SEP graphs missing")
 def test_sweep_matches_the_published_rule_on_recorded_sep_graphs():
-    """Inter-group graphs recorded from a trained tiny ECMRNet branch (4-32 nodes)."""
+    """Inter-group graphs recorded from trained tiny ECMRNet branches (4-32 nodes):
+    ``python -m benchmarks.sep_table7 --model tiny --record-graphs tests/data/sep_graphs.npz
+    --record-frames 8`` (docs/pruning.md)."""
     recorded = np.load(RECORDED)
-    total = 0
-    for stage in recorded.files:
-        decided, near = _agree_with_reference(recorded[stage].astype(np.float64))
-        assert near <= max(1, recorded[stage].shape[0] // 10)
-        total += decided
-    assert total >= 60
+    decided = near = 0
+    for stage in recorded.files:  # e.g. "B_d3": task B's stage d3, one graph per image
+        d, n = _agree_with_reference(recorded[stage].astype(np.float64))
+        decided, near = decided + d, near + n
+    # a lone pair beside isolated nodes (a 0 change) is rounding's to decide: a few stages
+    assert decided >= 100 and near <= decided // 8, (decided, near)
 
 
 def test_sweep_moves_where_the_codeseg_game_stays():

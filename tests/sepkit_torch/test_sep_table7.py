@@ -8,7 +8,10 @@ import numpy as np
 
 from benchmarks import sep_table7
 
+AT = " @ SEP (contribution) counts"
 ROWS = {"degraded input", "unpruned", *sep_table7.SEP_VARIANTS, "MP", "SRP", "random x5"}
+ROWS |= {"MP" + AT, "SRP" + AT, "random x5" + AT}
+TUNED = {f"{n} fine-tuned" for n in ("SEP", "MP", "SRP", "SEP (contribution)")}
 
 
 def test_the_study_writes_every_row_and_resumes(tmp_path):
@@ -20,13 +23,16 @@ def test_the_study_writes_every_row_and_resumes(tmp_path):
     results = json.loads((out / "results.json").read_text())
     for task in ("C", "N"):
         rows = results["tasks"][task]
-        assert ROWS | {"SEP fine-tuned", "MP fine-tuned", "SRP fine-tuned"} == set(rows)
-        sep = rows["SEP"]["kept"]
-        assert rows["MP"]["kept"] == rows["SRP"]["kept"] == rows["random x5"]["kept"] == sep
+        assert ROWS | TUNED == set(rows)
+        for reference, at in (("SEP", ""), ("SEP (contribution)", AT)):
+            kept = rows[reference]["kept"]
+            assert rows["MP" + at]["kept"] == rows["SRP" + at]["kept"] == kept
+            assert rows["random x5" + at]["kept"] == kept
         assert rows["SEP"]["activated_params"] <= rows["unpruned"]["activated_params"]
         assert list(rows["SEP fine-tuned"]["curve"]) == ["0", "2"]
     table = (out / "results.md").read_text()
     assert "### Task C" in table and "| SEP, ties by index |" in table
+    assert f"| MP{AT} |" in table
     recorded = np.load(graphs)
     assert recorded["N_e3"].shape == (3, 32, 32) and recorded["N_e3"].dtype == np.float32
     # a second run reads everything back: the same results, nothing recomputed
