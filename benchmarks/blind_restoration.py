@@ -44,6 +44,7 @@ from sepkit_torch.data import parse_task, read_image
 from sepkit_torch.inference import Restorer
 from sepkit_torch.models import DegradationRecognizer
 from sepkit_torch.pipeline import PipelineConfig, stage_seed, test_set, train_set
+from sepkit_torch.pipeline.recognizer import window_batches
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO.parent / "shared" / "data" / "hm-tir-examples"
@@ -80,6 +81,7 @@ def retrain_recognizer(config: PipelineConfig, mode: str) -> DegradationRecogniz
             preset=config.degradation_preset,
             batch_size=config.batch_size,
             seed=stage_seed(config, stage, 2),
+            batch_sampler=window_batches(data, config.batch_size),
         )
     return recognizer.eval()
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from sepkit_torch.continual.recognition import Recognition, verdicts
 from sepkit_torch.data import parse_task
 from sepkit_torch.models.backbone import MULTIPLE
 from sepkit_torch.models.recognizer import DegradationRecognizer
-from sepkit_torch.pipeline.state import CHECKPOINT, load_checkpoint
+from sepkit_torch.pipeline.weights import read_state
 
 __all__ = ["Restorer", "load", "tile_windows", "tiled_apply"]
 
@@ -281,6 +280,8 @@ class Restorer:
         Images (or tiles) per forward pass.
     threshold : float, default 0.5
         A letter counts as recognized when its probability is at least this.
+    source : str, optional
+        Where the networks come from, for messages (set by :func:`load`).
 
     Examples
     --------
@@ -312,6 +313,7 @@ class Restorer:
         overlap: int = 32,
         batch_size: int = 4,
         threshold: float = 0.5,
+        source: str | None = None,
     ):
         if not isinstance(model, ECMRNet):
             raise TypeError(f"`model` must be an ECMRNet; got {type(model).__name__}")
@@ -336,6 +338,8 @@ class Restorer:
         self.tasks = tasks
         self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
         self.threshold = threshold
+        #: where the networks come from (a run, a weights file, the built-in model)
+        self.source = source
         letters = () if recognizer is None else recognizer.letters
         #: the tasks blind restoration can route to: those whose letters all have a head
         self.routable = tuple(t for t in tasks if all(p in letters for p in _parts(t)))
@@ -453,50 +457,59 @@ def _parts(task: str) -> tuple[str, ...]:
 
 
 def load(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
     *,
     device: str | torch.device = "cpu",
     **options,
 ) -> Restorer:
-    """A :class:`Restorer` from a pipeline run folder or its ``checkpoint.pt``.
+    """A :class:`Restorer` from a pipeline run, a weights file, or the built-in model.
 
     Parameters
     ----------
-    checkpoint : str or os.PathLike
-        A run folder (``--out`` of ``python -m sepkit_torch.pipeline``) or a checkpoint
-        file written by it.
+    checkpoint : str or os.PathLike, optional
+        A run folder (``--out`` of ``python -m sepkit_torch.pipeline``), a checkpoint file
+        written by it, or a weights file (``python -m sepkit_torch.pipeline export``).
+        None: the built-in default model (:data:`~sepkit_torch.pipeline.weights.DEFAULT_WEIGHTS`,
+        the ``cpu`` preset's run).
     device : str or torch.device, default "cpu"
     **options
         ``tile``, ``overlap``, ``batch_size``, ``threshold`` of :class:`Restorer`.
+
+    Returns
+    -------
+    Restorer
+        Its :attr:`~Restorer.source` says which model it is.
 
     Raises
     ------
     FileNotFoundError
         If there is no checkpoint at `checkpoint`.
     CheckpointError
-        If the file is not a safe, readable pipeline checkpoint (it is never executed).
+        If the file is not a safe, readable checkpoint or weights file (it is never
+        executed).
     InvalidInputError
         If the checkpoint holds no ECMRNet (e.g. a NAFNet baseline's run).
+
+    Examples
+    --------
+    >>> import sepkit_torch
+    >>> restorer = sepkit_torch.load()  # the built-in model
+    >>> restorer.tasks
+    ('C', 'N', 'B', 'CB', 'CN', 'BN', 'CBN')
+    >>> print(restorer.source)  # doctest: +ELLIPSIS
+    built-in default model (.../default.pt; preset cpu; model tiny; detailed procedural ...)
     """
-    path = Path(checkpoint)
-    if path.is_dir():
-        if not (path / CHECKPOINT).is_file():
-            raise FileNotFoundError(
-                f"`checkpoint` must be a run folder holding {CHECKPOINT} or a checkpoint "
-                f"file; {str(path)!r} is a folder without {CHECKPOINT}"
-            )
-        path = path / CHECKPOINT
-    data = load_checkpoint(path)
-    if "model" not in data:
-        raise InvalidInputError(f"`checkpoint` {str(path)!r} holds no model (keys {sorted(data)})")
-    method = data.get("config", {}).get("method", "ecmrnet")
+    state = read_state(checkpoint)
+    method = state["config"].get("method", "ecmrnet")
     if method != "ecmrnet":
         raise InvalidInputError(
-            f"`checkpoint` {str(path)!r} is a run of the NAFNet baseline {method!r}; "
+            f"`checkpoint` {str(checkpoint)!r} is a run of the NAFNet baseline {method!r}; "
             "restoring needs an ECMRNet run (method 'ecmrnet')"
         )
-    model = ECMRNet.from_state_dict(data["model"])
-    state = data.get("recognizer")
-    recognizer = None if state is None else DegradationRecognizer.from_state_dict(state)
-    tasks = data.get("report", {}).get("tasks")
-    return Restorer(model, recognizer, tasks=tasks, device=device, **options)
+    model = ECMRNet.from_state_dict(state["model"])
+    recognizer = state["recognizer"]
+    if recognizer is not None:
+        recognizer = DegradationRecognizer.from_state_dict(recognizer)
+    return Restorer(
+        model, recognizer, tasks=state["tasks"], device=device, source=state["source"], **options
+    )

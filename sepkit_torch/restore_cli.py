@@ -1,4 +1,5 @@
-"""``python -m sepkit_torch restore``: restore image files with a trained pipeline run.
+"""``python -m sepkit_torch restore``: restore image files with a trained pipeline run, a
+weights file, or the built-in default model (no ``--checkpoint``).
 
 Reads 8- and 16-bit grey (or colour, made grey) PNG, TIFF and JPEG files, or every such
 file of a folder; writes each restored image under ``--out`` with the same name, format
@@ -100,12 +101,15 @@ def _inputs(items: list[str]) -> tuple[list[tuple[Path, Path]], list[str], bool]
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sepkit_torch restore",
-        description="Restore thermal images with a trained pipeline run. Without --task, "
-        "each image's degradation is recognized first.",
+        description="Restore thermal images with the built-in model or a trained pipeline "
+        "run. Without --task, each image's degradation is recognized first.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of them")
     p.add_argument(
-        "--checkpoint", required=True, metavar="RUN", help="a pipeline run folder or checkpoint"
+        "--checkpoint",
+        metavar="RUN",
+        help="a pipeline run folder, its checkpoint or a weights file (default: the built-in "
+        "model)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="where restored images go")
     p.add_argument("--task", help="the degradation, e.g. CB (default: recognize it)")
@@ -132,11 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.task is None and restorer.recognizer is None:
         print(
-            f"error: {args.checkpoint} has no recognizer; pass --task (one of "
+            f"error: {restorer.source} has no recognizer; pass --task (one of "
             f"{', '.join(restorer.tasks)})",
             file=sys.stderr,
         )
         return 2
+    if not args.quiet:
+        print(f"model: {restorer.source}")
     out = Path(args.out)
     files, failed, any_folder = _inputs(args.inputs)
     for message in failed:

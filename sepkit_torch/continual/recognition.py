@@ -15,17 +15,17 @@ set of letters is itself a learned task, that is the task chosen.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from sepkit_torch._errors import InvalidInputError
-from sepkit_torch.data import degrade, parse_task, quantize, task_name
+from sepkit_torch.data import degrade, get_degradation, parse_task, quantize, task_name
 from sepkit_torch.models.recognizer import DegradationRecognizer
 
 __all__ = [
@@ -155,7 +155,9 @@ def verdicts(p, letters, tasks, threshold) -> list[Recognition]:
     routes = route(p, letters, tasks)
     out = []
     for row, task in zip(p.tolist(), routes, strict=True):
-        present = tuple(letter for letter, v in zip(letters, row, strict=True) if v >= threshold)
+        present = [letter for letter, v in zip(letters, row, strict=True) if v >= threshold]
+        # canonical order, whatever order the heads were learned in
+        present = tuple(sorted(present, key=lambda name: get_degradation(name).order))
         out.append(
             Recognition(
                 task=task,
@@ -179,6 +181,7 @@ def train_letter(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress=None,
+    batch_sampler: Callable[[torch.Generator], Sampler[list[int]]] | None = None,
 ) -> float:
     """Add the head of `letter` to `recognizer` and train it; returns the last loss.
 
@@ -203,6 +206,10 @@ def train_letter(
         is used or changed).
     progress : callable, optional
         ``progress(loss)`` after every step (e.g. a progress bar's update).
+    batch_sampler : callable, optional
+        ``batch_sampler(generator)``: the batches of `data` (lists of item indices), drawn
+        from the seeded `generator` (e.g. visiting the windows of whole frames a few frames
+        at a time); default: a plain shuffle of `batch_size` items.
 
     Notes
     -----
@@ -226,9 +233,12 @@ def train_letter(
         return float("nan")
     g = torch.Generator().manual_seed(seed)
     context_g = torch.Generator().manual_seed(seed + 1)
-    loader = DataLoader(
-        data, batch_size=batch_size, shuffle=True, generator=g, drop_last=len(data) > batch_size
-    )
+    if batch_sampler is None:
+        loader = DataLoader(
+            data, batch_size=batch_size, shuffle=True, generator=g, drop_last=len(data) > batch_size
+        )
+    else:
+        loader = DataLoader(data, batch_sampler=batch_sampler(g), generator=g)
     head = recognizer.heads[letter]
     optimizer = torch.optim.Adam(recognizer.trainable_parameters(), lr=lr)
     total = max(1, epochs * len(loader))

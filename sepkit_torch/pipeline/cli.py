@@ -2,13 +2,15 @@
 
 Parses arguments into a :class:`~sepkit_torch.pipeline.PipelineConfig` and calls
 :func:`~sepkit_torch.pipeline.run`, or, after the word ``compare``,
-:func:`~sepkit_torch.pipeline.compare`; no logic of its own. Every error a user can cause
-is printed as ``error: ...`` with exit status 2.
+:func:`~sepkit_torch.pipeline.compare`, or, after the word ``export``,
+:func:`~sepkit_torch.pipeline.weights.export_weights`; no logic of its own. Every error a
+user can cause is printed as ``error: ...`` with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 import tomllib
@@ -18,6 +20,7 @@ from sepkit_torch.continual.baselines import METHODS
 from sepkit_torch.pipeline.comparison import compare
 from sepkit_torch.pipeline.config import PRESETS, PipelineConfig
 from sepkit_torch.pipeline.runner import run
+from sepkit_torch.pipeline.weights import export_weights
 
 
 def _value(text: str):
@@ -77,8 +80,34 @@ def parser(compare: bool = False) -> argparse.ArgumentParser:
     return p
 
 
+def export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sepkit_torch.pipeline export",
+        description="Write the weights of a finished run (model, recognizer, tasks and its "
+        "settings; no training state) to one small, safe file that `sepkit_torch.load` and "
+        "`python -m sepkit_torch restore --checkpoint` read.",
+    )
+    p.add_argument("run", metavar="RUN", help="a finished run folder (or its checkpoint)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the weights file to write")
+    return p
+
+
+def export(argv: list[str]) -> int:
+    args = export_parser().parse_args(argv)
+    try:
+        path = export_weights(args.run, args.out)
+    except (SepkitTorchError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    print(f"wrote {path} ({path.stat().st_size:,} bytes, sha256 {digest})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "export":
+        return export(argv[1:])
     comparing = bool(argv) and argv[0] == "compare"
     args = parser(comparing).parse_args(argv[1:] if comparing else argv)
     logging.basicConfig(

@@ -33,7 +33,11 @@ def train_set(config, task: str, stage: str):
         stride=config.stride or None,
         repeat=config.repeat,
         **(
-            {"length": config.train_length, "frame_size": config.frame_size or None}
+            {
+                "length": config.train_length,
+                "frame_size": config.frame_size or None,
+                "style": config.scene_style,
+            }
             if config.data is None
             else {}
         ),
@@ -48,7 +52,11 @@ def test_set(config, task: str, *, length: int | None = None):
     """
     extra = {}
     if config.data is None:
-        extra = {"length": length or config.test_length, "crop_size": config.test_size}
+        extra = {
+            "length": length or config.test_length,
+            "crop_size": config.test_size,
+            "style": config.scene_style,
+        }
     return make_dataset(
         config.data, task, split="test", preset=config.degradation_preset, seed=config.seed, **extra
     )
@@ -58,7 +66,9 @@ def validation_set(config, task: str):
     """Fixed validation images of `task`: training-split images (never the test split)
     with their own seed, at the test size for procedural scenes."""
     size = config.test_size if config.data is None else config.crop_size
-    extra = {"length": config.test_length} if config.data is None else {}
+    extra = (
+        {"length": config.test_length, "style": config.scene_style} if config.data is None else {}
+    )
     data = make_dataset(
         config.data,
         task,

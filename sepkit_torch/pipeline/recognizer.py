@@ -14,9 +14,16 @@ from sepkit_torch._progress import progress_bar
 from sepkit_torch.complexity import COUNT_SHAPE, complexity
 from sepkit_torch.continual.recognition import evaluate_recognition, train_letter
 from sepkit_torch.data import parse_task
+from sepkit_torch.distributed import ShardedBatchSampler
 from sepkit_torch.models.recognizer import DegradationRecognizer
 
-__all__ = ["RECOGNIZER_MODES", "is_recognizer_stage", "load_recognizer", "recognizer_stage"]
+__all__ = [
+    "RECOGNIZER_MODES",
+    "is_recognizer_stage",
+    "load_recognizer",
+    "recognizer_stage",
+    "window_batches",
+]
 
 #: Values of the pipeline's ``recognizer`` setting: ``"context"`` trains each letter's
 #: head around the letters learned before it, ``"pairs"`` on its task's pairs only,
@@ -80,6 +87,7 @@ def recognizer_stage(
                 seed=seed,
                 device=device,
                 progress=advance,
+                batch_sampler=window_batches(train_set, config.batch_size),
             )
         finally:
             bar.close()
@@ -93,6 +101,23 @@ def recognizer_stage(
     )
     report.recognizer = info
     return recognizer
+
+
+def window_batches(data, batch_size: int):
+    """The recognizer's batches of `data` from a seeded generator: a plain shuffle, except
+    that the windows of whole frames are visited `batch_size` frames at a time, so that
+    each frame is made once per epoch (as in the restorer's training)."""
+
+    def batches(generator):
+        return ShardedBatchSampler(
+            len(data),
+            batch_size,
+            generator=generator,
+            drop_last=len(data) > batch_size,
+            frame_items=data.frame_items,
+        )
+
+    return batches
 
 
 def _steps(data, batch_size: int) -> int:

@@ -20,6 +20,8 @@ import torch
 
 from sepkit_torch._files import atomic_write, atomic_write_text
 from sepkit_torch.continual.baselines import JOINT
+from sepkit_torch.data import SCENE_STYLES
+from sepkit_torch.data.registry import DEFAULT_PRESET
 
 __all__ = ["Report", "matrix_table", "write_comparison", "write_report"]
 
@@ -91,10 +93,21 @@ def write_report(report, out: Path, strip: list[tuple[str, torch.Tensor, ...]] |
     return [out / "report.json", out / "report.md", *plots]
 
 
+def _data(cfg) -> str:
+    """The run's data in words: a folder, or the procedural scenes' style, and the
+    degradation preset when it is not the default."""
+    data = "procedural thermal scenes" if cfg["data"] is None else cfg["data"]
+    style = cfg.get("scene_style", SCENE_STYLES[0])
+    if cfg["data"] is None and style != SCENE_STYLES[0]:
+        data += f" (`{style}`)"
+    preset = cfg.get("degradation_preset", DEFAULT_PRESET)
+    return data if preset == DEFAULT_PRESET else f"{data}, degradations `{preset}`"
+
+
 def _markdown(report, plots: list[Path]) -> str:
     cfg = report.config
     tasks = report.tasks
-    data = "procedural thermal scenes" if cfg["data"] is None else cfg["data"]
+    data = _data(cfg)
     if report.method == "ecmrnet":
         lines = [
             "# ECMRNet task-sequence report",
@@ -358,7 +371,7 @@ def _comparison_markdown(summary, reports, plots) -> str:
         "# Strategy comparison",
         "",
         f"Preset `{cfg['preset']}`, tasks {', '.join(tasks)}, "
-        f"data {'procedural thermal scenes' if cfg['data'] is None else cfg['data']}, "
+        f"data {_data(cfg)}, "
         f"seed {cfg['seed']}; ECMRNet `{cfg['model']}`, baselines NAFNet `{cfg['baseline']}`. "
         "Every method: the same training data, epochs, optimizer and test sets.",
         "",

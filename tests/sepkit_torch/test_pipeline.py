@@ -14,7 +14,9 @@ import sepkit_torch.pipeline.state as state_module
 from sepkit_torch import TaskStateError
 from sepkit_torch.data import thermal_scene
 from sepkit_torch.pipeline import CheckpointError, PipelineConfig, run, train_set
+from sepkit_torch.pipeline import test_set as fixed_test_set
 from sepkit_torch.pipeline.cli import main
+from sepkit_torch.pipeline.data import validation_set
 from sepkit_torch.pipeline.state import KEYS, load_checkpoint, save_checkpoint
 
 TASKS = ("C", "B", "CB")
@@ -188,6 +190,8 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
         ({"stride": -1}, r"`stride` must be >= 0"),
         ({"frame_size": [8, 40]}, r"`frame_size` must be \[height, width\], each at least"),
         ({"frame_size": [32, 40], "stride": 8, "repeat": 2}, r"`repeat` must be 1; got 2"),
+        ({"scene_style": "cartoon"}, r"`scene_style` must be one of \['soft', 'detailed'\]"),
+        ({"scene_style": "detailed", "data": "x"}, r"a folder's images are its own"),
     ],
 )
 def test_bad_config(tmp_path, overrides, match):
@@ -252,6 +256,23 @@ def test_paper_preset_trains_on_twelve_windows_per_frame():
     data = train_set(config, "C", "C:train")
     assert data.frame_items == [12] * 1200 and len(data) == 14_400
     assert config.sep_method == "sweep" and config.sep_tie == "random"
+
+
+def test_the_cpu_preset_trains_on_windows_of_detailed_frames(tmp_path):
+    """Detailed scenes and broad degradations reach every set of the run; noise comes before
+    blur; a folder run keeps the scene style's default."""
+    config = PipelineConfig.from_preset("cpu")
+    assert config.tasks == ("C", "N", "B", "CB", "CN", "BN", "CBN")
+    data = train_set(config, "CBN", "CBN:train")
+    assert data.style == "detailed" and data.preset == "broad"
+    assert data.frame_size == (256, 320) and data.frame_items == [6] * 160
+    assert data[0][0].shape == (1, 96, 96)
+    test = fixed_test_set(config, "B")
+    assert test.style == "detailed" and test[0][0].shape == (1, 256, 256)
+    assert validation_set(config, "N").style == "detailed"
+    assert PipelineConfig.from_preset("demo").scene_style == "soft"
+    folder = PipelineConfig.from_preset("smoke", data=str(tmp_path))
+    assert folder.scene_style == "soft"
 
 
 def test_sep_scores_whole_degraded_frames(tmp_path, monkeypatch):

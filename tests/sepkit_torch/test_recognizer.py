@@ -13,9 +13,11 @@ from sepkit_torch.continual.recognition import (
     evaluate_recognition,
     route,
     train_letter,
+    verdicts,
 )
 from sepkit_torch.data import make_dataset, parse_task
 from sepkit_torch.models import DegradationRecognizer
+from sepkit_torch.pipeline.recognizer import window_batches
 
 from .conftest import images
 
@@ -55,6 +57,47 @@ def test_training_a_head_depends_on_its_seed_only():
         assert torch.equal(torch.get_rng_state(), state)  # the global generator untouched
         heads.append(recognizer(X))
     assert torch.equal(heads[0], heads[1])
+
+
+def test_window_batches_make_each_frame_once_per_epoch(monkeypatch):
+    # one item per frame: the plain shuffle's batches, so the same head
+    data = _train_set("N")
+    heads = []
+    for sampler in (None, window_batches(data, 4)):
+        recognizer = DegradationRecognizer(width=4)
+        train_letter(recognizer, "N", data, epochs=2, batch_size=4, seed=5, batch_sampler=sampler)
+        heads.append(recognizer(X))
+    assert torch.equal(heads[0], heads[1])
+    # windows of whole frames, and room for a batch's frames only: each frame is made once
+    # per epoch with window_batches, several times with a plain shuffle
+    made = []
+    for sampler in (window_batches, None):
+        windows = make_dataset(
+            None, "N", crop_size=16, length=12, frame_size=(32, 40), repeat=3, seed=3
+        )
+        windows._frames.capacity = 4
+        make = windows._degraded_frame
+        monkeypatch.setattr(
+            windows, "_degraded_frame", lambda f, e, make=make: made.append((f, e)) or make(f, e)
+        )
+        made.clear()
+        train_letter(
+            DegradationRecognizer(width=4),
+            "N",
+            windows,
+            epochs=2,
+            batch_size=4,
+            batch_sampler=None if sampler is None else sampler(windows, 4),
+        )
+        if sampler is not None:
+            assert sorted(made) == [(f, e) for f in range(12) for e in (0, 1)]
+    assert len(made) > 24
+
+
+def test_letters_are_named_in_canonical_order_whatever_order_they_were_learned():
+    p = torch.tensor([[0.9, 0.8, 0.7], [0.9, 0.8, 0.2]])  # heads learned as C, N, B
+    found = verdicts(p, ("C", "N", "B"), ["C", "N", "B", "CN", "CBN"], 0.5)
+    assert [(v.letters, v.task) for v in found] == [(("C", "B", "N"), "CBN"), (("C", "N"), "CN")]
 
 
 def test_only_the_newest_head_trains_and_gets_gradients():
