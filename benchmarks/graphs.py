@@ -15,7 +15,13 @@ import numpy as np
 
 from sepkit import Graph
 
-__all__ = ["SIZES", "graph_from_edges", "planted_partition", "two_level_planted"]
+__all__ = [
+    "SIZES",
+    "degree_corrected_planted",
+    "graph_from_edges",
+    "planted_partition",
+    "two_level_planted",
+]
 
 # The benchmark sizes, in undirected edges, by name.
 SIZES = {"1e4": 10_000, "1e6": 1_000_000, "1e7": 10_000_000}
@@ -97,6 +103,127 @@ def planted_partition(
     else:
         u, v = keys // n, keys % n
     return graph_from_edges(u, v, n), labels
+
+
+def degree_corrected_planted(
+    n_edges: int,
+    *,
+    seed: int,
+    mu: float = 0.3,
+    avg_degree: float = 20.0,
+    degree_exponent: float = 2.5,
+    degree_spread: float = 50.0,
+    size_exponent: float = 1.5,
+    min_community: int = 20,
+    max_community: int = 1000,
+    shuffle: bool = True,
+) -> tuple[Graph, np.ndarray]:
+    """A degree-corrected planted partition with power-law degrees and community sizes.
+
+    The degree-corrected stochastic block model (Karrer & Newman, 2011) with
+    Chung-Lu edges: every node gets a weight from a power law, an edge inside a
+    community joins two of its members drawn in proportion to their weights, and
+    an edge between communities two nodes drawn so from the whole graph. A
+    fraction ``mu`` of the edges runs between communities (the LFR benchmark's
+    mixing parameter), so the planted structure is that of LFR graphs, built
+    without python loops in a few seconds at 1e7 edges.
+
+    Parameters
+    ----------
+    n_edges : int
+        Number of distinct undirected edges (no self-loops, no duplicates).
+    seed : int
+        Seed of the ``numpy.random.Generator``; the same arguments give the same graph.
+    mu : float, default 0.3
+        Fraction of the edges that join two communities (exact up to rounding).
+    avg_degree : float, default 20
+        Sets the number of nodes, ``n = round(2 * n_edges / avg_degree)``.
+    degree_exponent : float, default 2.5
+        Exponent ``t`` of the node weights' density ``x**-t``.
+    degree_spread : float, default 50
+        Largest over smallest node weight. A node's expected degree is its weight
+        times ``avg_degree / mean weight`` (about 7 to 370 with the defaults); a node of
+        a small community cannot have more inner neighbours than its community
+        holds, so its realised degree can stay below that.
+    size_exponent : float, default 1.5
+        Exponent of the community sizes' density.
+    min_community, max_community : int, default 20, 1000
+        Range of the community sizes (the last community may be smaller).
+    shuffle : bool, default True
+        Give nodes a random order, so that a community is not a contiguous range of rows.
+
+    Returns
+    -------
+    graph : sepkit.Graph
+        Canonical CSR, all weights 1.
+    labels : ndarray of int64, shape (n,)
+        The planted community of every node.
+    """
+    if n_edges < 1:
+        raise ValueError(f"`n_edges` must be >= 1; got {n_edges}")
+    if not 0.0 <= mu <= 1.0:
+        raise ValueError(f"`mu` must be in [0, 1]; got {mu}")
+    rng = np.random.default_rng(seed)
+    n = max(2 * max_community, int(round(2 * n_edges / avg_degree)))
+    weight = _power_law(rng, n, degree_exponent, 1.0, degree_spread)
+    sizes = []
+    total = 0
+    while total < n:  # about n / 140 communities with the defaults
+        draw = _power_law(
+            rng, max(16, (n - total) // 100), size_exponent, min_community, max_community + 1
+        ).astype(np.int64)
+        sizes.append(draw)
+        total += int(draw.sum())
+    sizes = np.concatenate(sizes)
+    stop = int(np.searchsorted(np.cumsum(sizes), n))
+    sizes = sizes[: stop + 1]
+    sizes[-1] -= int(sizes.sum()) - n
+    labels = np.repeat(np.arange(sizes.size, dtype=np.int64), sizes)  # communities are row ranges
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+    # Inverse-CDF sampling of nodes by weight, globally and within a community.
+    cum = np.cumsum(weight)
+    cum_before = np.concatenate([[0.0], cum])
+
+    def pick_in(c, count):
+        lo = cum_before[starts[c]]
+        hi = cum_before[starts[c] + sizes[c]]
+        x = lo + rng.random(count) * (hi - lo)
+        return np.minimum(np.searchsorted(cum, x, side="right"), starts[c] + sizes[c] - 1)
+
+    community_weight = np.add.reduceat(weight, starts)
+    share = community_weight / community_weight.sum()  # inner degree of a node ~ its weight
+
+    def intra(count):
+        c = rng.choice(sizes.size, size=count, p=share)
+        return pick_in(c, count), pick_in(c, count)
+
+    def inter(count):
+        u = np.searchsorted(cum, rng.random(count) * cum[-1], side="right")
+        v = np.searchsorted(cum, rng.random(count) * cum[-1], side="right")
+        u, v = np.minimum(u, n - 1), np.minimum(v, n - 1)
+        keep = labels[u] != labels[v]
+        return u[keep], v[keep]
+
+    m_out = int(round(mu * n_edges))
+    keys = np.concatenate(
+        [_distinct(intra, n_edges - m_out, n, rng), _distinct(inter, m_out, n, rng)]
+    )
+    u, v = keys // n, keys % n
+    if shuffle:
+        perm = rng.permutation(n)  # old id -> new id
+        u, v = perm[u], perm[v]
+        new_labels = np.empty_like(labels)
+        new_labels[perm] = labels
+        labels = new_labels
+    return graph_from_edges(u, v, n), labels
+
+
+def _power_law(rng, count, exponent, low, high):
+    """``count`` draws from the density ``x**-exponent`` on ``[low, high)`` (inverse CDF)."""
+    a = 1.0 - exponent
+    u = rng.random(count)
+    return (low**a + u * (high**a - low**a)) ** (1.0 / a)
 
 
 def two_level_planted(

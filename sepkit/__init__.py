@@ -88,3 +88,9 @@ def warmup() -> None:
         codeseg(A, method=method, n_starts=2, **({"order": "random"} if method == "game" else {}))
         codeseg_batch(A[None], method=method)
         codeseg_batch(A[None], method=method, n_starts=2)
+    # the multilevel search's other paths: without polish, and on a dense matrix (11+ nodes)
+    ring = np.roll(np.eye(12), 1, axis=1)
+    ring = ring + ring.T
+    for polish in (False, True):
+        codeseg(ring, polish=polish)
+        codeseg_batch(ring[None], polish=polish)

@@ -10,6 +10,9 @@ import numba
 
 jit = numba.njit(cache=True, nogil=True)
 jit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
+# For small helpers called once per node or per move: inlined into the caller, so that
+# passing arrays costs no reference counting (an atomic increment and decrement each).
+jit_inline = numba.njit(cache=True, nogil=True, inline="always")
 prange = numba.prange
 
 # Kernels with a serial and a parallel path take the parallel one only when the

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import networkx as nx
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -51,9 +52,10 @@ _TOL = 1e-12
 _GAME_MAX_ITER = 5
 _GAME_TAU = 0.3
 _SWEEP_MAX_ITER = 10
-_MULTILEVEL_MAX_ROUNDS = 64
-# Graphs up to this many nodes also get a start from one cluster and the
-# cluster-merge kicks (cheap there, and what finds the optimum on tiny graphs).
+# One descent and a pass of single-node moves: further rounds seldom lower H2.
+_MULTILEVEL_MAX_ROUNDS = 1
+# Graphs up to this many nodes are polished by default: solved exactly up to 10
+# nodes, else the best of several starts (cheap there, where local optima abound).
 _POLISH_MAX_NODES = 256
 # One seed per start is held in memory: a bound that keeps n_starts an honest count.
 _MAX_STARTS = 2**20
@@ -164,14 +166,17 @@ def codeseg(
         (even when leaving for a singleton would gain more; no node ever
         leaves), and only a sweep without moves or ``max_iter`` ends it.
         ``"multilevel"``: local moves to convergence (to any neighbouring
-        cluster or a new singleton), refinement, aggregation, repeated until no
-        level improves; the best of ``n_starts`` seeded starts.
+        cluster or a new singleton), refinement, aggregation, level after level,
+        then a pass of single-node moves on the result; the best of
+        ``n_starts`` seeded starts. On large graphs the moves run on all numba
+        threads with the same result for any thread count.
     seed : int or None
         Seed of the random visiting orders (``None`` means 0: results are
         reproducible unless you vary the seed).
     max_iter : int, optional
         Game: most sweeps (default 5, as the reference). Sweep: most sweeps
-        (default 10, as ECMRNet's pruning). Multilevel: most rounds (default 64).
+        (default 10, as ECMRNet's pruning). Multilevel: most rounds of descent and
+        node moves (default 1; more rounds seldom lower H2).
     tau : float, optional
         Game only: the reference's stopping threshold (default 0.3; 0 sweeps
         until nothing moves).
@@ -188,11 +193,12 @@ def codeseg(
     gamma : float, default 1
     n_starts : int, default 1
         Independent seeded starts (seeds ``seed, seed+1, ...``); the lowest H2
-        is kept. Multilevel starts run in parallel.
+        is kept. Multilevel starts run one after the other, each on all threads.
     polish : bool or None, default None
-        Multilevel only: also search from one cluster and try cluster-merge
-        kicks (several times slower, finds the optimum of small graphs far
-        more often). ``None``: only on graphs of up to 256 nodes.
+        Multilevel only: the exact optimum on graphs of up to 10 nodes; on
+        larger ones the best of 4 starts with a finer refinement (several times
+        slower, finds the optimum of small graphs far more often). ``None``:
+        only on graphs of up to 256 nodes.
     n_clusters : int, optional
         Multilevel only: return exactly this many non-empty clusters (1..n),
         minimising H2 under that constraint. The unconstrained result is
@@ -268,15 +274,16 @@ def codeseg(
         _, labels, history, converged = best
         n_iter = history.size
     else:
-        best_seed = opt.seeds[0]
-        if opt.seeds.size > 1:
-            _, ent, _, _ = _k.search_starts(
-                g.indptr, g.indices, g.data, g.degree, opt.seeds, opt.max_iter, _TOL, opt.polish
-            )
-            best_seed = opt.seeds[int(np.argmin(ent))]
-        labels, history, n_iter, converged = _k.search(
-            g.indptr, g.indices, g.data, g.degree, best_seed, opt.max_iter, _TOL, opt.polish
-        )
+        best = None
+        for s in opt.seeds:  # each start runs in parallel on large graphs
+            lab, hist, rounds, conv = _k.search(
+                g.indptr, g.indices, g.data, g.degree, s, opt.max_iter, _TOL, opt.polish,
+                numba.get_num_threads(),
+            )  # fmt: skip
+            h = _entropy(g, _k.compact(lab)[0])
+            if best is None or h < best[0]:
+                best = (h, lab, hist, rounds, conv)
+        _, labels, history, n_iter, converged = best
 
     labels, k = _k.compact(labels)
     if n_clusters is not None:

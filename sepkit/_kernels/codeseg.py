@@ -1,15 +1,20 @@
-"""CoDeSEG kernels: the reference game sweep, multilevel local moving, refinement, aggregation.
+"""CoDeSEG kernels: the reference game sweep, the overlap pass, and the entry points of
+the multilevel search for one graph (:func:`search`) and for a stack of small dense ones
+(:func:`batch`).
 
-All arithmetic is float64 in natural logs. A partition is held as per-cluster sums
-``inn`` (internal weight, each internal edge twice, self-loops once) and ``vol``
-(volume); moving a node changes two clusters' sums in O(1), so a move's delta is
-O(degree). Randomness comes only from an explicit seed (splitmix64), so results
-are identical on every machine and thread count.
+The search itself lives in ``multilevel.py`` (any size, parallel), ``dense.py`` (small
+graphs held as dense matrices) and ``exact.py`` (tiny graphs, exactly). All arithmetic is
+float64 in natural logs. A partition is held as per-cluster sums ``inn`` (internal
+weight, each internal edge twice, self-loops once) and ``vol`` (volume); moving a node
+changes two clusters' sums in O(1), so a move's delta is O(degree). Randomness comes
+only from an explicit seed (splitmix64), so results are identical on every machine and
+thread count.
 """
 
 import numpy as np
 
 from sepkit._jit import jit, jit_parallel, prange
+from sepkit._kernels.dense import dense_search
 from sepkit._kernels.entropy import (
     entropy_from_clusters,
     f_term,
@@ -17,41 +22,9 @@ from sepkit._kernels.entropy import (
     node_links,
     node_terms,
 )
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-@jit
-def splitmix64(state):
-    """One step of splitmix64: returns (new state, 64 random bits)."""
-    state = state + _GOLDEN
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return state, z ^ (z >> np.uint64(31))
-
-
-@jit
-def shuffle_into(order, state):
-    """Fisher-Yates shuffle of ``order`` in place; returns the new RNG state."""
-    for i in range(order.size - 1, 0, -1):
-        state, r = splitmix64(state)
-        j = np.int64(r % np.uint64(i + 1))
-        order[i], order[j] = order[j], order[i]
-    return state
-
-
-@jit
-def self_loops(indptr, indices, data):
-    n = indptr.size - 1
-    out = np.zeros(n)
-    for i in range(n):
-        for p in range(indptr[i], indptr[i + 1]):
-            if indices[p] == i:
-                out[i] += data[p]
-    return out
+from sepkit._kernels.exact import exact_partition
+from sepkit._kernels.multilevel import aggregate, multilevel
+from sepkit._kernels.partition import compact, self_loops, shuffle_into, splitmix64
 
 
 @jit
@@ -71,19 +44,22 @@ def cluster_state(indptr, indices, data, degree, labels, n_slots):
 
 
 @jit
-def compact(labels):
-    """Relabel to ``0..k-1`` in order of first appearance; returns (labels, k)."""
-    n = labels.size
-    remap = np.full(n, -1, dtype=np.int64)
-    out = np.empty(n, dtype=np.int64)
-    k = 0
-    for i in range(n):
-        c = labels[i]
-        if remap[c] < 0:
-            remap[c] = k
-            k += 1
-        out[i] = remap[c]
-    return out, k
+def partition_entropy(indptr, indices, data, degree, labels, h1, V):
+    """H2 (natural log) of labels in ``0..k-1``."""
+    k = labels.max() + 1
+    inn, vol, _ = cluster_state(indptr, indices, data, degree, labels, k)
+    return entropy_from_clusters(h1, inn, vol, V)
+
+
+@jit
+def aggregate_with_loops(indptr, indices, data, degree, labels, k):
+    """Each cluster (labels ``0..k-1``) as a super-node, serially, with its self-loop.
+
+    Returns (indptr, indices, data, degree, self-loops) of the k-node graph: a
+    super-node's self-loop is its cluster's internal weight, its degree the volume.
+    """
+    a_indptr, a_indices, a_data, a_degree = aggregate(indptr, indices, data, degree, labels, k, 1)
+    return a_indptr, a_indices, a_data, a_degree, self_loops(a_indptr, a_indices, a_data)
 
 
 @jit
@@ -206,369 +182,6 @@ def game(indptr, indices, data, degree, order, max_iter, tau, h1, leave_gate):
 
 
 @jit
-def local_move(indptr, indices, data, degree, loop, labels, inn, vol, size, order, V, tol):
-    """Move nodes to their best cluster (or a new singleton) until no move lowers H2.
-
-    A queue, seeded with ``order``, holds the nodes to visit; when a node moves,
-    its neighbours outside its new cluster are queued again. A move is taken
-    when it lowers ``V * H2`` by more than ``tol * degree``. ``labels`` use
-    slots ``0..n-1``; ``inn``/``vol``/``size`` are updated in place.
-    Returns the number of moves.
-    """
-    n = degree.size
-    stamp = np.full(n, -1, dtype=np.int64)
-    weight = np.zeros(n)
-    touched = np.empty(n, dtype=np.int64)
-    queue = order.copy()
-    queued = np.ones(n, dtype=np.bool_)
-    free = np.empty(n, dtype=np.int64)  # stack of empty cluster slots
-    n_free = 0
-    for c in range(n - 1, -1, -1):
-        if size[c] == 0:
-            free[n_free] = c
-            n_free += 1
-    # f(inn, vol) of every cluster, kept current: one log per candidate instead of two
-    fc = np.empty(n)
-    for c in range(n):
-        fc[c] = f_term(inn[c], vol[c], V)
-    head = 0
-    pending = n
-    moves = 0
-    while pending > 0:
-        v = queue[head]
-        head = (head + 1) % n
-        pending -= 1
-        queued[v] = False
-        d = degree[v]
-        if d <= 0.0:
-            continue
-        a = labels[v]
-        count, s = gather_links(
-            indptr, indices, data, labels, v, stamp, weight, touched, labels, -1
-        )
-        k_a = weight[a] if stamp[a] == v else 0.0
-        rem = f_term(inn[a] - 2.0 * k_a - s, vol[a] - d, V) - fc[a]
-        best_num = 0.0
-        best = -1
-        if size[a] > 1:  # a new singleton is a real alternative
-            best_num = rem + f_term(s, d, V)
-            best = n  # marker: take a free slot
-        for t in range(count):
-            c = touched[t]
-            if c == a:
-                continue
-            num = rem + f_term(inn[c] + 2.0 * weight[c] + s, vol[c] + d, V) - fc[c]
-            if best < 0 or num < best_num:
-                best_num = num
-                best = c
-        if best < 0 or best_num >= -tol * d:
-            continue
-        if best == n:
-            n_free -= 1
-            best = free[n_free]
-            k_b = 0.0
-        else:
-            k_b = weight[best]
-        inn[a] -= 2.0 * k_a + s
-        vol[a] -= d
-        size[a] -= 1
-        if size[a] == 0:
-            free[n_free] = a
-            n_free += 1
-        inn[best] += 2.0 * k_b + s
-        vol[best] += d
-        size[best] += 1
-        fc[a] = f_term(inn[a], vol[a], V)
-        fc[best] = f_term(inn[best], vol[best], V)
-        labels[v] = best
-        moves += 1
-        for p in range(indptr[v], indptr[v + 1]):
-            j = indices[p]
-            if not queued[j] and labels[j] != best:
-                queued[j] = True
-                queue[(head + pending) % n] = j
-                pending += 1
-    return moves
-
-
-@jit
-def refine(indptr, indices, data, degree, loop, labels, order, V, tol, strongest):
-    """Split each cluster into well-joined sub-clusters (Leiden-style refinement).
-
-    Starting from singletons, each node still alone (visited in ``order``)
-    merges into a neighbouring sub-cluster of its own cluster that lowers H2:
-    the one that lowers it most, or with ``strongest`` the one it has the most
-    weight to (larger sub-clusters, so the next level is smaller and faster).
-    Returns sub-cluster labels in slots ``0..n-1``.
-    """
-    n = degree.size
-    sub = np.arange(n)
-    inn = loop.copy()
-    vol = degree.copy()
-    size = np.ones(n, dtype=np.int64)
-    stamp = np.full(n, -1, dtype=np.int64)
-    weight = np.zeros(n)
-    touched = np.empty(n, dtype=np.int64)
-    for v in order:
-        a = sub[v]
-        d = degree[v]
-        if size[a] != 1 or d <= 0.0:
-            continue
-        # links to the sub-clusters of v's own cluster only
-        count, s = gather_links(
-            indptr, indices, data, sub, v, stamp, weight, touched, labels, labels[v]
-        )
-        rem = -f_term(s, d, V)
-        best_num = 0.0
-        best_w = 0.0
-        best = -1
-        for t in range(count):
-            c = touched[t]
-            num = (
-                rem
-                + f_term(inn[c] + 2.0 * weight[c] + s, vol[c] + d, V)
-                - f_term(inn[c], vol[c], V)
-            )
-            if num >= -tol * d:
-                continue
-            if best < 0 or (weight[c] > best_w if strongest else num < best_num):
-                best_num = num
-                best_w = weight[c]
-                best = c
-        if best < 0:
-            continue
-        inn[a] = 0.0
-        vol[a] = 0.0
-        size[a] = 0
-        inn[best] += 2.0 * weight[best] + s
-        vol[best] += d
-        size[best] += 1
-        sub[v] = best
-    return sub
-
-
-@jit
-def aggregate(indptr, indices, data, degree, labels, k):
-    """Collapse each cluster into a super-node.
-
-    The super-node's self-loop is the cluster's internal weight and its degree
-    the cluster's volume, so H2 of any partition of the super-nodes equals H2
-    of the induced partition of the original nodes.
-    Returns (indptr, indices, data, degree, self-loops) of the k-node graph.
-    """
-    n = degree.size
-    start = np.zeros(k + 1, dtype=np.int64)
-    for i in range(n):
-        start[labels[i] + 1] += 1
-    for c in range(k):
-        start[c + 1] += start[c]
-    members = np.empty(n, dtype=np.int64)
-    fill = start[:-1].copy()
-    for i in range(n):
-        c = labels[i]
-        members[fill[c]] = i
-        fill[c] += 1
-    new_indptr = np.zeros(k + 1, dtype=np.int64)
-    new_indices = np.empty(indices.size, dtype=np.int64)
-    new_data = np.empty(indices.size)
-    new_degree = np.zeros(k)
-    new_loop = np.zeros(k)
-    stamp = np.full(k, -1, dtype=np.int64)
-    acc = np.zeros(k)
-    touched = np.empty(k, dtype=np.int64)
-    pos = 0
-    for c in range(k):
-        count = 0
-        for q in range(start[c], start[c + 1]):
-            i = members[q]
-            new_degree[c] += degree[i]
-            for p in range(indptr[i], indptr[i + 1]):
-                e = labels[indices[p]]
-                if stamp[e] != c:
-                    stamp[e] = c
-                    acc[e] = 0.0
-                    touched[count] = e
-                    count += 1
-                acc[e] += data[p]
-        for t in range(count):
-            e = touched[t]
-            new_indices[pos] = e
-            new_data[pos] = acc[e]
-            pos += 1
-            if e == c:
-                new_loop[c] = acc[e]
-        new_indptr[c + 1] = pos
-    return new_indptr, new_indices[:pos].copy(), new_data[:pos].copy(), new_degree, new_loop
-
-
-@jit
-def multilevel(indptr, indices, data, degree, init, seed, max_rounds, tol, coarse):
-    """Multilevel 2D-SE minimisation from the partition ``init`` (natural log).
-
-    One round: local moves to convergence on the current graph, refinement of
-    each cluster into sub-clusters, aggregation by the sub-clusters (clusters
-    carried over as the next level's start), repeated until a level has one
-    node per cluster. Rounds restart from the original graph with the result
-    until a round's upper levels move nothing (its result is then the node-level
-    local optimum the round began with) or ``max_rounds`` is reached. ``coarse``
-    selects the strongest-link refinement (faster on large graphs).
-    Returns (labels, history of H2 after each level, rounds, converged).
-    """
-    n = degree.size
-    V = degree.sum()
-    labels, _ = compact(init)
-    history = np.empty(0)
-    if V <= 0.0:
-        return labels, history, 0, True
-    h1 = node_terms(degree, V).sum()
-    loop0 = self_loops(indptr, indices, data)
-    hist = []
-    state = np.uint64(seed)
-    rounds = 0
-    converged = False
-    while rounds < max_rounds:
-        rounds += 1
-        g_indptr, g_indices, g_data, g_degree, g_loop = indptr, indices, data, degree, loop0
-        part = labels.copy()
-        member = np.arange(n)
-        moved = False  # did a level above the nodes move anything?
-        level = 0
-        while True:
-            n_g = g_degree.size
-            inn, vol, size = cluster_state(g_indptr, g_indices, g_data, g_degree, part, n_g)
-            order = np.arange(n_g)
-            state = shuffle_into(order, state)
-            moves = local_move(
-                g_indptr, g_indices, g_data, g_degree, g_loop, part, inn, vol, size, order, V, tol
-            )
-            moved = moved or (level > 0 and moves > 0)
-            level += 1
-            hist.append(entropy_from_clusters(h1, inn, vol, V))
-            part, k = compact(part)
-            if k == n_g:
-                break
-            state = shuffle_into(order, state)
-            sub, k_sub = compact(
-                refine(g_indptr, g_indices, g_data, g_degree, g_loop, part, order, V, tol, coarse)
-            )
-            if k_sub == n_g:  # refinement merged nothing: aggregate by the clusters
-                sub, k_sub = part, k
-            next_part = np.empty(k_sub, dtype=np.int64)
-            for i in range(n_g):
-                next_part[sub[i]] = part[i]
-            g_indptr, g_indices, g_data, g_degree, g_loop = aggregate(
-                g_indptr, g_indices, g_data, g_degree, sub, k_sub
-            )
-            for i in range(n):
-                member[i] = sub[member[i]]
-            part = next_part
-        for i in range(n):
-            labels[i] = part[member[i]]
-        labels, _ = compact(labels)
-        if not moved:
-            converged = True
-            break
-    return labels, np.array(hist), rounds, converged
-
-
-@jit
-def partition_entropy(indptr, indices, data, degree, labels, h1, V):
-    """H2 (natural log) of labels in ``0..k-1``."""
-    k = labels.max() + 1
-    inn, vol, _ = cluster_state(indptr, indices, data, degree, labels, k)
-    return entropy_from_clusters(h1, inn, vol, V)
-
-
-@jit
-def search(indptr, indices, data, degree, seed, max_rounds, tol, polish):
-    """Multilevel from singletons; with ``polish``, also from one cluster, then kicks.
-
-    Without ``polish`` (large graphs) the refinement is the coarse, faster one.
-
-    A kick merges two adjacent clusters of the best partition so far and runs
-    the multilevel scheme from there; it is kept when the result is lower.
-    Kicks repeat until none of the adjacent pairs helps (iterated local search,
-    meant for small graphs). Returns (labels, history, rounds, converged).
-    """
-    n = degree.size
-    V = degree.sum()
-    labels, history, rounds, converged = multilevel(
-        indptr, indices, data, degree, np.arange(n), seed, max_rounds, tol, not polish
-    )
-    if not polish or V <= 0.0:
-        return labels, history, rounds, converged
-    h1 = node_terms(degree, V).sum()
-    best_h = partition_entropy(indptr, indices, data, degree, labels, h1, V)
-    budget = 4 * n
-    # H2 after each improvement: the one-cluster start and every kept kick
-    gains = np.empty(budget + 1)
-    n_gains = 0
-    state = np.uint64(seed) ^ _GOLDEN
-    state, r = splitmix64(state)
-    lab, _, _, _ = multilevel(
-        indptr, indices, data, degree, np.zeros(n, dtype=np.int64), r, max_rounds, tol, False
-    )
-    h = partition_entropy(indptr, indices, data, degree, lab, h1, V)
-    if h < best_h - tol:
-        best_h = h
-        labels = lab
-        gains[n_gains] = h
-        n_gains += 1
-    improved = True
-    while improved and budget > 0:
-        improved = False
-        k = labels.max() + 1
-        c_indptr, c_indices, _, _, _ = aggregate(indptr, indices, data, degree, labels, k)
-        for c1 in range(k):
-            for p in range(c_indptr[c1], c_indptr[c1 + 1]):
-                c2 = c_indices[p]
-                if c2 <= c1 or budget <= 0:
-                    continue
-                budget -= 1
-                init = labels.copy()
-                for i in range(n):
-                    if init[i] == c2:
-                        init[i] = c1
-                state, r = splitmix64(state)
-                lab, _, _, _ = multilevel(
-                    indptr, indices, data, degree, init, r, max_rounds, tol, False
-                )
-                h = partition_entropy(indptr, indices, data, degree, lab, h1, V)
-                if h < best_h - tol:
-                    best_h = h
-                    labels = lab
-                    gains[n_gains] = h
-                    n_gains += 1
-                    improved = True
-                    break
-            if improved:
-                break
-    return labels, np.concatenate((history, gains[:n_gains])), rounds, converged
-
-
-@jit_parallel
-def search_starts(indptr, indices, data, degree, seeds, max_rounds, tol, polish):
-    """``search`` once per seed, in parallel; returns every start's labels and H2."""
-    n_starts = seeds.size
-    n = degree.size
-    all_labels = np.empty((n_starts, n), dtype=np.int64)
-    entropy = np.empty(n_starts)
-    rounds = np.empty(n_starts, dtype=np.int64)
-    converged = np.empty(n_starts, dtype=np.bool_)
-    V = degree.sum()
-    h1 = node_terms(degree, V).sum() if V > 0.0 else 0.0
-    for r in prange(n_starts):
-        lab, _, rounds[r], converged[r] = search(
-            indptr, indices, data, degree, seeds[r], max_rounds, tol, polish
-        )
-        all_labels[r] = lab
-        k = lab.max() + 1
-        inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
-        entropy[r] = entropy_from_clusters(h1, inn, vol, V)
-    return all_labels, entropy, rounds, converged
-
-
-@jit
 def detachment_serial(indptr, indices, data, degree, labels, k):
     """Detachment costs of a partition, serially (for use inside parallel batch loops)."""
     n = degree.size
@@ -658,6 +271,81 @@ def dense_to_csr(A):
     return indptr, indices, data, degree
 
 
+# A polished search on at most this many nodes is exact (``O(3^n)`` subset recursion).
+EXACT_MAX_NODES = 10
+# ... on at most this many nodes works on a dense matrix (``n * n`` floats).
+DENSE_MAX_NODES = 256
+# ... keeps the best of this many seeded starts.
+POLISH_STARTS = 4
+
+
+@jit
+def polish_seeds(seed):
+    """The seeds of a polished search's starts, drawn from ``seed``."""
+    state = np.uint64(seed)
+    out = np.empty(POLISH_STARTS, dtype=np.uint64)
+    for i in range(POLISH_STARTS):
+        state, out[i] = splitmix64(state)
+    return out
+
+
+@jit
+def csr_to_dense(indptr, indices, data):
+    n = indptr.size - 1
+    A = np.zeros((n, n))
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            A[i, indices[p]] += data[p]
+    return A
+
+
+@jit
+def search(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threads):
+    """One start of the multilevel search from singletons (natural log).
+
+    Without ``polish``: ``multilevel`` with the strongest-link refinement, seeded by
+    ``seed``. With ``polish``: the exact optimum on at most ``EXACT_MAX_NODES``
+    nodes; else the best of ``POLISH_STARTS`` starts with the finer refinement
+    (on a dense matrix up to ``DENSE_MAX_NODES`` nodes). ``n_threads`` only splits
+    the work of large graphs; the result does not depend on it.
+    Returns (labels, history, rounds, converged).
+    """
+    n = degree.size
+    V = degree.sum()
+    if polish and n <= EXACT_MAX_NODES:
+        labels = exact_partition(indptr, indices, data, degree)
+        h = 0.0
+        if V > 0.0:
+            lab, k = compact(labels)
+            inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
+            h = entropy_from_clusters(node_terms(degree, V).sum(), inn, vol, V)
+        return labels, np.array([h]), 1, True
+    if polish and n <= DENSE_MAX_NODES:
+        labels, _, history, rounds, converged = dense_search(
+            csr_to_dense(indptr, indices, data), polish_seeds(seed), max_rounds, tol, False
+        )
+        return labels, history, rounds, converged
+    seeds = polish_seeds(seed) if polish else np.array([np.uint64(seed)])
+    h1 = node_terms(degree, V).sum() if V > 0.0 else 0.0
+    best = np.arange(n)
+    best_h = np.inf
+    best_history = np.empty(0)
+    best_rounds = 0
+    best_converged = True
+    for r in range(seeds.size):
+        labels, history, rounds, converged = multilevel(
+            indptr, indices, data, degree, np.arange(n), seeds[r], max_rounds, tol, not polish,
+            n_threads,
+        )  # fmt: skip
+        lab, k = compact(labels)
+        inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
+        h = entropy_from_clusters(h1, inn, vol, V)
+        if h < best_h - tol:  # ties within rounding keep the earliest start
+            best, best_h = labels, h
+            best_history, best_rounds, best_converged = history, rounds, converged
+    return best, best_history, best_rounds, best_converged
+
+
 @jit
 def best_of_starts(indptr, indices, data, degree, method, seeds, max_iter, tau, tol, polish):
     """Run one method once per seed (serially) and keep the lowest H2 (first on ties).
@@ -676,7 +364,7 @@ def best_of_starts(indptr, indices, data, degree, method, seeds, max_iter, tau, 
             shuffle_into(order, np.uint64(seeds[r]))
             lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1, method == 0)
         else:
-            lab, _, _, _ = search(indptr, indices, data, degree, seeds[r], max_iter, tol, polish)
+            lab, _, _, _ = search(indptr, indices, data, degree, seeds[r], max_iter, tol, polish, 1)
         lab, k = compact(lab)
         inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
         h = entropy_from_clusters(h1, inn, vol, V)

@@ -8,15 +8,13 @@ import numpy as np
 
 from sepkit._jit import jit
 from sepkit._kernels.codeseg import (
-    aggregate,
+    aggregate_with_loops,
     cluster_state,
-    compact,
     detachment_serial,
     partition_entropy,
-    shuffle_into,
-    splitmix64,
 )
 from sepkit._kernels.entropy import f_term, node_terms
+from sepkit._kernels.partition import compact, shuffle_into, splitmix64
 from sepkit._kernels.tree import requeue_neighbours
 
 # Below this many clusters every pair is a merge candidate; above it, adjacent pairs and
@@ -42,7 +40,9 @@ def merge_down(indptr, indices, data, degree, labels, k_target):
     """
     V = degree.sum()
     labels, k = compact(labels)
-    c_indptr, c_indices, c_data, c_vol, c_in = aggregate(indptr, indices, data, degree, labels, k)
+    c_indptr, c_indices, c_data, c_vol, c_in = aggregate_with_loops(
+        indptr, indices, data, degree, labels, k
+    )
     while k > k_target:
         best = np.inf
         b1 = -1
@@ -77,7 +77,7 @@ def merge_down(indptr, indices, data, degree, labels, k_target):
         join, k = compact(join)
         for i in range(labels.size):
             labels[i] = join[labels[i]]
-        c_indptr, c_indices, c_data, c_vol, c_in = aggregate(
+        c_indptr, c_indices, c_data, c_vol, c_in = aggregate_with_loops(
             c_indptr, c_indices, c_data, c_vol, join, k
         )
     return labels
@@ -229,7 +229,9 @@ def polish_k(indptr, indices, data, degree, labels, k_target, seed, tol):
     improved = True
     while improved and budget > 0 and 1 < k_target < n:
         improved = False
-        c_indptr, c_indices, _, _, _ = aggregate(indptr, indices, data, degree, best, k_target)
+        c_indptr, c_indices, _, _, _ = aggregate_with_loops(
+            indptr, indices, data, degree, best, k_target
+        )
         for c1 in range(k_target):
             for p in range(c_indptr[c1], c_indptr[c1 + 1]):
                 c2 = c_indices[p]

@@ -20,15 +20,10 @@ for one level it is the identity of H2.
 import numpy as np
 
 from sepkit._jit import PARALLEL_MIN_WORK, jit, jit_parallel, prange
-from sepkit._kernels.codeseg import (
-    aggregate,
-    compact,
-    multilevel,
-    partition_entropy,
-    search,
-    splitmix64,
-)
+from sepkit._kernels.codeseg import aggregate_with_loops, partition_entropy, search
 from sepkit._kernels.entropy import cluster_totals, f_term, node_terms
+from sepkit._kernels.multilevel import multilevel
+from sepkit._kernels.partition import compact, splitmix64
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -100,7 +95,9 @@ def aggregate_loopless(indptr, indices, data, degree, labels, k):
     entropy of the tree with one more level above them: a cluster's own internal
     weight is already counted in its own term, so it carries no self-loop.
     """
-    a_indptr, a_indices, a_data, a_degree, _ = aggregate(indptr, indices, data, degree, labels, k)
+    a_indptr, a_indices, a_data, a_degree, _ = aggregate_with_loops(
+        indptr, indices, data, degree, labels, k
+    )
     out_indptr = np.zeros(k + 1, dtype=np.int64)
     out_indices = np.empty(a_indices.size, dtype=np.int64)
     out_data = np.empty(a_indices.size)
@@ -198,16 +195,16 @@ def _regroup_one(graph, group, parts, g, init, options, sub, k_of):
         for q in range(lo, hi):
             start_labels[q - lo] = init[members[q]]
         start_labels = _first_seen(start_labels)
-        lab, _, _, _ = multilevel(*sg, start_labels, r, max_rounds, tol, False)
+        lab, _, _, _ = multilevel(*sg, start_labels, r, max_rounds, tol, False, 1)
         if polish:
-            fresh, _, _, _ = search(*sg, r, max_rounds, tol, polish)
+            fresh, _, _, _ = search(*sg, r, max_rounds, tol, polish, 1)
             V = sg[3].sum()
             if V > 0.0:
                 h1 = node_terms(sg[3], V).sum()
                 if partition_entropy(*sg, fresh, h1, V) < partition_entropy(*sg, lab, h1, V) - tol:
                     lab = fresh
     else:
-        lab, _, _, _ = search(*sg, r, max_rounds, tol, polish)
+        lab, _, _, _ = search(*sg, r, max_rounds, tol, polish, 1)
     lab, k = compact(lab)
     k_of[g] = k
     for q in range(lo, hi):
