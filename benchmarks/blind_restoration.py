@@ -219,6 +219,13 @@ def figure(restorer: Restorer, folder: Path, name: str, path: Path) -> None:
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.suptitle(f"recognizer: {p}", fontsize=9)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a benchmark figure (PNG, 80 dpi), creating its folder, and say where."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)

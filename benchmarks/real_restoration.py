@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 import sepkit_torch
-from benchmarks.blind_restoration import EXAMPLES, scores
+from benchmarks.blind_restoration import EXAMPLES, save_figure, scores
 from sepkit_torch.data import (
     degrade,
     get_degradation,
@@ -263,11 +263,7 @@ def figure(models: dict[str, Restorer], folder: Path, name: str, task: str, path
         axes[1, column].imshow(crop.numpy(), cmap="gray", vmin=0, vmax=1)
         for ax in axes[:, column]:
             ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    print(f"figure written to {path}\n")
+    save_figure(fig, path)
 
 
 def main(argv=None) -> None:
