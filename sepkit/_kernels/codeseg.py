@@ -81,12 +81,14 @@ def first_appearance(flat, n):
 
 
 @jit
-def gather_links(indptr, indices, data, labels, v, stamp, weight, touched, within, group):
+def gather_links(indptr, indices, data, labels, v, mark, stamp, weight, touched, within, group):
     """Weight from node v to each neighbouring cluster (self-loop excluded).
 
     Only neighbours j with ``within[j] == group`` count, unless ``group < 0``.
     Fills ``touched[:count]`` with the clusters in order of first appearance in
-    v's row and ``weight[c]`` with the weight; ``stamp[c] == v`` marks them.
+    v's row and ``weight[c]`` with the weight; ``stamp[c] == mark`` marks them.
+    `mark` must differ from every earlier call's on the same `stamp` (a visit
+    number, not v: a node visited twice would read its first visit's weights).
     Returns (count, self-loop weight).
     """
     count = 0
@@ -99,8 +101,8 @@ def gather_links(indptr, indices, data, labels, v, stamp, weight, touched, withi
         if group >= 0 and within[j] != group:
             continue
         c = labels[j]
-        if stamp[c] != v:
-            stamp[c] = v
+        if stamp[c] != mark:
+            stamp[c] = mark
             weight[c] = 0.0
             touched[count] = c
             count += 1
@@ -128,6 +130,7 @@ def game(indptr, indices, data, degree, order, max_iter, tau, h1, leave_gate):
     inn = loop.copy()
     vol = degree.copy()
     stamp = np.full(n, -1, dtype=np.int64)
+    visit = -1
     weight = np.zeros(n)
     touched = np.empty(n, dtype=np.int64)
     history = np.empty(min(max_iter, 16))  # grown on demand: max_iter may be huge
@@ -140,11 +143,12 @@ def game(indptr, indices, data, degree, order, max_iter, tau, h1, leave_gate):
         gain_sum = 0.0
         for v in order:
             a = labels[v]
+            visit += 1
             count, s = gather_links(
-                indptr, indices, data, labels, v, stamp, weight, touched, labels, -1
+                indptr, indices, data, labels, v, visit, stamp, weight, touched, labels, -1
             )
             d = degree[v]
-            k_a = weight[a] if stamp[a] == v else 0.0
+            k_a = weight[a] if stamp[a] == visit else 0.0
             rem = f_term(inn[a] - 2.0 * k_a - s, vol[a] - d, V) - f_term(inn[a], vol[a], V)
             detach_gain = -(rem + f_term(s, d, V)) / V
             best_gain = 0.0
@@ -225,7 +229,9 @@ def overlap(indptr, indices, data, degree, labels, k, gamma):
     nodes = []
     clusters = []
     for i in range(n):
-        cnt, s = gather_links(indptr, indices, data, labels, i, stamp, weight, touched, labels, -1)
+        cnt, s = gather_links(
+            indptr, indices, data, labels, i, i, stamp, weight, touched, labels, -1
+        )
         for t in range(cnt):
             c = touched[t]
             if c == labels[i]:

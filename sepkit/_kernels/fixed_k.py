@@ -11,6 +11,7 @@ from sepkit._kernels.codeseg import (
     aggregate_with_loops,
     cluster_state,
     detachment_serial,
+    gather_links,
     partition_entropy,
 )
 from sepkit._kernels.entropy import f_term, node_terms
@@ -143,21 +144,9 @@ def moves_keeping_k(indptr, indices, data, degree, labels, k, order, tol):
         d = degree[v]
         if d <= 0.0 or size[a] <= 1:
             continue
-        # stamps are visit numbers: no weight from an earlier visit of v is read
-        count = 0
-        s = 0.0
-        for p in range(indptr[v], indptr[v + 1]):
-            j = indices[p]
-            if j == v:
-                s += data[p]
-                continue
-            c = labels[j]
-            if stamp[c] != visit:
-                stamp[c] = visit
-                weight[c] = 0.0
-                touched[count] = c
-                count += 1
-            weight[c] += data[p]
+        count, s = gather_links(
+            indptr, indices, data, labels, v, visit, stamp, weight, touched, labels, -1
+        )
         k_a = weight[a] if stamp[a] == visit else 0.0
         rem = f_term(inn[a] - 2.0 * k_a - s, vol[a] - d, V) - f_term(inn[a], vol[a], V)
         best_num = -tol * d

@@ -66,6 +66,37 @@ def test_sweep_matches_the_published_rule_on_recorded_sep_graphs():
     assert decided >= 100 and near <= decided // 8, (decided, near)
 
 
+def test_a_node_visited_again_reads_fresh_weights():
+    """On the path 1-0-2-3 (weights 4.35, 2.22, 0.1), node 0's second visit must not
+    reuse the weight it stamped on its first: it stays with 1 while 2 and 3 pair up."""
+    A = np.zeros((4, 4))
+    for u, v, w in [(0, 1, 4.35483101), (0, 2, 2.21702421), (2, 3, 0.1)]:
+        A[u, v] = A[v, u] = w
+    expected, margin = naive.published_sweep(A.tolist())
+    assert margin > NEAR_TIE and _canonical(expected) == [0, 0, 1, 1]
+    assert _canonical(codeseg(A, method="sweep").labels) == [0, 0, 1, 1]
+
+
+def test_sweep_matches_the_published_rule_on_cores_with_leaves():
+    """A dense core with pendant leaves of tiny to heavy weight: the graphs where a node
+    is revisited while its neighbouring clusters stay as they were."""
+    rng = np.random.default_rng(1)
+    graphs = []
+    for _ in range(300):
+        A = np.zeros((8, 8))
+        core = int(rng.integers(2, 8))
+        for i in range(core):
+            for j in range(i + 1, core):
+                if rng.random() < 0.7:
+                    A[i, j] = A[j, i] = rng.choice([1.0, 5.0 * rng.random()])
+        for leaf in range(core, 8):
+            t = int(rng.integers(0, core))
+            A[leaf, t] = A[t, leaf] = rng.choice([1e-3, 0.1, 1.0, 20.0])
+        graphs.append(A)
+    decided, near = _agree_with_reference(np.stack(graphs))
+    assert decided >= 200, (decided, near)
+
+
 def test_sweep_moves_where_the_codeseg_game_stays():
     """On the path 0-1-2-4-3 (weights 3, 2, 1, 2) node 2 joins {0, 1} under the sweep,
     which any improving move allows; the CoDeSEG game keeps it out, because leaving for
