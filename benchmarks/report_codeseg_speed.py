@@ -16,6 +16,12 @@ Sections (``--sections``, default all):
 - ``threads``: the same search on 2 threads against 1 at 1e6 and 1e7 edges (labels
   must agree). Needs the two cores to itself: run it with ``--sections threads`` on
   an otherwise idle machine.
+- ``locality``: why time per edge grows from 1e6 to 1e7 edges. The same search
+  (``seed=0``, one thread) on the speed graphs with shuffled ids (as benchmarked), on
+  the same graphs with nodes in planted-community order (the best order a
+  locality-seeking renumbering could find), and on graphs with 5% of edges between
+  communities in that order. Run it again under ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``
+  to give numba's arrays transparent huge pages (the header says which).
 - ``tiny``: ``--tiny`` seeded connected graphs of 2..9 nodes (weighted or not, some
   self-loops; :func:`tests.sepkit.brute_force.random_connected_graph`), each checked
   against its brute-force optimum.
@@ -60,7 +66,7 @@ from tests.sepkit import brute_force  # noqa: E402
 log = logging.getLogger("report_codeseg_speed")
 
 SIZES = {"1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000}
-SECTIONS = ("speed", "profile", "threads", "tiny", "batch")
+SECTIONS = ("speed", "profile", "locality", "threads", "tiny", "batch")
 # Mean H2 (bits) of the default (polished) batch search before this change, sepkit at
 # 720f634 (docs/performance.md, "codeseg_batch" table): the quality reference.
 BATCH_REFERENCE_H2 = 4.4144
@@ -187,6 +193,42 @@ def profile(sizes) -> list[str]:
     return out
 
 
+# (label, mu, shuffled ids) of the locality table's graphs
+LOCALITY_CASES = (
+    ("mu 0.3, shuffled ids (the speed graphs)", 0.3, True),
+    ("mu 0.3, planted-community order", 0.3, False),
+    ("mu 0.05, planted-community order", 0.05, False),
+)
+
+
+def locality(sizes) -> list[str]:
+    numba.set_num_threads(1)
+    huge = "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "")
+    names = [s for s in sizes if s != "1e5"]
+    out = [
+        f"malloc huge pages: {'on' if huge else 'off'} (numpy's own arrays: as the kernel allows)",
+        "",
+        "| graph | " + " | ".join(f"{s} ns/edge" for s in names) + " | growth | H2 bits | load |",
+        "|---|" + "---:|" * len(names) + "---:|---|---|",
+    ]
+    for label, mu, shuffle in LOCALITY_CASES:
+        per_edge, h2 = [], []
+        for name in names:
+            g, _ = degree_corrected_planted(SIZES[name], seed=PLANTED_SEED, mu=mu, shuffle=shuffle)
+            if g.n_edges < 5_000_000:
+                sepkit.codeseg(g, seed=0)
+            p, t, _ = timed(lambda g=g: sepkit.codeseg(g, seed=0), repeat_below=np.inf)
+            per_edge.append(t / g.n_edges)
+            h2.append(f"{p.entropy:.4f}")
+        growth = f"{per_edge[-1] / per_edge[0]:.2f}" if len(per_edge) > 1 else ""
+        out.append(
+            f"| {label} | " + " | ".join(f"{x * 1e9:.0f}" for x in per_edge)
+            + f" | {growth} | {' / '.join(h2)} | {load():.2f} |"
+        )
+        log.info("locality %s", out[-1])
+    return out
+
+
 def threads(sizes) -> list[str]:
     out = [
         "| edges | 1 thread s | 2 threads s | speed-up | same labels | load (1 / 2) |",
@@ -263,6 +305,7 @@ def main(argv=None) -> int:
     tables = {
         "speed": lambda: speed(args.sizes)[0],
         "profile": lambda: profile(args.sizes),
+        "locality": lambda: locality(big),
         "threads": lambda: threads(big),
         "tiny": lambda: tiny(args.tiny),
         "batch": batch,
