@@ -20,7 +20,7 @@ Sections (``--sections``, default all):
   (``seed=0``, one thread) on the speed graphs with shuffled ids (as benchmarked), on
   the same graphs with nodes in planted-community order (the best order a
   locality-seeking renumbering could find), and on graphs with 5% of edges between
-  communities in that order. Run it again under ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``
+  communities in both orders. Run it again under ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``
   to give numba's arrays transparent huge pages (the header says which).
 - ``tiny``: ``--tiny`` seeded connected graphs of 2..9 nodes (weighted or not, some
   self-loops; :func:`tests.sepkit.brute_force.random_connected_graph`), each checked
@@ -197,6 +197,7 @@ def profile(sizes) -> list[str]:
 LOCALITY_CASES = (
     ("mu 0.3, shuffled ids (the speed graphs)", 0.3, True),
     ("mu 0.3, planted-community order", 0.3, False),
+    ("mu 0.05, shuffled ids", 0.05, True),
     ("mu 0.05, planted-community order", 0.05, False),
 )
 
@@ -222,7 +223,8 @@ def locality(sizes) -> list[str]:
             h2.append(f"{p.entropy:.4f}")
         growth = f"{per_edge[-1] / per_edge[0]:.2f}" if len(per_edge) > 1 else ""
         out.append(
-            f"| {label} | " + " | ".join(f"{x * 1e9:.0f}" for x in per_edge)
+            f"| {label} | "
+            + " | ".join(f"{x * 1e9:.0f}" for x in per_edge)
             + f" | {growth} | {' / '.join(h2)} | {load():.2f} |"
         )
         log.info("locality %s", out[-1])
