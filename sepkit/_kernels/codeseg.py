@@ -23,7 +23,8 @@ from sepkit._kernels.entropy import (
     node_terms,
 )
 from sepkit._kernels.exact import exact_partition
-from sepkit._kernels.multilevel import aggregate, multilevel
+from sepkit._kernels.levels import aggregate
+from sepkit._kernels.multilevel import multilevel
 from sepkit._kernels.partition import compact, self_loops, shuffle_into, splitmix64
 
 

@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from sepkit import as_graph, codeseg, codeseg_batch, structural_entropy_2d
+from sepkit._kernels import levels
 from sepkit._kernels import multilevel as ml
 from tests.sepkit.brute_force import optimum_bits, random_connected_graph
 
@@ -118,7 +119,7 @@ def test_colouring_is_proper_and_thread_independent(threads):
     colours = []
     for t in (1, 2):
         threads(t)
-        colour, n_colours = ml.greedy_colours(G.indptr, G.indices, t)
+        colour, n_colours = levels.greedy_colours(G.indptr, G.indices, t)
         colours.append(colour)
         rows = np.repeat(np.arange(G.n_nodes), np.diff(G.indptr))
         assert not np.any(colour[rows] == colour[G.indices])
@@ -133,7 +134,7 @@ def test_permute_renames_nodes_and_keeps_the_graph():
     G = as_graph(_planted(5, 40, 6, 2, seed=4))
     n = G.n_nodes
     order = np.random.default_rng(0).permutation(n)
-    indptr, indices, data, degree, loop = ml.permute(
+    indptr, indices, data, degree, loop = levels.permute(
         G.indptr, G.indices, G.data, G.degree, order, 1
     )
     P = sp.csr_array((data, indices, indptr), shape=(n, n))
@@ -144,7 +145,7 @@ def test_permute_renames_nodes_and_keeps_the_graph():
 
 def test_prepare_level_groups_are_contiguous_independent_sets():
     G = as_graph(_planted(5, 40, 6, 2, seed=5))
-    indptr, indices, _, _, _, groups, order = ml.prepare_level(
+    indptr, indices, _, _, _, groups, order = levels.prepare_level(
         G.indptr, G.indices, G.data, G.degree, 1
     )
     assert sorted(order) == list(range(G.n_nodes))
