@@ -59,6 +59,7 @@ from benchmarks import peers  # noqa: E402
 from benchmarks.codeseg_cases import PLANTED_SEED  # noqa: E402
 from benchmarks.graphs import degree_corrected_planted  # noqa: E402
 from benchmarks.report_codeseg import BATCH_SHAPE, batch_matrices  # noqa: E402
+from sepkit._kernels import levels  # noqa: E402
 from sepkit._kernels import multilevel as ml  # noqa: E402
 from sepkit.codeseg import _MULTILEVEL_MAX_ROUNDS, _TOL  # noqa: E402
 from tests.sepkit import brute_force  # noqa: E402
@@ -161,17 +162,17 @@ def _phases(g) -> tuple:
         _, t_all = _clock(
             ml.multilevel, *args, np.arange(n), seed, _MULTILEVEL_MAX_ROUNDS, _TOL, True, 1
         )
-        level, t_prep = _clock(ml.prepare_level, *args, 1)
+        level, t_prep = _clock(levels.prepare_level, *args, 1)
         lv, groups = level[:5], level[5]
         part = np.arange(n)
-        inn, vol, size = ml.cluster_state(*lv[:4], part, n, 1)
+        inn, vol, size = levels.cluster_state(*lv[:4], part, n, 1)
         (moves, state), t_move = _clock(
             ml.local_move, *lv, part, inn, vol, size, groups, seed, V, _TOL, 1, n + 1
         )
         part, _ = ml.compact(part)
         (sub, _), t_ref = _clock(ml.refine, *lv, part, groups, np.uint64(state), V, _TOL, True, 1)
         sub, k_sub = ml.compact(sub)
-        _, t_agg = _clock(ml.aggregate, *lv[:4], sub, k_sub, 1)
+        _, t_agg = _clock(levels.aggregate, *lv[:4], sub, k_sub, 1)
     return t_all, t_prep, t_move, t_ref, t_agg, moves
 
 
