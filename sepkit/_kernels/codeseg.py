@@ -2,13 +2,13 @@
 the multilevel search for one graph (:func:`search`) and for a stack of small dense ones
 (:func:`batch`).
 
-The search itself lives in ``multilevel.py`` (any size, parallel), ``dense.py`` (small
-graphs held as dense matrices) and ``exact.py`` (tiny graphs, exactly). All arithmetic is
-float64 in natural logs. A partition is held as per-cluster sums ``inn`` (internal
-weight, each internal edge twice, self-loops once) and ``vol`` (volume); moving a node
-changes two clusters' sums in O(1), so a move's delta is O(degree). Randomness comes
-only from an explicit seed (splitmix64), so results are identical on every machine and
-thread count.
+The search itself lives in ``multilevel.py`` (any size, parallel; its level graphs in
+``levels.py``), ``dense.py`` (small graphs held as dense matrices) and ``exact.py`` (tiny
+graphs, exactly). All arithmetic is float64 in natural logs. A partition is held as
+per-cluster sums ``inn`` (internal weight, each internal edge twice, self-loops once) and
+``vol`` (volume); moving a node changes two clusters' sums in O(1), so a move's delta is
+O(degree). Randomness comes only from an explicit seed (splitmix64), so results are
+identical on every machine and thread count.
 """
 
 import numpy as np
