@@ -1,4 +1,4 @@
-"""SEP: structural-entropy pruning of a task branch, and the MP / SRP baselines.
+"""SEP's selection: which channel groups of a task branch represent the others.
 
 For every image of a pool and every stage of the task's branch, the output of the
 stage's GResBlock stack is split into its channel groups. Inside a group, a channel
@@ -9,8 +9,7 @@ similarity graph is partitioned by 2D structural-entropy minimisation
 and in every cluster the group with the largest detachment cost represents it
 (:func:`sepkit.representatives`; equal costs, as in every isolated pair, are decided by
 ``tie``). A group is kept when it represented its cluster in at least ``rho`` of the
-pool's images (ECMRNet, Eqs. 4-10). :func:`prune` then removes the other groups
-physically.
+pool's images (ECMRNet, Eqs. 4-10).
 
 The similarities are computed on the model's device, batched over the pool; each
 stage's stack of graphs crosses to sepkit once.
@@ -30,7 +29,7 @@ from torch import nn
 
 import sepkit
 from sepkit_torch._errors import InvalidInputError
-from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
+from sepkit_torch.models.backbone import STAGE_NAMES
 
 __all__ = [
     "GroupSelection",
@@ -39,15 +38,10 @@ __all__ = [
     "METHODS",
     "SIMILARITIES",
     "TIES",
-    "gate_scores",
     "group_contributions",
     "group_graphs",
-    "magnitude_scores",
-    "prune",
-    "prune_branch",
     "select_groups",
     "selection_from_graphs",
-    "top_groups",
     "with_contribution_loops",
 ]
 
@@ -488,172 +482,6 @@ def select_groups(
     )
 
 
-def prune_branch(branch: Branch, config: BackboneConfig, keep: Mapping[str, np.ndarray]) -> Branch:
-    """A new, smaller :class:`Branch` holding only the kept groups of `branch`.
-
-    Removes, per stage, the entrance convolution's output channels of the dropped
-    groups, those channels in every GResBlock (norm, both convolutions, attention,
-    beta) and the exit convolution's input channels. The stage interfaces and the
-    skip scales stay. Its output equals `branch`'s output with the dropped groups'
-    inputs to the exit convolutions set to zero.
-
-    Parameters
-    ----------
-    branch : Branch
-    config : BackboneConfig
-        The backbone configuration `branch` was built from.
-    keep : mapping of stage name -> bool mask or int indices
-        Groups to keep in each stage, in terms of `branch`'s current groups; at least
-        one per stage.
-    """
-    kept = {s: _kept_indices(keep, s, getattr(branch, s).groups) for s in STAGE_NAMES}
-    new = Branch(config, groups=[len(kept[s]) for s in STAGE_NAMES])
-    new.to(device=branch.a.device, dtype=branch.a.dtype)
-    with torch.no_grad():
-        for s in STAGE_NAMES:
-            old_stage, new_stage = getattr(branch, s), getattr(new, s)
-            channels = _channels(kept[s], config.group_widths[STAGE_NAMES.index(s)])
-            ch = torch.as_tensor(channels, device=branch.a.device)
-            new_stage.entrance.weight.copy_(old_stage.entrance.weight[ch])
-            new_stage.entrance.bias.copy_(old_stage.entrance.bias[ch])
-            for old_block, new_block in zip(old_stage.blocks, new_stage.blocks, strict=True):
-                for name in ("norm", "conv1", "conv2", "attn"):
-                    getattr(new_block, name).weight.copy_(getattr(old_block, name).weight[ch])
-                    getattr(new_block, name).bias.copy_(getattr(old_block, name).bias[ch])
-                new_block.beta.copy_(old_block.beta[:, ch])
-            new_stage.exit.weight.copy_(old_stage.exit.weight[:, ch])
-            new_stage.exit.bias.copy_(old_stage.exit.bias)
-        for name in ("a", "b", "c"):
-            getattr(new, name).copy_(getattr(branch, name))
-    new.requires_grad_(branch.a.requires_grad)
-    return new
-
-
-def prune(model: nn.Module, task: str, keep: Mapping[str, np.ndarray]):
-    """Remove the groups not in `keep` from `task`'s branch of `model`, for real.
-
-    The branch is rebuilt smaller (:func:`prune_branch`) and the kept-group indices are
-    stored in the model's task state, so a pruned model reloads from its checkpoint
-    (``ECMRNet.from_state_dict``). Rebuild the optimizer afterwards.
-
-    Returns
-    -------
-    TaskInfo
-        The task's new state (``groups`` and ``kept``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sepkit_torch import ECMRNet, complexity
-    >>> from sepkit_torch.continual.pruning import prune
-    >>> model = ECMRNet.from_preset("tiny")
-    >>> _ = model.add_task("C")
-    >>> keep = {s: np.arange(g) % 2 == 0 for s, g in zip(  # every other group
-    ...     ("e1", "e2", "e3", "d1", "d2", "d3"), model.config.groups)}
-    >>> before = complexity(model, (1, 1, 64, 64), task="C").activated_params
-    >>> prune(model, "C", keep).groups
-    (2, 4, 16, 16, 4, 2)
-    >>> complexity(model, (1, 1, 64, 64), task="C").activated_params < before
-    True
-    """
-    info = model.task(task)
-    branch = model.branches[info.name]
-    kept = [_kept_indices(keep, s, getattr(branch, s).groups) for s in STAGE_NAMES]
-    new = prune_branch(branch, model.config, dict(zip(STAGE_NAMES, kept, strict=True)))
-    return model.replace_branch(info.name, new, [k.tolist() for k in kept])
-
-
-def magnitude_scores(branch: Branch, config: BackboneConfig) -> dict[str, np.ndarray]:
-    """MP baseline: the L1 norm of every weight of each group (entrance rows, GResBlock
-    convolutions, attention and norm, exit columns), per stage."""
-    scores = {}
-    with torch.no_grad():
-        for i, s in enumerate(STAGE_NAMES):
-            stage = getattr(branch, s)
-            g, m = stage.groups, config.group_widths[i]
-            per_channel = stage.entrance.weight.abs().flatten(1).sum(1)
-            per_channel = per_channel + stage.exit.weight.abs().transpose(0, 1).flatten(1).sum(1)
-            for block in stage.blocks:
-                for name in ("conv1", "conv2", "attn"):
-                    per_channel = per_channel + getattr(block, name).weight.abs().flatten(1).sum(1)
-                per_channel = per_channel + block.norm.weight.abs()
-            scores[s] = per_channel.reshape(g, m).sum(1).double().cpu().numpy()
-    return scores
-
-
-def gate_scores(
-    model: nn.Module,
-    task: str,
-    pairs: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    *,
-    penalty: float = 1e-3,
-    lr: float = 1e-2,
-    epochs: int = 1,
-) -> dict[str, np.ndarray]:
-    """SRP baseline: learn one gate per group, with an L1 penalty, and return |gate|.
-
-    Every stage's exit convolution sees its input multiplied by a per-group gate
-    (initialised to 1). Only the gates train, for `epochs` passes over `pairs` of
-    ``(degraded, clean)`` batches, on ``L1(restored, clean) + penalty * sum |gates|``;
-    the branch's weights stay as they are (no fine-tuning). The model is left unchanged.
-    """
-    if not (isinstance(penalty, (int, float)) and penalty >= 0):
-        raise InvalidInputError(f"`penalty` must be a number >= 0; got {penalty!r}")
-    branch = model.branches[model.task(task).name]
-    config = model.config
-    device = branch.a.device
-    gates = {
-        s: torch.ones(getattr(branch, s).groups, device=device, requires_grad=True)
-        for s in STAGE_NAMES
-    }
-    widths = dict(zip(STAGE_NAMES, config.group_widths, strict=True))
-
-    def gate(stage):
-        def pre_hook(module, args):
-            g = gates[stage].repeat_interleave(widths[stage]).view(1, -1, 1, 1)
-            return (args[0] * g,)
-
-        return pre_hook
-
-    hooks = [getattr(branch, s).exit.register_forward_pre_hook(gate(s)) for s in STAGE_NAMES]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    was_training = model.training
-    optimizer = torch.optim.Adam(list(gates.values()), lr=lr)
-    try:
-        model.requires_grad_(False)
-        model.eval()
-        for _ in range(epochs):
-            for degraded, clean in pairs:
-                optimizer.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.l1_loss(model(degraded, task=task), clean)
-                loss = loss + penalty * sum(g.abs().sum() for g in gates.values())
-                loss.backward()
-                optimizer.step()
-    finally:
-        for h in hooks:
-            h.remove()
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
-    return {s: gates[s].detach().abs().double().cpu().numpy() for s in STAGE_NAMES}
-
-
-def top_groups(scores: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> dict:
-    """Keep masks with the `counts` highest-scoring groups per stage (lowest index on ties)."""
-    keep = {}
-    for s, score in scores.items():
-        k = int(counts[s])
-        if not 1 <= k <= score.size:
-            raise InvalidInputError(
-                f"`counts[{s!r}]` must be between 1 and {score.size}; got {counts[s]!r}"
-            )
-        order = np.lexsort((np.arange(score.size), -np.asarray(score, dtype=np.float64)))
-        mask = np.zeros(score.size, dtype=bool)
-        mask[order[:k]] = True
-        keep[s] = mask
-    return keep
-
-
 def _check_selection(rho, method, tie, criterion) -> None:
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho <= 1:
         raise InvalidInputError(f"`rho` must be a number in (0, 1]; got {rho!r}")
@@ -691,33 +519,3 @@ def _batches(images, batch_size: int):
         yield from images.split(batch_size)
     else:
         yield from images
-
-
-def _kept_indices(keep, stage: str, groups: int) -> np.ndarray:
-    if stage not in keep:
-        raise InvalidInputError(f"`keep` must name every stage {STAGE_NAMES}; {stage!r} missing")
-    k = np.asarray(keep[stage])
-    if k.size == 0 or (k.dtype == bool and not k.any()):
-        raise InvalidInputError(
-            f"`keep[{stage!r}]` must keep at least one group of stage {stage!r}; got none"
-        )
-    if k.dtype == bool:
-        if k.shape != (groups,):
-            raise InvalidInputError(
-                f"`keep[{stage!r}]` must be a mask of {groups} groups; got shape {k.shape}"
-            )
-        k = np.flatnonzero(k)
-    elif not np.issubdtype(k.dtype, np.integer) or k.ndim != 1:
-        raise InvalidInputError(
-            f"`keep[{stage!r}]` must be a bool mask or int indices; got {keep[stage]!r}"
-        )
-    k = np.unique(k)
-    if k[0] < 0 or k[-1] >= groups:
-        raise InvalidInputError(
-            f"`keep[{stage!r}]` indices must lie in 0..{groups - 1}; got {k.tolist()}"
-        )
-    return k
-
-
-def _channels(groups: np.ndarray, width: int) -> list[int]:
-    return [g * width + j for g in groups.tolist() for j in range(width)]

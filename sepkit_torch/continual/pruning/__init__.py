@@ -1,0 +1,46 @@
+"""SEP: structural-entropy pruning of a task branch, and the MP / SRP baselines.
+
+- :mod:`~sepkit_torch.continual.pruning.sep`: which groups to keep, by 2D structural
+  entropy (:func:`select_groups`; ECMRNet, Eqs. 4-10).
+- :mod:`~sepkit_torch.continual.pruning.surgery`: their physical removal
+  (:func:`prune`, :func:`prune_branch`).
+- :mod:`~sepkit_torch.continual.pruning.baselines`: magnitude (MP) and sparse-regularised
+  (SRP) scores and :func:`top_groups`, for the comparison at equal size.
+"""
+
+from sepkit_torch.continual.pruning.baselines import gate_scores, magnitude_scores, top_groups
+from sepkit_torch.continual.pruning.sep import (
+    CRITERIA,
+    METHODS,
+    SIMILARITIES,
+    TIES,
+    GroupSelection,
+    PruneReport,
+    group_contributions,
+    group_graphs,
+    select_groups,
+    selection_from_graphs,
+    similarity,
+    with_contribution_loops,
+)
+from sepkit_torch.continual.pruning.surgery import prune, prune_branch
+
+__all__ = [
+    "GroupSelection",
+    "PruneReport",
+    "CRITERIA",
+    "METHODS",
+    "SIMILARITIES",
+    "TIES",
+    "gate_scores",
+    "group_contributions",
+    "group_graphs",
+    "magnitude_scores",
+    "prune",
+    "prune_branch",
+    "select_groups",
+    "selection_from_graphs",
+    "similarity",
+    "top_groups",
+    "with_contribution_loops",
+]

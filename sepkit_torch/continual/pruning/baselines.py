@@ -1,0 +1,109 @@
+"""The pruning baselines of ECMRNet's Table 7: magnitude (MP) and sparse-regularised (SRP).
+
+Both score every channel group of a branch; :func:`top_groups` keeps the best ones, at
+the counts SEP kept, so that the comparison is at equal size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from sepkit_torch._errors import InvalidInputError
+from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
+
+__all__ = ["gate_scores", "magnitude_scores", "top_groups"]
+
+
+def magnitude_scores(branch: Branch, config: BackboneConfig) -> dict[str, np.ndarray]:
+    """MP baseline: the L1 norm of every weight of each group (entrance rows, GResBlock
+    convolutions, attention and norm, exit columns), per stage."""
+    scores = {}
+    with torch.no_grad():
+        for i, s in enumerate(STAGE_NAMES):
+            stage = getattr(branch, s)
+            g, m = stage.groups, config.group_widths[i]
+            per_channel = stage.entrance.weight.abs().flatten(1).sum(1)
+            per_channel = per_channel + stage.exit.weight.abs().transpose(0, 1).flatten(1).sum(1)
+            for block in stage.blocks:
+                for name in ("conv1", "conv2", "attn"):
+                    per_channel = per_channel + getattr(block, name).weight.abs().flatten(1).sum(1)
+                per_channel = per_channel + block.norm.weight.abs()
+            scores[s] = per_channel.reshape(g, m).sum(1).double().cpu().numpy()
+    return scores
+
+
+def gate_scores(
+    model: nn.Module,
+    task: str,
+    pairs: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    penalty: float = 1e-3,
+    lr: float = 1e-2,
+    epochs: int = 1,
+) -> dict[str, np.ndarray]:
+    """SRP baseline: learn one gate per group, with an L1 penalty, and return |gate|.
+
+    Every stage's exit convolution sees its input multiplied by a per-group gate
+    (initialised to 1). Only the gates train, for `epochs` passes over `pairs` of
+    ``(degraded, clean)`` batches, on ``L1(restored, clean) + penalty * sum |gates|``;
+    the branch's weights stay as they are (no fine-tuning). The model is left unchanged.
+    """
+    if not (isinstance(penalty, (int, float)) and penalty >= 0):
+        raise InvalidInputError(f"`penalty` must be a number >= 0; got {penalty!r}")
+    branch = model.branches[model.task(task).name]
+    config = model.config
+    device = branch.a.device
+    gates = {
+        s: torch.ones(getattr(branch, s).groups, device=device, requires_grad=True)
+        for s in STAGE_NAMES
+    }
+    widths = dict(zip(STAGE_NAMES, config.group_widths, strict=True))
+
+    def gate(stage):
+        def pre_hook(module, args):
+            g = gates[stage].repeat_interleave(widths[stage]).view(1, -1, 1, 1)
+            return (args[0] * g,)
+
+        return pre_hook
+
+    hooks = [getattr(branch, s).exit.register_forward_pre_hook(gate(s)) for s in STAGE_NAMES]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    was_training = model.training
+    optimizer = torch.optim.Adam(list(gates.values()), lr=lr)
+    try:
+        model.requires_grad_(False)
+        model.eval()
+        for _ in range(epochs):
+            for degraded, clean in pairs:
+                optimizer.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.l1_loss(model(degraded, task=task), clean)
+                loss = loss + penalty * sum(g.abs().sum() for g in gates.values())
+                loss.backward()
+                optimizer.step()
+    finally:
+        for h in hooks:
+            h.remove()
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+    return {s: gates[s].detach().abs().double().cpu().numpy() for s in STAGE_NAMES}
+
+
+def top_groups(scores: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> dict:
+    """Keep masks with the `counts` highest-scoring groups per stage (lowest index on ties)."""
+    keep = {}
+    for s, score in scores.items():
+        k = int(counts[s])
+        if not 1 <= k <= score.size:
+            raise InvalidInputError(
+                f"`counts[{s!r}]` must be between 1 and {score.size}; got {counts[s]!r}"
+            )
+        order = np.lexsort((np.arange(score.size), -np.asarray(score, dtype=np.float64)))
+        mask = np.zeros(score.size, dtype=bool)
+        mask[order[:k]] = True
+        keep[s] = mask
+    return keep

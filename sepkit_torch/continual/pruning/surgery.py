@@ -1,0 +1,124 @@
+"""Physical removal of channel groups from a task branch: the pruned branch is smaller.
+
+The kept groups (of :func:`sepkit_torch.continual.pruning.select_groups` or a baseline)
+are copied into a new, narrower :class:`~sepkit_torch.models.backbone.Branch`, and the
+model records the kept indices so that the pruned model reloads from its checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from sepkit_torch._errors import InvalidInputError
+from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
+
+__all__ = ["prune", "prune_branch"]
+
+
+def prune_branch(branch: Branch, config: BackboneConfig, keep: Mapping[str, np.ndarray]) -> Branch:
+    """A new, smaller :class:`Branch` holding only the kept groups of `branch`.
+
+    Removes, per stage, the entrance convolution's output channels of the dropped
+    groups, those channels in every GResBlock (norm, both convolutions, attention,
+    beta) and the exit convolution's input channels. The stage interfaces and the
+    skip scales stay. Its output equals `branch`'s output with the dropped groups'
+    inputs to the exit convolutions set to zero.
+
+    Parameters
+    ----------
+    branch : Branch
+    config : BackboneConfig
+        The backbone configuration `branch` was built from.
+    keep : mapping of stage name -> bool mask or int indices
+        Groups to keep in each stage, in terms of `branch`'s current groups; at least
+        one per stage.
+    """
+    kept = {s: _kept_indices(keep, s, getattr(branch, s).groups) for s in STAGE_NAMES}
+    new = Branch(config, groups=[len(kept[s]) for s in STAGE_NAMES])
+    new.to(device=branch.a.device, dtype=branch.a.dtype)
+    with torch.no_grad():
+        for s in STAGE_NAMES:
+            old_stage, new_stage = getattr(branch, s), getattr(new, s)
+            channels = _channels(kept[s], config.group_widths[STAGE_NAMES.index(s)])
+            ch = torch.as_tensor(channels, device=branch.a.device)
+            new_stage.entrance.weight.copy_(old_stage.entrance.weight[ch])
+            new_stage.entrance.bias.copy_(old_stage.entrance.bias[ch])
+            for old_block, new_block in zip(old_stage.blocks, new_stage.blocks, strict=True):
+                for name in ("norm", "conv1", "conv2", "attn"):
+                    getattr(new_block, name).weight.copy_(getattr(old_block, name).weight[ch])
+                    getattr(new_block, name).bias.copy_(getattr(old_block, name).bias[ch])
+                new_block.beta.copy_(old_block.beta[:, ch])
+            new_stage.exit.weight.copy_(old_stage.exit.weight[:, ch])
+            new_stage.exit.bias.copy_(old_stage.exit.bias)
+        for name in ("a", "b", "c"):
+            getattr(new, name).copy_(getattr(branch, name))
+    new.requires_grad_(branch.a.requires_grad)
+    return new
+
+
+def prune(model: nn.Module, task: str, keep: Mapping[str, np.ndarray]):
+    """Remove the groups not in `keep` from `task`'s branch of `model`, for real.
+
+    The branch is rebuilt smaller (:func:`prune_branch`) and the kept-group indices are
+    stored in the model's task state, so a pruned model reloads from its checkpoint
+    (``ECMRNet.from_state_dict``). Rebuild the optimizer afterwards.
+
+    Returns
+    -------
+    TaskInfo
+        The task's new state (``groups`` and ``kept``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepkit_torch import ECMRNet, complexity
+    >>> from sepkit_torch.continual.pruning import prune
+    >>> model = ECMRNet.from_preset("tiny")
+    >>> _ = model.add_task("C")
+    >>> keep = {s: np.arange(g) % 2 == 0 for s, g in zip(  # every other group
+    ...     ("e1", "e2", "e3", "d1", "d2", "d3"), model.config.groups)}
+    >>> before = complexity(model, (1, 1, 64, 64), task="C").activated_params
+    >>> prune(model, "C", keep).groups
+    (2, 4, 16, 16, 4, 2)
+    >>> complexity(model, (1, 1, 64, 64), task="C").activated_params < before
+    True
+    """
+    info = model.task(task)
+    branch = model.branches[info.name]
+    kept = [_kept_indices(keep, s, getattr(branch, s).groups) for s in STAGE_NAMES]
+    new = prune_branch(branch, model.config, dict(zip(STAGE_NAMES, kept, strict=True)))
+    return model.replace_branch(info.name, new, [k.tolist() for k in kept])
+
+
+def _kept_indices(keep, stage: str, groups: int) -> np.ndarray:
+    if stage not in keep:
+        raise InvalidInputError(f"`keep` must name every stage {STAGE_NAMES}; {stage!r} missing")
+    k = np.asarray(keep[stage])
+    if k.size == 0 or (k.dtype == bool and not k.any()):
+        raise InvalidInputError(
+            f"`keep[{stage!r}]` must keep at least one group of stage {stage!r}; got none"
+        )
+    if k.dtype == bool:
+        if k.shape != (groups,):
+            raise InvalidInputError(
+                f"`keep[{stage!r}]` must be a mask of {groups} groups; got shape {k.shape}"
+            )
+        k = np.flatnonzero(k)
+    elif not np.issubdtype(k.dtype, np.integer) or k.ndim != 1:
+        raise InvalidInputError(
+            f"`keep[{stage!r}]` must be a bool mask or int indices; got {keep[stage]!r}"
+        )
+    k = np.unique(k)
+    if k[0] < 0 or k[-1] >= groups:
+        raise InvalidInputError(
+            f"`keep[{stage!r}]` indices must lie in 0..{groups - 1}; got {k.tolist()}"
+        )
+    return k
+
+
+def _channels(groups: np.ndarray, width: int) -> list[int]:
+    return [g * width + j for g in groups.tolist() for j in range(width)]
