@@ -13,6 +13,8 @@ Sections (``--sections``, default all):
   and of the planted partition; the growth of time per edge from 1e6 to 1e7.
 - ``profile``: where one-thread time goes on those graphs: the first level's
   renumbering, local moves, refinement and aggregation, against the whole search.
+- ``thread-profile``: the same phases on 1 and on 2 threads (1e6 and 1e7 edges): which
+  of them gain from the second thread. Needs an otherwise idle machine.
 - ``threads``: the same search on 2 threads against 1 at 1e6 and 1e7 edges (labels
   must agree). Needs the two cores to itself: run it with ``--sections threads`` on
   an otherwise idle machine.
@@ -67,7 +69,7 @@ from tests.sepkit import brute_force  # noqa: E402
 log = logging.getLogger("report_codeseg_speed")
 
 SIZES = {"1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000}
-SECTIONS = ("speed", "profile", "locality", "threads", "tiny", "batch")
+SECTIONS = ("speed", "profile", "locality", "threads", "thread-profile", "tiny", "batch")
 # Mean H2 (bits) of the default (polished) batch search before this change, sepkit at
 # 720f634 (docs/performance.md, "codeseg_batch" table): the quality reference.
 BATCH_REFERENCE_H2 = 4.4144
@@ -152,45 +154,54 @@ def _clock(fn, *args):
     return out, time.perf_counter() - t0
 
 
-def _phases(g) -> tuple:
+def _phases(g, t: int = 1) -> tuple:
     """Seconds of the whole search and of its first level's phases, as ``ml.multilevel``
-    runs them (one thread); and the first level's number of moves. Every call is made
+    runs them on ``t`` threads; and the first level's number of moves. Every call is made
     twice and the second timed (compiled, caches warm)."""
+    numba.set_num_threads(t)
     args = (g.indptr, g.indices, g.data, g.degree)
     n, V, seed = g.n_nodes, float(g.degree.sum()), np.uint64(0)
     for _ in range(2):
         _, t_all = _clock(
-            ml.multilevel, *args, np.arange(n), seed, _MULTILEVEL_MAX_ROUNDS, _TOL, True, 1
+            ml.multilevel, *args, np.arange(n), seed, _MULTILEVEL_MAX_ROUNDS, _TOL, True, t
         )
-        level, t_prep = _clock(levels.prepare_level, *args, 1)
+        level, t_prep = _clock(levels.prepare_level, *args, t)
         lv, groups = level[:5], level[5]
         part = np.arange(n)
-        inn, vol, size = levels.cluster_state(*lv[:4], part, n, 1)
+        inn, vol, size = levels.cluster_state(*lv[:4], part, n, t)
         (moves, state), t_move = _clock(
-            ml.local_move, *lv, part, inn, vol, size, groups, seed, V, _TOL, 1, n + 1
+            ml.local_move, *lv, part, inn, vol, size, groups, seed, V, _TOL, t, n + 1
         )
         part, _ = ml.compact(part)
-        (sub, _), t_ref = _clock(ml.refine, *lv, part, groups, np.uint64(state), V, _TOL, True, 1)
+        (sub, _), t_ref = _clock(ml.refine, *lv, part, groups, np.uint64(state), V, _TOL, True, t)
         sub, k_sub = ml.compact(sub)
-        _, t_agg = _clock(levels.aggregate, *lv[:4], sub, k_sub, 1)
+        _, t_agg = _clock(levels.aggregate, *lv[:4], sub, k_sub, t)
+    numba.set_num_threads(1)
     return t_all, t_prep, t_move, t_ref, t_agg, moves
 
 
-def profile(sizes) -> list[str]:
-    numba.set_num_threads(1)
-    out = [
-        "| edges | search s | renumber s | local moves s | refine s | aggregate s "
-        "| upper levels and node pass s | first-level moves | load |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
+def _phase_row(g, t: int) -> str:
+    t_all, t_prep, t_move, t_ref, t_agg, moves = _phases(g, t)
+    rest = t_all - t_prep - t_move - t_ref - t_agg
+    return (
+        f"| {g.n_edges:,} | {t} | {t_all:.3f} | {t_prep:.3f} | {t_move:.3f} | {t_ref:.3f} "
+        f"| {t_agg:.3f} | {rest:.3f} | {moves:,} | {load():.2f} |"
+    )
+
+
+_PHASE_HEADER = [
+    "| edges | threads | search s | renumber s | local moves s | refine s | aggregate s "
+    "| upper levels and node pass s | first-level moves | load |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+]
+
+
+def profile(sizes, threads=(1,)) -> list[str]:
+    out = list(_PHASE_HEADER)
     for _, g, _ in graphs(sizes):
-        t_all, t_prep, t_move, t_ref, t_agg, moves = _phases(g)
-        rest = t_all - t_prep - t_move - t_ref - t_agg
-        out.append(
-            f"| {g.n_edges:,} | {t_all:.3f} | {t_prep:.3f} | {t_move:.3f} | {t_ref:.3f} "
-            f"| {t_agg:.3f} | {rest:.3f} | {moves:,} | {load():.2f} |"
-        )
-        log.info("profile %s", out[-1])
+        for t in threads:
+            out.append(_phase_row(g, t))
+            log.info("profile %s", out[-1])
     return out
 
 
@@ -310,6 +321,7 @@ def main(argv=None) -> int:
         "profile": lambda: profile(args.sizes),
         "locality": lambda: locality(big),
         "threads": lambda: threads(big),
+        "thread-profile": lambda: profile(big, threads=(1, 2)),
         "tiny": lambda: tiny(args.tiny),
         "batch": batch,
     }
