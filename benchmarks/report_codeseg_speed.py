@@ -218,6 +218,8 @@ def locality(sizes) -> list[str]:
     numba.set_num_threads(1)
     huge = "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "")
     names = [s for s in sizes if s != "1e5"]
+    if not names:
+        return ["(needs 1e6 or 1e7 among --sizes)"]
     out = [
         f"malloc huge pages: {'on' if huge else 'off'} (numpy's own arrays: as the kernel allows)",
         "",
