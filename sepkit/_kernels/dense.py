@@ -11,8 +11,8 @@ of nearly equal entropy, so the search keeps the best of several seeded starts.
 import numpy as np
 
 from sepkit._jit import jit, jit_inline
+from sepkit._kernels.candidates import BOUND_MARGIN, join_bounds
 from sepkit._kernels.entropy import f_term
-from sepkit._kernels.multilevel import _BOUND_MARGIN, _join_bounds
 from sepkit._kernels.partition import shuffle_into
 
 
@@ -94,15 +94,15 @@ def _local_move(M, m, degree, loop, part, K, inn, vol, fc, lv, low, size, nonemp
             w = K[v, c]
             if c == a or w <= 0.0:
                 continue
-            low[t], high, sc = _join_bounds(inn[c], vol[c], lv[c], 2.0 * w + s, d)
+            low[t], high, sc = join_bounds(inn[c], vol[c], lv[c], 2.0 * w + s, d)
             if high < best_high:
                 best_high = high
                 scale = sc
-        cut = best_high + _BOUND_MARGIN * scale
+        cut = best_high + BOUND_MARGIN * scale
         for t in range(k):
             c = nonempty[t]
             w = K[v, c]
-            if c == a or w <= 0.0 or low[t] > cut + _BOUND_MARGIN * abs(low[t]):
+            if c == a or w <= 0.0 or low[t] > cut + BOUND_MARGIN * abs(low[t]):
                 continue
             g = f_term(inn[c] + 2.0 * w + s, vol[c] + d, V) - fc[c]
             if best < 0 or g < best_g:

@@ -23,6 +23,18 @@ same arithmetic in the same order either way).
 import numpy as np
 
 from sepkit._jit import PARALLEL_MIN_WORK, jit, jit_inline, jit_parallel, prange
+from sepkit._kernels.candidates import (
+    INN,
+    LOG,
+    VOL,
+    F,
+    best_join,
+    gather,
+    join_bounds,
+    records,
+    refresh,
+    scratch,
+)
 from sepkit._kernels.entropy import entropy_from_clusters, f_term, node_terms
 from sepkit._kernels.levels import (
     aggregate,
@@ -36,132 +48,6 @@ from sepkit._kernels.partition import compact, shuffle_into
 
 # A group of proposals is split between threads only when it has at least this many nodes.
 _MIN_PARALLEL_GROUP = 256
-# A candidate is evaluated exactly unless its lower bound exceeds the best upper bound by
-# more than this relative margin (far above the rounding of the exact evaluation).
-_BOUND_MARGIN = 1e-12
-# Columns of the per-cluster records: internal weight, volume, f(inn, vol), log(vol / V).
-_INN, _VOL, _F, _LOG = 0, 1, 2, 3
-
-
-# ----------------------------------------------------------------------------- link gathering
-
-
-@jit
-def _scratch(n_threads, n_slots, max_row):
-    """Per-thread work arrays for gathering one row's links.
-
-    ``links[t, c]`` holds (stamp of the last visit that met cluster c, weight).
-    """
-    links = np.zeros((n_threads, n_slots, 2))
-    links[:, :, 0] = -1.0
-    touched = np.empty((n_threads, max_row + 1), dtype=np.int64)
-    low = np.empty((n_threads, max_row + 1))
-    visits = np.zeros(n_threads)
-    return links, touched, low, visits
-
-
-@jit_inline
-def _gather(indptr, indices, data, labels, v, links, touched, visit, within, group):
-    """Weight from node v to each neighbouring cluster, its self-loop included.
-
-    Fills ``touched[:count]`` with the clusters in order of first appearance in v's
-    row, and ``links[c, 1]`` with the weights (``links[c, 0] == visit`` marks them;
-    ``visit`` must be new for each call). Only neighbours with ``within[j] == group``
-    count, unless ``group < 0``. Returns ``count``.
-
-    Branch-free on purpose: whether a cluster was met before in the row is close to
-    random, and a mispredicted branch would also cancel the label loads in flight.
-    """
-    count = 0
-    for p in range(indptr[v], indptr[v + 1]):
-        j = indices[p]
-        c = labels[j]
-        fresh = links[c, 0] != visit
-        # arithmetic, not a conditional, so that the compiler emits no branch
-        links[c, 1] = links[c, 1] * (1.0 - fresh) + data[p]
-        links[c, 0] = visit
-        touched[count] = c
-        count += fresh & ((group < 0) | (within[j] == group))
-    return count
-
-
-@jit_inline
-def _join_bounds(inn_c, vol_c, lv_c, delta, d):
-    """Bounds on ``f(inn_c + delta, vol_c + d) - f(inn_c, vol_c)`` that need no logarithm.
-
-    With ``lv_c = log(vol_c / V)`` and ``x = d / vol_c`` the difference is
-    ``delta * lv_c + (inn_c + delta) * log1p(x)``, and ``x - x^2/2 <= log1p(x) <= x -
-    x^2/2 + x^3/3`` for ``x >= 0`` (tight when the node is small beside the cluster,
-    the common case; one division). Returns (lower, upper, a scale of the terms for
-    rounding margins).
-    """
-    if vol_c <= 0.0:
-        return -np.inf, np.inf, 0.0
-    x = d / vol_c
-    base = delta * lv_c
-    total = inn_c + delta
-    x2 = 0.5 * x * x
-    low = base + total * (x - x2)
-    high = base + total * (x - x2 + (2.0 / 3.0) * x2 * x)
-    return low, high, total * (abs(lv_c) + x)
-
-
-@jit_inline
-def _refresh(cl, c, V):
-    """Recompute the cached ``f(inn_c, vol_c)`` and ``log(vol_c / V)`` of record c."""
-    if cl[c, _VOL] > 0.0:
-        cl[c, _LOG] = np.log(cl[c, _VOL] / V)
-        cl[c, _F] = cl[c, _INN] * cl[c, _LOG] if cl[c, _INN] > 0.0 else 0.0
-    else:
-        cl[c, _LOG] = 0.0
-        cl[c, _F] = 0.0
-
-
-@jit
-def _records(inn, vol, V):
-    cl = np.empty((inn.size, 4))
-    for c in range(inn.size):
-        cl[c, _INN] = inn[c]
-        cl[c, _VOL] = vol[c]
-        _refresh(cl, c, V)
-    return cl
-
-
-@jit_inline
-def _best_join(touched, count, links, low, cl, skip, s, d, V, best, best_g, best_w):
-    """The candidate cluster that lowers ``f`` most, as if each were evaluated exactly.
-
-    ``best``/``best_g``/``best_w`` describe the alternative so far (``best < 0``:
-    none); candidates are taken in ``touched`` order, ``skip`` excluded, and the first
-    of equal values wins. The link weights in ``links`` exclude the self-loop ``s``.
-    Candidates whose lower bound cannot beat the best upper bound skip their
-    logarithm, so most visits take one or two instead of one per candidate.
-    Returns the updated (best, best_g, best_w).
-    """
-    best_high = best_g if best >= 0 else np.inf
-    scale = 0.0
-    for t in range(count):
-        c = touched[t]
-        if c == skip:
-            continue
-        low[t], high, sc = _join_bounds(
-            cl[c, _INN], cl[c, _VOL], cl[c, _LOG], 2.0 * links[c, 1] + s, d
-        )
-        if high < best_high:
-            best_high = high
-            scale = sc
-    cut = best_high + _BOUND_MARGIN * scale
-    for t in range(count):
-        c = touched[t]
-        if c == skip or low[t] > cut + _BOUND_MARGIN * abs(low[t]):
-            continue
-        w = links[c, 1]
-        g = f_term(cl[c, _INN] + 2.0 * w + s, cl[c, _VOL] + d, V) - cl[c, _F]
-        if best < 0 or g < best_g:
-            best_g = g
-            best = c
-            best_w = w
-    return best, best_g, best_w
 
 
 @jit_inline
@@ -196,18 +82,16 @@ def _propose_range(
         d = degree[v]
         a = labels[v]
         s = loop[v]
-        count = _gather(indptr, indices, data, labels, v, links, touched, visit, labels, -1)
+        count = gather(indptr, indices, data, labels, v, links, touched, visit, labels, -1)
         k_a = links[a, 1] - s if links[a, 0] == visit else 0.0
         best = -1
         best_g = 0.0
         if size[a] > 1:  # a new singleton is a real alternative
             best = n
             best_g = f_term(s, d, V)
-        best, best_g, k_b = _best_join(
-            touched, count, links, low, cl, a, s, d, V, best, best_g, 0.0
-        )
+        best, best_g, k_b = best_join(touched, count, links, low, cl, a, s, d, V, best, best_g, 0.0)
         if best >= 0:
-            rem = f_term(cl[a, _INN] - 2.0 * k_a - s, cl[a, _VOL] - d, V) - cl[a, _F]
+            rem = f_term(cl[a, INN] - 2.0 * k_a - s, cl[a, VOL] - d, V) - cl[a, F]
             if rem + best_g >= -tol * d:
                 best = -1
         target[v] = best
@@ -267,8 +151,8 @@ def local_move(
     n = degree.size
     parallel = n_threads > 1 and n + indptr[n] >= PARALLEL_MIN_WORK
     parts = n_threads if parallel else 1
-    links, touched, low, visits = _scratch(parts, n, longest_row(indptr))
-    cl = _records(inn, vol, V)
+    links, touched, low, visits = scratch(parts, n, longest_row(indptr))
+    cl = records(inn, vol, V)
     free = np.empty(n, dtype=np.int64)  # stack of empty cluster slots
     n_free = 0
     for c in range(n - 1, -1, -1):
@@ -326,30 +210,28 @@ def local_move(
                         # another node of this group changed a or b: re-check with today's sums
                         if b == n and size[a] <= 1:
                             continue
-                        rem = f_term(cl[a, _INN] - 2.0 * k_a - s, cl[a, _VOL] - d, V) - cl[a, _F]
+                        rem = f_term(cl[a, INN] - 2.0 * k_a - s, cl[a, VOL] - d, V) - cl[a, F]
                         if b == n:
                             gain = f_term(s, d, V)
                         else:
-                            gain = (
-                                f_term(cl[b, _INN] + 2.0 * k_b + s, cl[b, _VOL] + d, V) - cl[b, _F]
-                            )
+                            gain = f_term(cl[b, INN] + 2.0 * k_b + s, cl[b, VOL] + d, V) - cl[b, F]
                         if rem + gain >= -tol * d:
                             active[v] = True  # try again next sweep
                             continue
                     if b == n:
                         n_free -= 1
                         b = free[n_free]
-                    cl[a, _INN] -= 2.0 * k_a + s
-                    cl[a, _VOL] -= d
+                    cl[a, INN] -= 2.0 * k_a + s
+                    cl[a, VOL] -= d
                     size[a] -= 1
                     if size[a] == 0:
                         free[n_free] = a
                         n_free += 1
-                    cl[b, _INN] += 2.0 * k_b + s
-                    cl[b, _VOL] += d
+                    cl[b, INN] += 2.0 * k_b + s
+                    cl[b, VOL] += d
                     size[b] += 1
-                    _refresh(cl, a, V)
-                    _refresh(cl, b, V)
+                    refresh(cl, a, V)
+                    refresh(cl, b, V)
                     changed[a] = step
                     changed[b] = step
                     labels[v] = b
@@ -366,8 +248,8 @@ def local_move(
         if visited == 0:
             break
     for c in range(n):
-        inn[c] = cl[c, _INN]
-        vol[c] = cl[c, _VOL]
+        inn[c] = cl[c, INN]
+        vol[c] = cl[c, VOL]
     return moves, state
 
 
@@ -384,7 +266,7 @@ def _refine_range(
         visit += 1.0
         d = degree[v]
         s = loop[v]
-        count = _gather(indptr, indices, data, sub, v, links, touched, visit, labels, labels[v])
+        count = gather(indptr, indices, data, sub, v, links, touched, visit, labels, labels[v])
         own = sub[v]  # v is alone: its slot gathered only the self-loop
         rem = -f_term(s, d, V)
         best = -1
@@ -396,19 +278,17 @@ def _refine_range(
                 w = links[c, 1]
                 if c == own or (best >= 0 and w <= best_w):
                     continue
-                low_g, high_g, _ = _join_bounds(
-                    cl[c, _INN], cl[c, _VOL], cl[c, _LOG], 2.0 * w + s, d
-                )
+                low_g, high_g, _ = join_bounds(cl[c, INN], cl[c, VOL], cl[c, LOG], 2.0 * w + s, d)
                 if rem + low_g >= -tol * d:
                     continue
                 if rem + high_g >= -tol * d:
-                    g = f_term(cl[c, _INN] + 2.0 * w + s, cl[c, _VOL] + d, V) - cl[c, _F]
+                    g = f_term(cl[c, INN] + 2.0 * w + s, cl[c, VOL] + d, V) - cl[c, F]
                     if rem + g >= -tol * d:
                         continue
                 best = c
                 best_w = w
         else:
-            best, best_g, best_w = _best_join(
+            best, best_g, best_w = best_join(
                 touched, count, links, low, cl, own, s, d, V, -1, 0.0, 0.0
             )
             if best >= 0 and rem + best_g >= -tol * d:
@@ -448,8 +328,8 @@ def refine(
     parallel = n_threads > 1 and n + indptr[n] >= PARALLEL_MIN_WORK
     parts = n_threads if parallel else 1
     sub = np.arange(n)
-    cl = _records(loop, degree, V)
-    links, touched, low, visits = _scratch(parts, n, longest_row(indptr))
+    cl = records(loop, degree, V)
+    links, touched, low, visits = scratch(parts, n, longest_row(indptr))
     alone = np.empty(n, dtype=np.bool_)
     for v in range(n):
         alone[v] = degree[v] > 0.0
@@ -489,16 +369,16 @@ def refine(
                 s = loop[v]
                 w = k_target[v]
                 if changed[b] == step:
-                    gain = f_term(cl[b, _INN] + 2.0 * w + s, cl[b, _VOL] + d, V) - cl[b, _F]
+                    gain = f_term(cl[b, INN] + 2.0 * w + s, cl[b, VOL] + d, V) - cl[b, F]
                     if gain - f_term(s, d, V) >= -tol * d:
                         continue
                 a = sub[v]
-                cl[a, _INN] = 0.0
-                cl[a, _VOL] = 0.0
-                _refresh(cl, a, V)
-                cl[b, _INN] += 2.0 * w + s
-                cl[b, _VOL] += d
-                _refresh(cl, b, V)
+                cl[a, INN] = 0.0
+                cl[a, VOL] = 0.0
+                refresh(cl, a, V)
+                cl[b, INN] += 2.0 * w + s
+                cl[b, VOL] += d
+                refresh(cl, b, V)
                 changed[b] = step
                 sub[v] = b
                 alone[b] = False  # slot b is named after the node it started from
