@@ -3,7 +3,8 @@
 Modules, bottom up: ``sampling`` (seeded draws, argument checks), ``registry`` (task names,
 presets), ``degradations`` (the operations; registers C, B, N, D), ``image_io`` (image
 files), ``shapes`` (drawing primitives), ``soft_scenes`` and ``detailed_scenes`` (the two
-styles of procedural scenes), ``synthetic`` (the scene API) and ``datasets``; beside them
+styles of procedural scenes), ``synthetic`` (the scene API), ``patches`` (how items are cut
+from frames), ``folders`` (image-folder data sets) and ``datasets``; beside them
 ``estimation`` (fitting degradation parameters to real pairs) and ``statistics`` (how
 close scenes come to real images).
 """

@@ -26,7 +26,9 @@ LAYERS = {
     "soft_scenes": {"degradations", "sampling", "shapes"},
     "detailed_scenes": {"degradations", "sampling", "shapes"},
     "synthetic": {"detailed_scenes", "sampling", "soft_scenes"},
-    "datasets": {"degradations", "image_io", "registry", "sampling", "synthetic"},
+    "patches": {"image_io", "registry"},
+    "folders": {"degradations", "image_io", "patches", "registry", "sampling"},
+    "datasets": {"degradations", "folders", "patches", "registry", "sampling", "synthetic"},
     "estimation": {"degradations", "registry", "sampling"},
     "statistics": {"sampling"},
 }
