@@ -53,8 +53,15 @@ from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.distributed import ShardedBatchSampler
 from sepkit_torch.models.backbone import STAGE_NAMES
 from sepkit_torch.pipeline.state import save_checkpoint
+from sepkit_torch.training import RECIPES
 
 log = logging.getLogger("sep_table7")
+
+#: The training stream's epoch that validation frames come from (training stays far below).
+VALIDATION_EPOCH = 10**6
+#: Fine-tuning after pruning: this share of the task's training steps (the paper: 20 of
+#: 100 epochs), at the study's fine-tuning learning rate.
+FINETUNE_SHARE = 0.2
 
 
 #: The two studies: budgets chosen so that the paper preset takes about two hours of one
@@ -71,9 +78,9 @@ STUDIES = {
         lr=5e-4,
         pool=64,
         test=24,
+        val=12,
         srp_batches=24,
         srp_epochs=3,
-        finetune_steps=300,
         finetune_lr=2e-4,
     ),
     "tiny": dict(
@@ -87,9 +94,9 @@ STUDIES = {
         lr=1e-3,
         pool=96,
         test=48,
+        val=24,
         srp_batches=24,
         srp_epochs=3,
-        finetune_steps=100,
         finetune_lr=5e-4,
     ),
     # seconds, for the test suite
@@ -100,13 +107,13 @@ STUDIES = {
         batch=4,
         frames=2,
         pretrain_steps=2,
-        steps=3,
+        steps=10,
         lr=1e-3,
         pool=3,
         test=2,
+        val=2,
         srp_batches=2,
         srp_epochs=1,
-        finetune_steps=2,
         finetune_lr=5e-4,
     ),
 }
@@ -193,23 +200,47 @@ def batch_of(data, index) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fit(
-    model, task: str | None, data, steps: int, lr: float, args, seed: int, on_step=None
-) -> float:
-    """`steps` Adam steps (cosine to lr/100, L1) over the frame-grouped shuffled windows;
-    ``on_step(step)`` after each."""
+    model,
+    task: str | None,
+    data,
+    steps: int,
+    lr: float,
+    args,
+    seed: int,
+    on_step=None,
+    val=None,
+    epochs: int = 100,
+):
+    """`steps` steps of the study's recipe over the frame-grouped shuffled windows;
+    ``on_step(step)`` after each. The recipe's epoch is ``steps / epochs`` steps (the
+    public code trains 100 epochs per task and fine-tunes 20): its warm-up and, with
+    `val` (degraded, clean) frames, its validation (the public code's score) and early
+    stopping."""
+    epoch = max(1, steps // epochs)
     g = torch.Generator().manual_seed(seed)
     order = ShardedBatchSampler(len(data), args.batch, generator=g, frame_items=data.frame_items)
-    result = training.fit(
+    validate = None
+    if val is not None:
+
+        def validate():
+            score = evaluate(model, task, val)
+            model.train()
+            return (1 - score["ssim"]) + (50 - score["psnr"]) / 50
+
+    return training.fit(
         model,
         DataLoader(data, batch_sampler=order),
         lr=lr,
         steps=steps,
         task=task,
         clean_to_clean=task is None,
+        recipe=args.recipe,
         set_epoch=data.set_epoch,
+        validate=validate,
+        validate_every=epoch,
+        warmup_steps=epoch * RECIPES[args.recipe].warmup_epochs,
         on_step=None if on_step is None else lambda step, loss: on_step(step),
     )
-    return result.loss
 
 
 @torch.no_grad()
@@ -250,6 +281,8 @@ def scored(model, task, keep, test) -> dict:
 
 def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
     seed = mix_seed(args.seed, ord(task[0]))
+    val = validation_frames(task, args, seed)
+    averaged = RECIPES[args.recipe].ema_decay is not None
 
     def train_branch():
         torch.manual_seed(seed)
@@ -257,19 +290,33 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
         model.add_task(task)
         data = training_frames(task, args, seed)
         start = time.perf_counter()
-        loss = fit(model, task, data, args.steps, args.lr, args, seed)
+        result = fit(
+            model, task, data, args.steps, args.lr, args, seed, val=val if averaged else None
+        )
         log.info(
             "%s: %d steps in %.0f s, last loss %.4f",
             task,
-            args.steps,
+            result.steps,
             time.perf_counter() - start,
-            loss,
+            result.loss,
         )
+        if averaged:  # the reporting weights; pruning reads the raw ones
+            raw = copy.deepcopy(model)
+            result.use_averaged()
+            save_checkpoint(study.out / f"trained-{task}-avg.pt", {"model": model.state_dict()})
+            model = raw
+        study.results.setdefault("training", {})[task] = {
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "stopped_early": result.stopped_early,
+        }
+        study.save()
         return model
 
     model = study.model(f"trained-{task}", train_branch)
+    reported = study.model(f"trained-{task}-avg", lambda: None) if averaged else model
     test_data = SyntheticThermalDataset(
-        task, length=args.test, size=args.frame, split="test", seed=args.seed
+        task, length=args.test, size=args.frame, split="test", seed=args.test_seed
     )
     items = [test_data[i] for i in range(len(test_data))]
     test = (torch.stack([d for d, _ in items]), torch.stack([c for _, c in items]))
@@ -289,10 +336,12 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
         "unpruned",
         lambda: {
             "kept": list(model.config.groups),
-            **evaluate(model, task, test),
+            **evaluate(reported, task, test),
             **size(model, task),
         },
     )
+    if averaged:
+        study.row(task, "unpruned, raw weights", lambda: evaluate(model, task, test))
     selections = {}
     for name, (method, tie, criterion) in SEP_VARIANTS.items():
 
@@ -405,6 +454,7 @@ def record_graphs(path: Path, model, task: str, pool) -> None:
 
 def finetune_task(study: Study, task: str, name: str, args) -> None:
     seed = mix_seed(args.seed, ord(task[0]))
+    averaged = RECIPES[args.recipe].ema_decay is not None
 
     def finetune():
         model = study.model(f"trained-{task}", lambda: None)
@@ -412,7 +462,7 @@ def finetune_task(study: Study, task: str, name: str, args) -> None:
         keep = {s: np.asarray(rows[name]["keep"][s]) for s in STAGE_NAMES}
         m = pruned(model, task, keep)
         test_data = SyntheticThermalDataset(
-            task, length=args.test, size=args.frame, split="test", seed=args.seed
+            task, length=args.test, size=args.frame, split="test", seed=args.test_seed
         )
         items = [test_data[i] for i in range(len(test_data))]
         test = (torch.stack([d for d, _ in items]), torch.stack([c for _, c in items]))
@@ -424,10 +474,38 @@ def finetune_task(study: Study, task: str, name: str, args) -> None:
                 curve[step] = evaluate(m, task, test)
 
         data = training_frames(task, args, mix_seed(seed, 2))
-        fit(m, task, data, args.finetune_steps, args.finetune_lr, args, mix_seed(seed, 3), on_step)
-        return {"curve": {str(k): v for k, v in curve.items()}, **curve[args.finetune_steps]}
+        val = validation_frames(task, args, seed) if averaged else None
+        result = fit(
+            m,
+            task,
+            data,
+            args.finetune_steps,
+            args.finetune_lr,
+            args,
+            mix_seed(seed, 3),
+            on_step,
+            val=val,
+            epochs=20,
+        )
+        final = curve.get(result.steps) or evaluate(m, task, test)
+        if averaged:  # the public code reports (and keeps) the best weight average
+            result.use_averaged()
+            final = evaluate(m, task, test)
+        return {
+            "curve": {str(k): v for k, v in curve.items()},
+            "steps": result.steps,
+            **final,
+        }
 
     study.row(task, f"{name} fine-tuned", finetune)
+
+
+def validation_frames(task: str, args, seed: int):
+    """Whole frames of the training stream from an epoch training never reaches: the
+    recipe's validation and any tuning (never the test frames)."""
+    frames = training_frames(task, args, seed, length=args.val)
+    pairs = [frames.frame(f, epoch=VALIDATION_EPOCH) for f in range(args.val)]
+    return torch.stack([d for d, _ in pairs]), torch.stack([c for _, c in pairs])
 
 
 def main(argv=None) -> None:
@@ -436,12 +514,25 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="the study's folder (resumable)")
     parser.add_argument("--tasks", default="C,B,N")
     parser.add_argument("--rho", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--steps", default=None, help="training steps per task, comma-separated (a grid)"
+    )
+    parser.add_argument(
+        "--recipes", default="paper", help=f"training recipes, comma-separated ({sorted(RECIPES)})"
+    )
+    parser.add_argument("--seeds", default="0", help="training seeds, comma-separated")
+    parser.add_argument("--test-seed", type=int, default=0, help="seed of the test frames")
     parser.add_argument("--random-seeds", type=int, default=5)
     parser.add_argument(
         "--finetune",
         default="SEP,MP,SRP,SEP (contribution)",
         help="selections to fine-tune (comma-separated row names)",
+    )
+    parser.add_argument(
+        "--results",
+        metavar="DIR",
+        help="copy each finished cell's results.json here (small files to keep) and skip "
+        "the cells already complete there",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument(
@@ -449,25 +540,70 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--record-frames", type=int, default=16, help="pool images recorded")
     args = parser.parse_args(argv)
-    for key, value in STUDIES[args.model].items():
-        setattr(args, key, value)
-    args.tasks = [t for t in args.tasks.split(",") if t]
-    # fine-tuning curve: a few points, then the budget
-    args.marks = sorted(
-        {m for m in (25, 50, 100, 200) if m < args.finetune_steps} | {args.finetune_steps}
-    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     # numba's default OpenMP layer leaves its workers spinning after sepkit's parallel
     # kernels, which slows every later torch op on a busy CPU; workqueue parks them.
     numba.config.THREADING_LAYER = "workqueue"
-    config = {
-        k: v
-        for k, v in vars(args).items()
-        if k not in ("out", "threads", "finetune", "marks", "record_graphs", "record_frames")
+    study_steps = STUDIES[args.model]["steps"]
+    grid = [
+        (int(steps), recipe, int(seed))
+        for steps in (args.steps or str(study_steps)).split(",")
+        for seed in args.seeds.split(",")
+        for recipe in args.recipes.split(",")
+    ]
+    for _, recipe, _ in grid:
+        if recipe not in RECIPES:
+            parser.error(f"--recipes: {recipe!r} is not one of {sorted(RECIPES)}")
+    out = Path(args.out)
+    results = Path(args.results) if args.results else None
+    for steps, recipe, seed in grid:
+        name = f"{args.model}-{recipe}-{steps}-s{seed}"
+        if results is not None and _complete(results / f"{name}.json", args):
+            log.info("%s: complete in %s, skipped", name, results)
+            continue
+        cell = argparse.Namespace(**vars(args))
+        cell.steps, cell.recipe, cell.seed = steps, recipe, seed
+        folder = out if len(grid) == 1 else out / name
+        shared = out / f"pretrained-{args.model}-{recipe}-s{seed}.pt" if len(grid) > 1 else None
+        study = run_cell(cell, folder, shared)
+        if results is not None:
+            results.mkdir(parents=True, exist_ok=True)
+            tmp = results / f".{name}.json.tmp"
+            tmp.write_text(json.dumps(study.results, indent=1) + "\n")
+            os.replace(tmp, results / f"{name}.json")
+    if results is not None:
+        cells = [json.loads(p.read_text()) for p in sorted(results.glob(f"{args.model}-*.json"))]
+        (results / f"summary-{args.model}.md").write_text(render_summary(cells))
+
+
+def _complete(path: Path, args) -> bool:
+    """The cell's results at `path` hold every row this command computes."""
+    if not path.is_file():
+        return False
+    tasks = json.loads(path.read_text()).get("tasks", {})
+    wanted = {*SEP_VARIANTS, "MP", "SRP"} | {
+        f"{n} fine-tuned" for n in args.finetune.split(",") if n
     }
+    return all(t in tasks and wanted <= set(tasks[t]) for t in args.tasks.split(","))
+
+
+def run_cell(args, out: Path, shared_pretrained: Path | None) -> Study:
+    """One study: pretraining, then every task's rows and fine-tuning, in `out`."""
+    for key, value in STUDIES[args.model].items():
+        if key != "steps":
+            setattr(args, key, value)
+    args.tasks = [t for t in args.tasks.split(",") if t]
+    args.finetune_steps = max(1, round(FINETUNE_SHARE * args.steps))
+    # fine-tuning curve: a few points, then the budget
+    args.marks = sorted(
+        {m for m in (25, 50, 100, 200, 400, 800) if m < args.finetune_steps} | {args.finetune_steps}
+    )
+    skip = ("out", "threads", "finetune", "marks", "record_graphs", "record_frames", "results")
+    skip += ("seeds", "recipes")
+    config = {k: v for k, v in vars(args).items() if k not in skip}
     config["frame"] = list(config["frame"])
-    study = Study(Path(args.out), config)
+    study = Study(out, config)
 
     def pretrain():
         torch.manual_seed(args.seed)
@@ -485,7 +621,13 @@ def main(argv=None) -> None:
         log.info("pretrained %d steps in %.0f s", args.pretrain_steps, time.perf_counter() - start)
         return model
 
-    pretrained = study.model("pretrained", pretrain)
+    if shared_pretrained is not None and shared_pretrained.is_file():
+        state = torch.load(shared_pretrained, map_location="cpu", weights_only=True)
+        pretrained = ECMRNet.from_state_dict(state["model"])
+    else:
+        pretrained = study.model("pretrained", pretrain)
+        if shared_pretrained is not None:
+            save_checkpoint(shared_pretrained, {"model": pretrained.state_dict()})
     for task in args.tasks:
         run_task(study, pretrained, task, args)
     for name in [n for n in args.finetune.split(",") if n]:
@@ -493,6 +635,7 @@ def main(argv=None) -> None:
             finetune_task(study, task, name, args)
     (study.out / "results.md").write_text(render(study.results))
     print(render(study.results))
+    return study
 
 
 # ----------------------------------------------------------------------------- tables
@@ -547,6 +690,94 @@ def render(results: dict) -> str:
                     + " | ".join(cells)
                     + f" | {r['psnr'] - full['psnr']:+.2f} |"
                 )
+    return "\n".join(lines) + "\n"
+
+
+def _spread(values) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
+
+
+#: The selections the summary compares, each with the baselines at its counts.
+SUMMARY_SELECTIONS = ("SEP", "SEP (contribution)")
+
+
+def render_summary(cells: list[dict]) -> str:
+    """The grid's tables: per training length, recipe and task, the mean ± sd over the
+    training seeds of the share of the branch SEP removes, of each selection's PSNR
+    without fine-tuning (with MP, SRP and random groups at its counts) and after
+    fine-tuning."""
+    groups: dict[tuple, list[dict]] = {}
+    for cell in cells:
+        cfg = cell["config"]
+        groups.setdefault((cfg["steps"], cfg["recipe"]), []).append(cell)
+    model = cells[0]["config"]["model"] if cells else "?"
+    lines = [
+        f"## SEP study, {model} preset: training length, recipe and seeds",
+        "",
+        "Mean ± sd over the training seeds (the test frames are the same for every seed). "
+        "Params: the task's path at 1x1x512x640, change against the unpruned branch. "
+        "No fine-tuning unless said.",
+    ]
+    for selection in SUMMARY_SELECTIONS:
+        suffix = REFERENCES.get(selection, "")
+        lines += [
+            "",
+            f"### {selection}, and the baselines at its counts (PSNR dB)",
+            "",
+            "| steps | recipe | task | seeds | path params | unpruned | "
+            f"{selection} | MP | SRP | random | {selection} - MP | {selection} - max(MP, SRP) |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for (steps, recipe), group in sorted(groups.items()):
+            tasks = list(group[0].get("tasks", {}))
+            for task in tasks:
+                rows = [c["tasks"][task] for c in group if selection in c["tasks"].get(task, {})]
+                if not rows:
+                    continue
+
+                def col(name, rows=rows):
+                    return [r[name]["psnr"] for r in rows if name in r]
+
+                cut = [
+                    100 * (r[selection]["activated_params"] / r["unpruned"]["activated_params"] - 1)
+                    for r in rows
+                ]
+                sel, mp, srp = col(selection), col("MP" + suffix), col("SRP" + suffix)
+                rnd = col(f"random x5{suffix}")
+                lines.append(
+                    f"| {steps} | {recipe} | {task} | {len(rows)} | {_spread(cut)}% | "
+                    f"{_spread(col('unpruned'))} | {_spread(sel)} | {_spread(mp)} | "
+                    f"{_spread(srp)} | {_spread(rnd)} | "
+                    f"{_spread([a - b for a, b in zip(sel, mp, strict=True)])} | "
+                    f"{_spread([a - max(b, c) for a, b, c in zip(sel, mp, srp, strict=True)])} |"
+                )
+    lines += [
+        "",
+        "### After fine-tuning (20% of the training steps), minus the unpruned branch (dB)",
+        "",
+        "| steps | recipe | task | SEP | MP | SRP | SEP (contribution) |",
+        "|---:|---|---|---:|---:|---:|---:|",
+    ]
+    for (steps, recipe), group in sorted(groups.items()):
+        for task in list(group[0].get("tasks", {})):
+            cells_ = [c["tasks"][task] for c in group if "unpruned" in c["tasks"].get(task, {})]
+            cols = []
+            for name in ("SEP", "MP", "SRP", "SEP (contribution)"):
+                cols.append(
+                    _spread(
+                        [
+                            r[f"{name} fine-tuned"]["psnr"] - r["unpruned"]["psnr"]
+                            for r in cells_
+                            if f"{name} fine-tuned" in r
+                        ]
+                    )
+                )
+            lines.append(f"| {steps} | {recipe} | {task} | " + " | ".join(cols) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -4,9 +4,10 @@ benchmarks all use it)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,7 +21,9 @@ from sepkit_torch.speed import autocast
 
 __all__ = [
     "OPTIMIZER_IMPLS",
+    "RECIPES",
     "FitResult",
+    "Recipe",
     "TrainingDivergedError",
     "fit",
     "make_optimizer",
@@ -30,6 +33,7 @@ __all__ = [
 
 #: Adam's update kernels (:func:`make_optimizer`); every one computes the same update.
 OPTIMIZER_IMPLS = ("default", "foreach", "fused", "for-loop")
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 _IMPL_FLAGS = {
     "default": {},
     "foreach": {"foreach": True},
@@ -40,6 +44,66 @@ _IMPL_FLAGS = {
 
 class TrainingDivergedError(SepkitTorchError, FloatingPointError):
     """The training loss became NaN or infinite; the step was not applied."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How :func:`fit` trains, apart from the data and the learning rate.
+
+    Attributes
+    ----------
+    name : str
+    optimizer : {"adam", "adamw"}
+    weight_decay : float
+        AdamW's decoupled weight decay (0 for Adam).
+    warmup_epochs : int
+        Epochs of linear warm-up from ``lr / 100`` before the cosine (an epoch is
+        ``len(batches)`` steps).
+    min_lr : float or None
+        Where the cosine ends; None means ``lr / 100``.
+    ema_decay : float or None
+        Decay of an exponential moving average of the trainable weights, updated after
+        every step and used for validation (:attr:`FitResult.averaged`); None keeps none.
+    clip_norm : float or None
+        Gradient-norm clipping of the trainable parameters before each step.
+    loss : str
+        One of :data:`~sepkit_torch.metrics.LOSSES`.
+    patience : int or None
+        Early stopping: with a `validate` callback, training stops after this many
+        validations in a row without a better score (None: never stops early).
+    """
+
+    name: str
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    warmup_epochs: int = 0
+    min_lr: float | None = None
+    ema_decay: float | None = None
+    clip_norm: float | None = None
+    loss: str = "paper"
+    patience: int | None = None
+
+
+#: The training recipes by name. ``"paper"`` (the default), what the paper's text says:
+#: Adam, cosine to ``lr / 100``, L1. ``"code"``, what the public training code does:
+#: AdamW (weight decay 1e-5), one epoch of linear warm-up then cosine to 1e-6, an EMA of
+#: the weights (0.999) for validation, gradient clipping at 1.0, the loss
+#: ``L1 + 0.5 (1 - MS-SSIM) + 0.1 Sobel L1`` and early stopping after 3 validations
+#: without improvement (the paper trains 100 epochs per task and fine-tunes 20).
+RECIPES = {
+    "paper": Recipe("paper"),
+    "code": Recipe(
+        "code",
+        optimizer="adamw",
+        weight_decay=1e-5,
+        warmup_epochs=1,
+        min_lr=1e-6,
+        ema_decay=0.999,
+        clip_norm=1.0,
+        loss="code",
+        patience=3,
+    ),
+}
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -66,23 +130,31 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def make_optimizer(
-    model: nn.Module | Iterable[nn.Parameter], lr: float = 1e-4, *, impl: str = "default", **kwargs
-) -> torch.optim.Adam:
-    """Adam (the paper's optimizer) over :func:`trainable_parameters` of `model` (or over
-    the given parameters), with the update kernels `impl` (:data:`OPTIMIZER_IMPLS`).
+    model: nn.Module | Iterable[nn.Parameter],
+    lr: float = 1e-4,
+    *,
+    impl: str = "default",
+    kind: str = "adam",
+    **kwargs,
+) -> torch.optim.Optimizer:
+    """Adam (the paper's optimizer; ``kind="adamw"``: AdamW, the public code's) over
+    :func:`trainable_parameters` of `model` (or over the given parameters), with the
+    update kernels `impl` (:data:`OPTIMIZER_IMPLS`).
 
     Call it again after every :meth:`~sepkit_torch.ECMRNet.add_task` (and after
     ``load_state_dict``); :func:`train_step` refuses an optimizer that is out of date.
     ``"fused"`` needs every parameter on a device with the fused kernel (CUDA, and the
-    CPU since torch 2.4). `kwargs` go to :class:`torch.optim.Adam`.
+    CPU since torch 2.4). `kwargs` go to :class:`torch.optim.Adam` (or ``AdamW``).
     """
     if impl not in OPTIMIZER_IMPLS:
         raise InvalidInputError(f"`impl` must be one of {list(OPTIMIZER_IMPLS)}; got {impl!r}")
+    if kind not in _OPTIMIZERS:
+        raise InvalidInputError(f"`kind` must be one of {sorted(_OPTIMIZERS)}; got {kind!r}")
     _check_lr(lr)
     params = trainable_parameters(model) if isinstance(model, nn.Module) else list(model)
     if not params:
         raise TaskStateError(f"{type(model).__name__} has no trainable parameter to optimize")
-    return torch.optim.Adam(params, lr=lr, **_IMPL_FLAGS[impl], **kwargs)
+    return _OPTIMIZERS[kind](params, lr=lr, **_IMPL_FLAGS[impl], **kwargs)
 
 
 def train_step(
@@ -138,13 +210,44 @@ def train_step(
 
 @dataclass
 class FitResult:
-    """What :func:`fit` did: the last loss, the steps taken, and the optimizer's and
-    schedule's final states (for inspection; a new fit builds its own)."""
+    """What :func:`fit` did.
+
+    Attributes
+    ----------
+    loss : float
+        The last training loss.
+    steps : int
+        Steps taken (fewer than asked when early stopping ended the training).
+    optimizer, scheduler : dict
+        Their final states (for inspection; a new fit builds its own).
+    averaged : list of Tensor or None
+        With a recipe that keeps an EMA: the averaged trainable weights (the best
+        validated ones when `validate` was given), in the order of the optimized
+        parameters; :meth:`use_averaged` copies them into the model. The model itself
+        keeps its last raw weights.
+    scores : list of (int, float)
+        ``(step, score)`` of every validation.
+    best_step : int or None
+        The step of the best validation score.
+    stopped_early : bool
+    """
 
     loss: float
     steps: int
     optimizer: dict[str, Any]
     scheduler: dict[str, Any]
+    averaged: list[torch.Tensor] | None = None
+    scores: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int | None = None
+    stopped_early: bool = False
+    parameters: list[nn.Parameter] = field(default_factory=list, repr=False)
+
+    @torch.no_grad()
+    def use_averaged(self) -> None:
+        """Copy :attr:`averaged` into the trained parameters (the reporting weights)."""
+        if self.averaged is None:
+            raise TaskStateError("this fit kept no weight average (its recipe has no EMA)")
+        torch._foreach_copy_(self.parameters, self.averaged)
 
 
 def fit(
@@ -156,7 +259,8 @@ def fit(
     steps: int | None = None,
     task: str | None = None,
     clean_to_clean: bool = False,
-    loss: str = "paper",
+    recipe: str = "paper",
+    loss: str | None = None,
     optimizer_impl: str = "default",
     amp: str = "none",
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -164,11 +268,15 @@ def fit(
     regularizer=None,
     set_epoch: Callable[[int], None] | None = None,
     device: torch.device | str | None = None,
+    validate: Callable[[], float] | None = None,
+    validate_every: int | None = None,
+    warmup_steps: int | None = None,
     on_step: Callable[[int, float], None] | None = None,
     progress: bool = False,
     desc: str = "train",
 ) -> FitResult:
-    """Train `model` on `batches` with Adam and a cosine schedule (to ``lr / 100``).
+    """Train `model` on `batches` by a named `recipe` (:data:`RECIPES`): by default
+    Adam with a cosine schedule to ``lr / 100`` and the L1 loss (the paper's text).
 
     Parameters
     ----------
@@ -185,10 +293,14 @@ def fit(
         The path that trains (ECMRNet); None trains the model itself.
     clean_to_clean : bool
         Learn clean -> clean (the backbone's pretraining): the input is the clean image.
-    loss : str
-        One of :data:`~sepkit_torch.metrics.LOSSES`, computed in float32.
+    recipe : str
+        ``"paper"`` or ``"code"`` (the public training code's: AdamW, warm-up, EMA,
+        clipping, its loss, early stopping); see :class:`Recipe`.
+    loss : str, optional
+        One of :data:`~sepkit_torch.metrics.LOSSES`, computed in float32 (default: the
+        recipe's).
     optimizer_impl : str
-        Adam's kernels (:data:`OPTIMIZER_IMPLS`).
+        The optimizer's kernels (:data:`OPTIMIZER_IMPLS`).
     amp : {"none", "bf16"}
         Precision of the forward passes.
     forward : callable, optional
@@ -201,6 +313,15 @@ def fit(
         Called with the epoch number before each pass (``dataset.set_epoch``).
     device : optional
         Where batches go (default: where they are).
+    validate : callable, optional
+        ``validate() -> score`` (lower is better), called every `validate_every` steps
+        and at the end, with the weight average in the model when the recipe keeps one
+        (the raw weights are put back afterwards). The recipe's `patience` stops the
+        training early; the best average is :attr:`FitResult.averaged`.
+    validate_every : int, optional
+        Steps between validations (default: one epoch, ``len(batches)``).
+    warmup_steps : int, optional
+        Steps of the recipe's linear warm-up (default: its ``warmup_epochs`` epochs).
     on_step : callable, optional
         ``on_step(step, loss)`` after every step.
     progress : bool
@@ -226,26 +347,55 @@ def fit(
     >>> result = fit(model, batches, lr=1e-3, epochs=3, task="C")
     >>> result.steps, result.loss > 0
     (6, True)
+    >>> result = fit(model, batches, lr=1e-3, epochs=3, task="C", recipe="code")
+    >>> len(result.averaged) == len(model.trainable_parameters())
+    True
     """
     _check_lr(lr)
     _check_task(model, task)
+    if recipe not in RECIPES:
+        raise InvalidInputError(f"`recipe` must be one of {sorted(RECIPES)}; got {recipe!r}")
+    how = RECIPES[recipe]
     per_epoch = len(batches)
     total = epochs * per_epoch if steps is None else steps
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
         raise InvalidInputError(f"`steps` must be an int >= 0; got {total!r}")
+    every = per_epoch if validate_every is None else validate_every
+    if validate is not None and (not isinstance(every, int) or every < 1):
+        raise InvalidInputError(f"`validate_every` must be an int >= 1; got {every!r}")
     params = trainable_parameters(model) if parameters is None else parameters
-    optimizer = make_optimizer(params, lr, impl=optimizer_impl)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(1, total), eta_min=lr / 100
-    )
-    loss_fn = _loss(loss)
+    extra = {"weight_decay": how.weight_decay} if how.optimizer == "adamw" else {}
+    optimizer = make_optimizer(params, lr, impl=optimizer_impl, kind=how.optimizer, **extra)
+    warmup = how.warmup_epochs * per_epoch if warmup_steps is None else warmup_steps
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise InvalidInputError(f"`warmup_steps` must be an int >= 0; got {warmup!r}")
+    scheduler = _schedule(optimizer, lr, total, min(warmup, total), how)
+    loss_fn = _loss(how.loss if loss is None else loss)
     run = forward or _default_forward(model, task)
     reg = None if clean_to_clean else regularizer
+    average = _Average(params, how.ema_decay) if how.ema_decay is not None else None
+    result = FitResult(math.nan, 0, {}, {}, parameters=params)
+    best = math.inf
+
+    def check(step) -> bool:
+        """Validate at `step`; True when early stopping ends the training."""
+        nonlocal best
+        with average.swapped() if average is not None else contextlib.nullcontext():
+            score = float(validate())
+            model.train()
+        result.scores.append((step, score))
+        if score < best:
+            best, result.best_step = score, step
+            if average is not None:
+                result.averaged = average.copy()
+        waited = sum(1 for s, _ in result.scores if s > result.best_step)
+        return how.patience is not None and waited >= how.patience
+
     bar = progress_bar(total, desc, progress)
     model.train()
     step, epoch, last = 0, 0, math.nan
     try:
-        while step < total:
+        while step < total and not result.stopped_early:
             if set_epoch is not None:
                 set_epoch(epoch)
             for degraded, clean in batches:
@@ -253,27 +403,85 @@ def fit(
                     degraded = degraded.to(device, non_blocking=True)
                     clean = clean.to(device, non_blocking=True)
                 source = clean if clean_to_clean else degraded
-                last = _step(model, run, optimizer, source, clean, loss_fn, amp, reg)
+                last = _step(
+                    model, run, optimizer, source, clean, loss_fn, amp, reg, params, how.clip_norm
+                )
                 scheduler.step()
+                if average is not None:
+                    average.update()
                 step += 1
                 bar.set_postfix(loss=f"{last:.4f}")
                 bar.update()
                 if on_step is not None:
                     on_step(step, last)
+                if validate is not None and step % every == 0 and step < total and check(step):
+                    result.stopped_early = True
+                    break
                 if step == total:
                     break
             epoch += 1
             if per_epoch == 0:
                 break
+        if validate is not None and not result.stopped_early and step > 0:
+            check(step)
     finally:
         bar.close()
-    return FitResult(last, step, optimizer.state_dict(), scheduler.state_dict())
+    if average is not None and result.averaged is None:
+        result.averaged = average.copy()
+    result.loss, result.steps = last, step
+    result.optimizer, result.scheduler = optimizer.state_dict(), scheduler.state_dict()
+    return result
+
+
+class _Average:
+    """An exponential moving average of `params` (as timm's ModelEmaV2: no warm-up)."""
+
+    def __init__(self, params, decay: float):
+        self.params = list(params)
+        self.decay = decay
+        self.values = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self.values, [p.detach() for p in self.params], 1.0 - self.decay)
+
+    def copy(self) -> list[torch.Tensor]:
+        return [v.clone() for v in self.values]
+
+    @contextlib.contextmanager
+    def swapped(self):
+        """The average in the parameters for the duration; the raw weights after."""
+        with torch.no_grad():
+            raw = [p.detach().clone() for p in self.params]
+            torch._foreach_copy_(self.params, self.values)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, raw)
+
+
+def _schedule(optimizer, lr, total, warmup, how):
+    """Linear warm-up from ``lr / 100`` over `warmup` steps, then cosine to the recipe's
+    floor over the rest."""
+    floor = lr / 100 if how.min_lr is None else min(how.min_lr, lr)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(1, total - warmup), eta_min=floor
+    )
+    if warmup == 0:
+        return cosine
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(
+        optimizer, schedulers=[ramp, cosine], milestones=[warmup]
+    )
 
 
 # ----------------------------------------------------------------------------- inside
 
 
-def _step(model, forward, optimizer, source, clean, loss_fn, amp, regularizer) -> float:
+def _step(
+    model, forward, optimizer, source, clean, loss_fn, amp, regularizer, params=None, clip=None
+) -> float:
     optimizer.zero_grad(set_to_none=True)
     with autocast(source.device, amp):
         restored = forward(source)
@@ -290,6 +498,8 @@ def _step(model, forward, optimizer, source, clean, loss_fn, amp, regularizer) -
     loss.backward()
     if regularizer is not None:
         regularizer.before_step(model)
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, clip)
     optimizer.step()
     if regularizer is not None:
         regularizer.after_step(model)

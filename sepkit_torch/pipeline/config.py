@@ -27,7 +27,7 @@ from sepkit_torch.models.nafnet import NAFNET_PRESETS
 from sepkit_torch.models.skmm import SKMM_VARIANTS
 from sepkit_torch.pipeline.recognizer import RECOGNIZER_MODES
 from sepkit_torch.speed import AMP_MODES, parse_grouped_conv
-from sepkit_torch.training import OPTIMIZER_IMPLS
+from sepkit_torch.training import OPTIMIZER_IMPLS, RECIPES
 
 __all__ = ["PRESETS", "ConfigError", "PipelineConfig"]
 
@@ -77,7 +77,8 @@ class PipelineConfig:
     epochs: int = 4
     finetune_epochs: int = 1
     lr: float = 2e-3
-    loss: str = "paper"
+    recipe: str = "paper"
+    loss: str | None = None
     prune: bool = True
     sep_pool: int = 16
     sep_rho: float = 0.1
@@ -227,7 +228,7 @@ class PipelineConfig:
 
 # Fields of several values (and the type of each), and fields that may be None.
 _TUPLES = {"tasks": str, "strength_grid": float, "frame_size": int}
-_OPTIONAL = {"data": str, "examples": str, "strength": float}
+_OPTIONAL = {"data": str, "examples": str, "strength": float, "loss": str}
 _FIELD_TYPES = {
     f.name: tuple if f.name in _TUPLES else _OPTIONAL.get(f.name) or type(f.default)
     for f in dataclasses.fields(PipelineConfig)
@@ -273,7 +274,8 @@ _CHOICES = {
     "baseline": tuple(NAFNET_PRESETS),
     "degradation_preset": DEGRADATION_PRESETS,
     "scene_style": SCENE_STYLES,
-    "loss": tuple(LOSSES),
+    "recipe": tuple(RECIPES),
+    "loss": (*LOSSES, None),
     "sep_method": SEP_METHODS,
     "sep_tie": SEP_TIES,
     "sep_criterion": SEP_CRITERIA,

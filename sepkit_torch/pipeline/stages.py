@@ -161,6 +161,7 @@ class Runner:
                 epochs=epochs,
                 task=None if task is None else _model_name(task),
                 clean_to_clean=task is None,
+                recipe=cfg.recipe,
                 loss=cfg.loss,
                 optimizer_impl=cfg.optimizer_impl,
                 amp=cfg.amp,
