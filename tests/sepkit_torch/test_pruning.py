@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 import sepkit
 from sepkit_torch import ECMRNet, complexity
+from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.continual.pruning import (
     gate_scores,
     group_contributions,
@@ -22,9 +24,13 @@ from sepkit_torch.continual.pruning import (
     selection_from_graphs,
     top_groups,
 )
+from sepkit_torch.continual.pruning.published import published_representatives, published_sweep
 from sepkit_torch.models.backbone import STAGE_NAMES
 
 from .conftest import images
+from .published_reference import public_representatives, public_sweep
+
+SEP_GRAPHS = Path(__file__).parents[1] / "data" / "sep_graphs.npz"
 
 
 def _trained_like(model: ECMRNet, task: str, seed: int = 0) -> None:
@@ -207,11 +213,70 @@ def test_default_ties_split_a_tied_pair_evenly_whatever_its_indices(pairs):
     graphs = {s: _paired_graphs(n, 8, pairs, seed=k) for k, s in enumerate(("e1", "d3"))}
     frequency, keep, _ = selection_from_graphs(graphs, rho=0.1, seed=3)
     index, _, _ = selection_from_graphs(graphs, rho=0.1, tie="index")
+    small = {s: A[:500] for s, A in graphs.items()}
+    published, _, _ = selection_from_graphs(small, rho=0.1, tie="published")
     for s in graphs:
         for i, j in pairs:
             np.testing.assert_allclose(frequency[s][[i, j]], [0.5, 0.5], atol=0.025)  # 4.5 sd
-            assert keep[s][i] and keep[s][j]  # both clear rho, as in the published code
+            # both clear rho: this project's choice; the public code keeps the lower index
+            assert keep[s][i] and keep[s][j]
             assert index[s][min(i, j)] == 1.0 and index[s][max(i, j)] == 0.0
+            assert published[s][min(i, j)] == 1.0 and published[s][max(i, j)] == 0.0
+
+
+def test_published_ties_equal_the_public_rule_on_recorded_graphs():
+    """The public code's exact selection (its sweep and costs in its float32 arithmetic,
+    the first maximum), against a literal scalar reference, on the graphs recorded from
+    trained tiny branches; its partitions are sepkit's sweep."""
+    data = np.load(SEP_GRAPHS)
+    tied = lower = 0
+    for key in data.files:
+        A = data[key]
+        labels, costs = published_sweep(A)
+        chosen = published_representatives(labels, costs)
+        sweep = sepkit.codeseg_batch(A.astype(np.float64), method="sweep", order="index")
+        for b in range(A.shape[0]):
+            ref_labels, ref_costs = public_sweep(A[b])
+            assert list(labels[b]) == ref_labels, (key, b)
+            np.testing.assert_array_equal(costs[b], np.float32(ref_costs))
+            assert list(np.flatnonzero(chosen[b])) == public_representatives(A[b]), (key, b)
+            assert _same_partition(labels[b], sweep.labels[b]), (key, b)
+            for k in set(labels[b]):  # isolated pairs: always the lower index
+                members = np.flatnonzero(labels[b] == k)
+                outside = A[b][np.ix_(members, np.setdiff1d(np.arange(A.shape[1]), members))]
+                if len(members) == 2 and not outside.any():
+                    tied += 1
+                    lower += bool(chosen[b, members[0]])
+    assert tied > 20 and lower == tied
+
+
+def test_published_ties_on_two_isolated_pairs_keep_the_lower_indices():
+    A = np.zeros((1, 4, 4), dtype=np.float32)
+    A[0, 0, 1] = A[0, 1, 0] = 0.7
+    A[0, 2, 3] = A[0, 3, 2] = 0.3
+    labels, costs = published_sweep(A)
+    assert labels[0].tolist() == [1, 1, 3, 3]  # each node joins its partner's cluster
+    assert costs[0, 0] == costs[0, 1] and costs[0, 2] == costs[0, 3]  # bitwise equal
+    assert public_representatives(A[0]) == [0, 2]
+    frequency, keep, _ = selection_from_graphs({"e1": A}, rho=0.5, tie="published")
+    assert keep["e1"].tolist() == [True, False, True, False]
+    ours, _, _ = selection_from_graphs({"e1": np.repeat(A, 400, axis=0)}, rho=0.1, seed=0)
+    assert ours["e1"].all()  # random ties keep all four over a pool
+
+
+def test_published_ties_need_the_published_sweep_and_criterion():
+    A = {"e1": np.zeros((1, 4, 4))}
+    for kwargs in ({"method": "game"}, {"criterion": "contribution"}):
+        with pytest.raises(InvalidInputError, match='tie="published"'):
+            selection_from_graphs(A, tie="published", **kwargs)
+
+
+def _same_partition(a, b) -> bool:
+    def canonical(x):
+        first: dict = {}
+        return [first.setdefault(int(v), len(first)) for v in x]
+
+    return canonical(a) == canonical(b)
 
 
 def test_random_ties_follow_each_images_number_not_the_pool_split(model):

@@ -9,9 +9,11 @@ import numpy as np
 from benchmarks import sep_table7
 
 AT = " @ SEP (contribution) counts"
-ROWS = {"degraded input", "unpruned", *sep_table7.SEP_VARIANTS, "MP", "SRP", "random x5"}
-ROWS |= {"MP" + AT, "SRP" + AT, "random x5" + AT}
-TUNED = {f"{n} fine-tuned" for n in ("SEP", "MP", "SRP", "SEP (contribution)")}
+ROWS = {"degraded input", "unpruned", *sep_table7.SEP_VARIANTS}
+ROWS |= {f"{b}{at}" for at in sep_table7.REFERENCES.values() for b in ("MP", "SRP", "random x5")}
+TUNED = {
+    f"{n} fine-tuned" for n in ("SEP", "SEP (published ties)", "MP", "SRP", "SEP (contribution)")
+}
 
 
 def test_the_study_writes_every_row_and_resumes(tmp_path):
@@ -38,3 +40,38 @@ def test_the_study_writes_every_row_and_resumes(tmp_path):
     # a second run reads everything back: the same results, nothing recomputed
     sep_table7.main(["--model", "smoke", "--out", str(out), "--tasks", "C,N"])
     assert json.loads((out / "results.json").read_text()) == results
+
+
+def test_a_grid_of_lengths_and_recipes_keeps_each_cell_and_summarises(tmp_path):
+    out, results = tmp_path / "grid", tmp_path / "results"
+    argv = ["--model", "smoke", "--tasks", "C", "--steps", "5,10", "--recipes", "paper,code"]
+    argv += ["--finetune", "SEP", "--out", str(out), "--results", str(results)]
+    sep_table7.main(argv)
+    cells = sorted(p.name for p in results.glob("*.json"))
+    assert cells == [f"smoke-{r}-{n}-s0.json" for r in ("code", "paper") for n in (10, 5)]
+    code = json.loads((results / "smoke-code-10-s0.json").read_text())
+    assert code["config"]["recipe"] == "code" and code["config"]["finetune_steps"] == 2
+    rows = code["tasks"]["C"]
+    # the code recipe reports its weight average and keeps the raw weights' score too
+    assert "unpruned, raw weights" in rows and rows["SEP fine-tuned"]["steps"] <= 2
+    assert (
+        "unpruned, raw weights"
+        not in json.loads((results / "smoke-paper-10-s0.json").read_text())["tasks"]["C"]
+    )
+    summary = (results / "summary-smoke.md").read_text()
+    assert "| 10 | code | C | 1 |" in summary and "| 5 | paper | C | 1 |" in summary
+    # complete cells are skipped: a rerun without the run folders changes nothing
+    before = {p.name: p.read_text() for p in results.glob("*.json")}
+    sep_table7.main(
+        [
+            *argv[:-4],
+            "--finetune",
+            "SEP",
+            "--out",
+            str(tmp_path / "elsewhere"),
+            "--results",
+            str(results),
+        ]
+    )
+    assert not (tmp_path / "elsewhere").exists()
+    assert {p.name: p.read_text() for p in results.glob("*.json")} == before

@@ -8,8 +8,10 @@ similarity graph is partitioned by 2D structural-entropy minimisation
 (:func:`sepkit.codeseg_batch`, by default the greedy sweep of the published pruning),
 and in every cluster the group with the largest detachment cost represents it
 (:func:`sepkit.representatives`; equal costs, as in every isolated pair, are decided by
-``tie``). A group is kept when it represented its cluster in at least ``rho`` of the
-pool's images (ECMRNet, Eqs. 4-10).
+``tie``: the public code keeps the lower index of an isolated pair on every image,
+``tie="published"``; this project's default draws one at random per image). A group is
+kept when it represented its cluster in at least ``rho`` of the pool's images (ECMRNet,
+Eqs. 4-10).
 
 The similarities are computed on the model's device, batched over the pool; each
 stage's stack of graphs crosses to sepkit once.
@@ -29,6 +31,7 @@ from torch import nn
 
 import sepkit
 from sepkit_torch._errors import InvalidInputError
+from sepkit_torch.continual.pruning.published import published_representatives, published_sweep
 from sepkit_torch.models.backbone import STAGE_NAMES
 
 __all__ = [
@@ -60,12 +63,14 @@ METHODS = ("sweep", "game", "multilevel")
 #: output is costly to merge and tends to stay alone; in each cluster the group
 #: contributing most to the stage's output represents it.
 CRITERIA = ("published", "contribution")
-#: How SEP decides between groups of equal detachment cost in a cluster: ``"random"``, a
-#: seeded uniform choice per image (what float rounding does in the published code, in
-#: distribution, but independent of the groups' order); ``"index"``, the lowest index;
-#: ``"contribution"``, the group whose features add the most energy to the stage's exit
-#: convolution on that image.
-TIES = ("random", "index", "contribution")
+#: How SEP decides between groups of equal detachment cost in a cluster: ``"random"``
+#: (this project's default), a seeded uniform choice per image that never depends on the
+#: groups' order; ``"published"``, the public code's exact choice (its sweep and costs
+#: in its float32 arithmetic, the first maximum: an isolated pair keeps its lower index
+#: on every image; :mod:`~sepkit_torch.continual.pruning.published`); ``"index"``, the
+#: lowest index among costs equal in float64; ``"contribution"``, the group whose features
+#: add the most energy to the stage's exit convolution on that image.
+TIES = ("random", "published", "index", "contribution")
 # Within a group, negative similarities become this tiny weight (as the public code).
 _NEGATIVE_INTRA = 1e-8
 # The contribution criterion's self-loops weigh this much, relative to the edges.
@@ -282,6 +287,11 @@ def _selection_counts(
                     f"of stage {stage!r}"
                 )
             energy = np.asarray(contributions[stage], dtype=np.float64)
+        if tie == "published":
+            chosen = published_representatives(*published_sweep(A))
+            seconds += time.perf_counter() - start
+            counts[stage] = chosen.sum(axis=0, dtype=np.int64)
+            continue
         if criterion == "contribution":
             A = with_contribution_loops(A, energy)
         result = sepkit.codeseg_batch(A, base=base, **_PARTITION_OPTIONS[method])
@@ -367,9 +377,11 @@ def select_groups(
     method : {"sweep", "game", "multilevel"}
         How the inter-group graphs are partitioned (:data:`METHODS`); ``"sweep"``
         (default) is the rule of the published pruning.
-    tie : {"random", "index", "contribution"}
+    tie : {"random", "published", "index", "contribution"}
         Which group represents a cluster when several share its largest detachment
-        cost (:data:`TIES`); ``"random"`` (default) never depends on the groups' order.
+        cost (:data:`TIES`); ``"random"`` (default, this project's choice) never depends
+        on the groups' order; ``"published"`` is the public code's exact selection (the
+        lower index of an isolated pair, every time).
     criterion : {"published", "contribution"}
         What represents the clusters (:data:`CRITERIA`): the published detachment cost
         on the similarity graph (default), or the groups' contributions to the stage
@@ -491,6 +503,12 @@ def _check_selection(rho, method, tie, criterion) -> None:
         raise InvalidInputError(f"`tie` must be one of {TIES}; got {tie!r}")
     if criterion not in CRITERIA:
         raise InvalidInputError(f"`criterion` must be one of {CRITERIA}; got {criterion!r}")
+    if tie == "published" and (method != "sweep" or criterion != "published"):
+        raise InvalidInputError(
+            '`tie="published"` is the public code\'s whole selection (its sweep, its costs): '
+            f'it needs method="sweep" and criterion="published"; got method={method!r}, '
+            f"criterion={criterion!r}"
+        )
     if criterion == "contribution" and tie == "contribution":
         raise InvalidInputError(
             '`tie="contribution"` breaks ties of the detachment cost; with '
