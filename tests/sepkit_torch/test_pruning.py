@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 from pathlib import Path
@@ -14,9 +15,11 @@ import sepkit
 from sepkit_torch import ECMRNet, complexity
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.continual.pruning import (
+    compensate_exits,
     gate_scores,
     group_contributions,
     group_graphs,
+    group_parameters,
     magnitude_scores,
     prune,
     prune_branch,
@@ -538,3 +541,68 @@ def test_the_contribution_criterion_always_keeps_a_dominant_group():
     )
     np.testing.assert_allclose(published["e1"][:2], [0.5, 0.5], atol=0.04)
     assert contribution["e1"][1] == 1.0
+
+
+# ------------------------------------------------------------------ budget, compensation
+
+
+def test_a_budget_prunes_the_expensive_stages_first_and_reaches_its_share(model):
+    pool = images(4, 1, 24, 32, seed=5)
+    selection = select_groups(model, "C", pool, criterion="contribution", budget=0.3)
+    params = group_parameters(model.branches["C"])
+    removed = sum(params[s] * (~selection.keep[s]).sum() for s in STAGE_NAMES)
+    total = sum(params[s] * len(selection.keep[s]) for s in STAGE_NAMES)
+    assert 0.3 <= removed / total < 0.3 + max(params.values()) / total
+    kept = dict(zip(STAGE_NAMES, selection.kept_counts, strict=True))
+    assert kept["e1"] == 4 and kept["d3"] == 4  # the cheap full-resolution stages stay whole
+    assert kept["e3"] < 32 and kept["d1"] < 32
+    # inside a stage, the groups that represent their clusters least often go first
+    for s in ("e3", "d1"):
+        f = selection.frequency[s]
+        assert f[~selection.keep[s]].max() <= f[selection.keep[s]].min()
+    with pytest.raises(InvalidInputError, match="`budget` must be a number in"):
+        select_groups(model, "C", pool, budget=1.0)
+
+
+def test_compensation_rebuilds_a_duplicated_group_exactly(model64):
+    """A group whose channels repeat another group's is redundant: after removing it,
+    the refitted exit convolution reproduces the unpruned stage exactly."""
+    model = model64
+    stage = model.branches["C"].e1
+    width = model.config.group_widths[0]
+    copy_from, copy_to = list(range(width)), list(range(width, 2 * width))
+    with torch.no_grad():
+        for module in [stage.entrance] + [
+            getattr(b, n) for b in stage.blocks for n in ("norm", "conv1", "conv2", "attn")
+        ]:
+            module.weight[copy_to] = module.weight[copy_from]
+            module.bias[copy_to] = module.bias[copy_from]
+        for b in stage.blocks:
+            b.beta[:, copy_to] = b.beta[:, copy_from]
+    original = copy.deepcopy(model)
+    pool = images(3, 1, 24, 32, seed=6).double()
+    keep = {
+        s: np.ones(g, dtype=bool) for s, g in zip(STAGE_NAMES, model.config.groups, strict=True)
+    }
+    keep["e1"][1] = False
+    prune(model, "C", keep)
+    plain = model(pool, task="C")
+    errors = compensate_exits(model, "C", original, pool, ridge=1e-12)
+    assert errors["e1"] < 1e-10 and max(errors.values()) < 1e-8
+    target = original(pool, task="C")
+    scale = target.abs().max()
+    assert (model(pool, task="C") - target).abs().max() < 1e-7 * scale
+    assert (plain - target).abs().max() > 1e-3 * scale
+
+
+def test_compensation_lowers_the_stage_errors_of_any_pruning(model):
+    original = copy.deepcopy(model)
+    pool = images(4, 1, 24, 32, seed=7)
+    keep = {s: np.arange(g) % 2 == 0 for s, g in zip(STAGE_NAMES, model.config.groups, strict=True)}
+    prune(model, "C", keep)
+    before = torch.nn.functional.mse_loss(model(pool, task="C"), original(pool, task="C"))
+    errors = compensate_exits(model, "C", original, pool)
+    after = torch.nn.functional.mse_loss(model(pool, task="C"), original(pool, task="C"))
+    assert all(0 <= e < 1 for e in errors.values()) and after < before
+    with pytest.raises(InvalidInputError, match="`pool` must be"):
+        compensate_exits(model, "C", original, pool[0])

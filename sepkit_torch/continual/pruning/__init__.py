@@ -16,14 +16,16 @@ from sepkit_torch.continual.pruning.sep import (
     TIES,
     GroupSelection,
     PruneReport,
+    allocate_budget,
     group_contributions,
     group_graphs,
+    group_parameters,
     select_groups,
     selection_from_graphs,
     similarity,
     with_contribution_loops,
 )
-from sepkit_torch.continual.pruning.surgery import prune, prune_branch
+from sepkit_torch.continual.pruning.surgery import compensate_exits, prune, prune_branch
 
 __all__ = [
     "GroupSelection",
@@ -32,9 +34,12 @@ __all__ = [
     "METHODS",
     "SIMILARITIES",
     "TIES",
+    "allocate_budget",
+    "compensate_exits",
     "gate_scores",
     "group_contributions",
     "group_graphs",
+    "group_parameters",
     "magnitude_scores",
     "prune",
     "prune_branch",

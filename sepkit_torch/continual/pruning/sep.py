@@ -36,6 +36,8 @@ from sepkit_torch.models.backbone import STAGE_NAMES
 
 __all__ = [
     "GroupSelection",
+    "allocate_budget",
+    "group_parameters",
     "PruneReport",
     "CRITERIA",
     "METHODS",
@@ -94,6 +96,12 @@ class GroupSelection:
     seconds : dict of str -> float
         Time spent in the forward passes (``"forward"``), the similarity graphs
         (``"similarity"``) and the sepkit calls (``"graph"``).
+    contribution : dict of str -> ndarray of float64, or None
+        Per stage, each group's mean contribution to the stage's exit convolution over
+        the pool (:func:`group_contributions`), when the selection computed it.
+    budget : float or None
+        The share of the stages' parameters a budgeted selection removes
+        (:func:`allocate_budget`); None when ``keep`` is ``frequency >= rho``.
     """
 
     frequency: dict[str, np.ndarray]
@@ -101,6 +109,8 @@ class GroupSelection:
     rho: float
     n_samples: int
     seconds: dict[str, float] = field(default_factory=dict)
+    contribution: dict[str, np.ndarray] | None = None
+    budget: float | None = None
 
     @property
     def kept_counts(self) -> tuple[int, ...]:
@@ -361,6 +371,7 @@ def select_groups(
     seed: int | None = None,
     sample_ids=None,
     reduce: Callable[[np.ndarray], np.ndarray] | None = None,
+    budget: float | None = None,
 ) -> GroupSelection:
     """Score every channel group of `task`'s branch on a pool of degraded images (SEP).
 
@@ -404,6 +415,11 @@ def select_groups(
         counts and the image count are summed, so every process keeps the same groups,
         those one process scoring the whole pool would keep. `images` is then this
         process's part, possibly empty.
+    budget : float in (0, 1), optional
+        This project's cost-aware allocation instead of one `rho` for every stage:
+        remove this share of the branch's stage parameters (:func:`allocate_budget`):
+        in each stage the groups represented least often go first, and the expensive
+        stages give up groups before the cheap full-resolution ones.
 
     Returns
     -------
@@ -411,6 +427,13 @@ def select_groups(
     """
     # checked up front: the forward passes over the pool come first
     _check_selection(rho, method, tie, criterion)
+    if budget is not None:
+        _check_budget(budget)
+        if reduce is not None:
+            raise InvalidInputError(
+                "`budget` ranks groups by their contributions, which are not summed over "
+                "processes: score the whole pool in one process"
+            )
     if similarity_kind not in SIMILARITIES:
         raise InvalidInputError(
             f"`similarity_kind` must be one of {SIMILARITIES}; got {similarity_kind!r}"
@@ -441,7 +464,7 @@ def select_groups(
                             captured[s], groups[s], similarity_kind=similarity_kind, base=base
                         )
                     )
-                    if "contribution" in (tie, criterion):
+                    if "contribution" in (tie, criterion) or budget is not None:
                         exit_weight = getattr(branch, s).exit.weight
                         energy[s].append(group_contributions(captured[s], groups[s], exit_weight))
                 _sync(batch)
@@ -461,7 +484,7 @@ def select_groups(
         for s in STAGE_NAMES
     }
     contributions = None
-    if "contribution" in (tie, criterion):
+    if "contribution" in (tie, criterion) or budget is not None:
         contributions = {s: torch.cat(energy[s]).cpu().numpy() for s in STAGE_NAMES if energy[s]}
     if sample_ids is not None and len(sample_ids) != n_samples:
         raise InvalidInputError(
@@ -488,10 +511,84 @@ def select_groups(
         bounds = np.cumsum([0] + [groups[s] for s in STAGE_NAMES])
         counts = {s: flat[bounds[i] : bounds[i + 1]] for i, s in enumerate(STAGE_NAMES)}
     frequency = {s: counts[s] / n_samples for s in STAGE_NAMES}
-    keep = {s: frequency[s] >= rho for s in STAGE_NAMES}
+    mean_contribution = None
+    if contributions is not None and reduce is None:
+        mean_contribution = {s: c.mean(axis=0) for s, c in contributions.items()}
+    if budget is None:
+        keep = {s: frequency[s] >= rho for s in STAGE_NAMES}
+    else:
+        keep = allocate_budget(frequency, mean_contribution, group_parameters(branch), budget)
     return GroupSelection(
-        frequency=frequency, keep=keep, rho=float(rho), n_samples=n_samples, seconds=seconds
+        frequency=frequency,
+        keep=keep,
+        rho=float(rho),
+        n_samples=n_samples,
+        seconds=seconds,
+        contribution=mean_contribution,
+        budget=budget,
     )
+
+
+def group_parameters(branch: nn.Module) -> dict[str, float]:
+    """Parameters per channel group of each stage of `branch` (a stage's parameters over
+    its groups: removing a group removes about this many)."""
+    return {
+        s: sum(p.numel() for p in getattr(branch, s).parameters()) / getattr(branch, s).groups
+        for s in STAGE_NAMES
+    }
+
+
+def allocate_budget(
+    frequency: Mapping[str, np.ndarray],
+    contribution: Mapping[str, np.ndarray] | None,
+    parameters: Mapping[str, float],
+    budget: float,
+) -> dict[str, np.ndarray]:
+    """Keep masks that remove `budget` of the stages' parameters, across all stages.
+
+    Inside a stage, groups leave in order of their representation frequency (a group
+    that never represents its cluster goes first; equal frequencies, the one
+    contributing least to the stage's output first). Across stages, the next group to
+    leave is the one whose share of its stage's output energy per parameter is
+    smallest: a group of a cheap full-resolution stage carries a large share of that
+    stage's output for few parameters, so the expensive stages give up their groups
+    first. Groups leave until the removed parameters reach ``budget`` of the total;
+    every stage keeps at least one group. Without contributions every group of a stage
+    counts as an equal share.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sepkit_torch.continual.pruning import allocate_budget
+    >>> freq = {"cheap": np.array([0.0, 0.5]), "dear": np.array([0.0, 0.2, 0.1, 0.9])}
+    >>> keep = allocate_budget(freq, None, {"cheap": 1.0, "dear": 10.0}, budget=0.4)
+    >>> keep["cheap"].tolist(), keep["dear"].tolist()
+    ([True, True], [False, True, False, True])
+    """
+    _check_budget(budget)
+    queues, shares = {}, {}
+    for s, f in frequency.items():
+        f = np.asarray(f, dtype=np.float64)
+        c = None if contribution is None else np.asarray(contribution[s], dtype=np.float64)
+        share = np.full(len(f), 1.0 / len(f)) if c is None or c.sum() <= 0 else c / c.sum()
+        shares[s] = share
+        queues[s] = list(np.lexsort((np.arange(len(f)), share, f)))  # leaving order
+    total = sum(parameters[s] * len(f) for s, f in frequency.items())
+    keep = {s: np.ones(len(f), dtype=bool) for s, f in frequency.items()}
+    removed = 0.0
+    while removed < budget * total:
+        open_ = [s for s in queues if keep[s].sum() > 1]
+        if not open_:
+            break
+        s = min(open_, key=lambda s: (shares[s][queues[s][0]] / parameters[s], -parameters[s]))
+        keep[s][queues[s].pop(0)] = False
+        removed += parameters[s]
+    return keep
+
+
+def _check_budget(budget) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < 1:
+        raise InvalidInputError(f"`budget` must be a number in (0, 1); got {budget!r}")
 
 
 def _check_selection(rho, method, tie, criterion) -> None:

@@ -16,7 +16,7 @@ from torch import nn
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
 
-__all__ = ["prune", "prune_branch"]
+__all__ = ["compensate_exits", "prune", "prune_branch"]
 
 
 def prune_branch(branch: Branch, config: BackboneConfig, keep: Mapping[str, np.ndarray]) -> Branch:
@@ -122,3 +122,105 @@ def _kept_indices(keep, stage: str, groups: int) -> np.ndarray:
 
 def _channels(groups: np.ndarray, width: int) -> list[int]:
     return [g * width + j for g in groups.tolist() for j in range(width)]
+
+
+@torch.no_grad()
+def compensate_exits(
+    model: nn.Module,
+    task: str,
+    original: nn.Module,
+    pool: torch.Tensor,
+    *,
+    batch_size: int = 8,
+    ridge: float = 1e-4,
+) -> dict[str, float]:
+    """Refit each stage's exit convolution of `task`'s pruned branch so that it
+    reproduces the unpruned branch's stage outputs on `pool` (least squares).
+
+    A group that pruning removed was often redundant with groups that stay (what SEP's
+    clusters say); its part of the exit convolution's output can then be rebuilt from
+    theirs. Stage by stage, in order, the exit convolution's weights and bias are set to
+    the ridge-regularised least-squares map from the pruned branch's features (with the
+    stages before it already refitted) to `original`'s outputs of that stage. Only the
+    exit convolutions change; the pruned branch keeps its size.
+
+    Parameters
+    ----------
+    model : ECMRNet
+        Holds the pruned branch of `task` (changed in place).
+    original : ECMRNet
+        The same model before pruning (the targets).
+    pool : Tensor (N, 1, H, W)
+        Degraded training images of the task.
+    ridge : float
+        Added to the Gram matrix's diagonal, relative to its mean diagonal entry.
+
+    Returns
+    -------
+    dict of str -> float
+        Per stage, the relative squared error of the refitted exit on the pool
+        (0: the unpruned outputs rebuilt exactly).
+    """
+    if not isinstance(pool, torch.Tensor) or pool.ndim != 4 or pool.shape[0] == 0:
+        raise InvalidInputError(f"`pool` must be a non-empty (N, 1, H, W) tensor; got {pool!r}")
+    targets = _exit_io(original, task, pool, batch_size, outputs=True)
+    errors = {}
+    for s in STAGE_NAMES:
+        exit_conv = getattr(model.branches[model.task(task).name], s).exit
+        gram, cross, target_energy = _exit_io(
+            model, task, pool, batch_size, outputs=False, stage=s, targets=targets[s]
+        )
+        c = gram.shape[0] - 1  # the last row/column is the bias's constant input
+        scale = gram.diagonal()[:c].mean().clamp_min(1e-12)
+        regularised = gram + ridge * scale * torch.diag(
+            torch.cat([torch.ones(c, dtype=gram.dtype), torch.zeros(1, dtype=gram.dtype)])
+        )
+        solution = torch.linalg.solve(regularised, cross.T).T  # (C_out, c + 1)
+        residual = target_energy - 2 * (solution * cross).sum() + (solution @ gram * solution).sum()
+        errors[s] = float(residual / target_energy.clamp_min(1e-300))
+        exit_conv.weight.copy_(solution[:, :c].reshape(exit_conv.weight.shape))
+        exit_conv.bias.copy_(solution[:, c])
+    return errors
+
+
+def _exit_io(model, task, pool, batch_size, *, outputs, stage=None, targets=None):
+    """Either every stage's exit outputs on `pool` (``outputs=True``), or, for `stage`,
+    the Gram matrix of its exit inputs (with a constant 1 appended), their cross
+    products with `targets` and the targets' energy, in float64."""
+    branch = model.branches[model.task(task).name]
+    names = STAGE_NAMES if outputs else (stage,)
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [
+        getattr(branch, s).exit.register_forward_hook(
+            lambda mod, args, out, s=s: seen.__setitem__(s, out if outputs else args[0])
+        )
+        for s in names
+    ]
+    collected: dict[str, list] = {s: [] for s in names}
+    gram = cross = energy = None
+    start = 0
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in pool.split(batch_size):
+            model(batch, task=task)
+            if outputs:
+                for s in names:
+                    collected[s].append(seen[s].to(torch.float64))
+                continue
+            x = seen[stage].to(torch.float64)
+            x = x.transpose(0, 1).reshape(x.shape[1], -1)
+            x = torch.cat([x, torch.ones(1, x.shape[1], dtype=x.dtype, device=x.device)])
+            y = targets[start : start + batch.shape[0]]
+            y = y.transpose(0, 1).reshape(y.shape[1], -1)
+            start += batch.shape[0]
+            gram = x @ x.T if gram is None else gram + x @ x.T
+            cross = y @ x.T if cross is None else cross + y @ x.T
+            energy = (y * y).sum() if energy is None else energy + (y * y).sum()
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if outputs:
+        return {s: torch.cat(v) for s, v in collected.items()}
+    return gram.cpu(), cross.cpu(), energy.cpu()
