@@ -86,19 +86,20 @@ def cell_rows(folder: Path, budgets, tasks) -> dict:
                 )
                 for _ in range(5)
             ]
-            rows[(task, budget)] = {
-                "counts": ref.kept_counts,
-                "unpruned": full,
-                "SEP budget (contribution)": score(ref.keep),
-                "SEP budget (published)": score(top_groups_like(sel["published"], counts)),
-                "energy only": score(top_groups(ref.contribution, counts)),
-                "MP": score(
-                    top_groups(magnitude_scores(model.branches[task], model.config), counts)
-                ),
-                "SRP": score(top_groups(gates, counts)),
-                "random x5": float(np.mean(randoms)),
-                "random sd": float(np.std(randoms)),
+            keeps = {
+                "SEP budget (contribution)": ref.keep,
+                "SEP budget (published)": top_groups_like(sel["published"], counts),
+                "energy only": top_groups(ref.contribution, counts),
+                "MP": top_groups(magnitude_scores(model.branches[task], model.config), counts),
+                "SRP": top_groups(gates, counts),
             }
+            row = {"counts": ref.kept_counts, "unpruned": full}
+            for name, keep in keeps.items():
+                row[name] = score(keep)
+                row[name + " +comp"] = score(keep, compensate=True)
+            row["random x5"] = float(np.mean(randoms))
+            row["random sd"] = float(np.std(randoms))
+            rows[(task, budget)] = row
             print(
                 task,
                 budget,

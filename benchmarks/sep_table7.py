@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader
 from sepkit_torch import ECMRNet, complexity, psnr, ssim, training
 from sepkit_torch.complexity import COUNT_SHAPE
 from sepkit_torch.continual.pruning import (
+    compensate_exits,
     gate_scores,
     group_graphs,
     magnitude_scores,
@@ -118,16 +119,18 @@ STUDIES = {
     ),
 }
 
-# The SEP variants: (method, tie, criterion) of select_groups. The first is the published
-# rule; the last, this project's criterion beyond the paper.
+# The SEP variants: options of select_groups (method, tie, criterion, budget). The first
+# is the published rule with this project's random ties, the second the public code's
+# exact selection; the contribution criterion and the budget are this project's.
 SEP_VARIANTS = {
-    "SEP": ("sweep", "random", "published"),
-    "SEP (published ties)": ("sweep", "published", "published"),
-    "SEP, ties by index": ("sweep", "index", "published"),
-    "SEP, ties by contribution": ("sweep", "contribution", "published"),
-    "SEP, CoDeSEG game": ("game", "random", "published"),
-    "SEP, multilevel": ("multilevel", "random", "published"),
-    "SEP (contribution)": ("sweep", "random", "contribution"),
+    "SEP": {"tie": "random"},
+    "SEP (published ties)": {"tie": "published"},
+    "SEP, ties by index": {"tie": "index"},
+    "SEP, ties by contribution": {"tie": "contribution"},
+    "SEP, CoDeSEG game": {"method": "game"},
+    "SEP, multilevel": {"method": "multilevel"},
+    "SEP (contribution)": {"criterion": "contribution"},
+    "SEP (budget)": {"criterion": "contribution", "budget": 0.3},
 }
 # The selections MP, SRP and random groups are compared with, at the same counts, and the
 # suffix of those rows.
@@ -135,7 +138,11 @@ REFERENCES = {
     "SEP": "",
     "SEP (published ties)": " @ SEP (published ties) counts",
     "SEP (contribution)": " @ SEP (contribution) counts",
+    "SEP (budget)": " @ SEP (budget) counts",
 }
+# Selections also scored with their exit convolutions refitted on the pool
+# (compensate_exits), each beside MP and SRP at its counts, refitted the same way.
+COMPENSATED = ("SEP (budget)",)
 
 
 # ----------------------------------------------------------------------------- state
@@ -261,9 +268,12 @@ def size(model, task) -> dict:
     return {"activated_params": c.activated_params, "macs": c.macs, "total_params": c.total_params}
 
 
-def pruned(model, task, keep):
+def pruned(model, task, keep, pool=None):
+    """A pruned copy; with a `pool`, its exit convolutions refitted on it."""
     m = copy.deepcopy(model)
     prune(m, task, keep)
+    if pool is not None:
+        compensate_exits(m, task, model, pool)
     return m
 
 
@@ -276,8 +286,8 @@ def counts_of(keep) -> dict[str, int]:
     return out
 
 
-def scored(model, task, keep, test) -> dict:
-    m = pruned(model, task, keep)
+def scored(model, task, keep, test, pool=None) -> dict:
+    m = pruned(model, task, keep, pool)
     return {"kept": list(counts_of(keep).values()), **evaluate(m, task, test), **size(m, task)}
 
 
@@ -348,19 +358,10 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
     if averaged:
         study.row(task, "unpruned, raw weights", lambda: evaluate(model, task, test))
     selections = {}
-    for name, (method, tie, criterion) in SEP_VARIANTS.items():
+    for name, options in SEP_VARIANTS.items():
 
-        def select(method=method, tie=tie, criterion=criterion):
-            sel = select_groups(
-                model,
-                task,
-                pool,
-                method=method,
-                tie=tie,
-                criterion=criterion,
-                rho=args.rho,
-                seed=args.seed,
-            )
+        def select(options=options):
+            sel = select_groups(model, task, pool, rho=args.rho, seed=args.seed, **options)
             return {
                 **scored(model, task, sel.keep, test),
                 "keep": {s: np.flatnonzero(sel.keep[s]).tolist() for s in STAGE_NAMES},
@@ -432,6 +433,22 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
 
         study.row(task, f"random x{args.random_seeds}{suffix}", random_groups)
 
+    for reference in COMPENSATED:
+        suffix = REFERENCES[reference]
+        rows = study.results["tasks"][task]
+        for name in (reference, "MP" + suffix, "SRP" + suffix):
+            source = rows[name]
+
+            def compensated(source=source):
+                keep = {s: np.asarray(source["keep"][s]) for s in STAGE_NAMES}
+                return {
+                    **scored(model, task, keep, test, pool),
+                    "keep": source["keep"],
+                    "compensated": True,
+                }
+
+            study.row(task, _compensated(name), compensated)
+
 
 @torch.no_grad()
 def record_graphs(path: Path, model, task: str, pool) -> None:
@@ -465,7 +482,11 @@ def finetune_task(study: Study, task: str, name: str, args) -> None:
         model = study.model(f"trained-{task}", lambda: None)
         rows = study.results["tasks"][task]
         keep = {s: np.asarray(rows[name]["keep"][s]) for s in STAGE_NAMES}
-        m = pruned(model, task, keep)
+        pool = None
+        if rows[name].get("compensated"):
+            frames = training_frames(task, args, seed, length=args.pool)
+            pool = torch.stack([frames.frame(f)[0] for f in range(args.pool)])
+        m = pruned(model, task, keep, pool)
         test_data = SyntheticThermalDataset(
             task, length=args.test, size=args.frame, split="test", seed=args.test_seed
         )
@@ -505,6 +526,12 @@ def finetune_task(study: Study, task: str, name: str, args) -> None:
     study.row(task, f"{name} fine-tuned", finetune)
 
 
+def _compensated(name: str) -> str:
+    """The row name of `name`'s selection with refitted exits."""
+    head, at, counts = name.partition(" @ ")
+    return f"{head}, compensated{at}{counts}"
+
+
 def validation_frames(task: str, args, seed: int):
     """Whole frames of the training stream from an epoch training never reaches: the
     recipe's validation and any tuning (never the test frames)."""
@@ -530,7 +557,7 @@ def main(argv=None) -> None:
     parser.add_argument("--random-seeds", type=int, default=5)
     parser.add_argument(
         "--finetune",
-        default="SEP,SEP (published ties),MP,SRP,SEP (contribution)",
+        default="SEP,SEP (published ties),MP,SRP,SEP (contribution),SEP (budget)",
         help="selections to fine-tune (comma-separated row names)",
     )
     parser.add_argument(
@@ -707,8 +734,16 @@ def _spread(values) -> str:
     return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
 
 
-#: The selections the summary compares, each with the baselines at its counts.
-SUMMARY_SELECTIONS = ("SEP", "SEP (published ties)", "SEP (contribution)")
+#: The summary's comparisons: a selection, then MP, SRP and random groups at its counts.
+SUMMARY_COMPARISONS = [
+    (n, "MP" + s, "SRP" + s, f"random x5{s}")
+    for n, s in REFERENCES.items()
+] + [
+    (_compensated(n), _compensated("MP" + REFERENCES[n]), _compensated("SRP" + REFERENCES[n]), None)
+    for n in COMPENSATED
+]
+#: The fine-tuned selections of the summary.
+SUMMARY_TUNED = ("SEP", "SEP (published ties)", "MP", "SRP", "SEP (contribution)", "SEP (budget)")
 
 
 def render_summary(cells: list[dict]) -> str:
@@ -728,8 +763,7 @@ def render_summary(cells: list[dict]) -> str:
         "Params: the task's path at 1x1x512x640, change against the unpruned branch. "
         "No fine-tuning unless said.",
     ]
-    for selection in SUMMARY_SELECTIONS:
-        suffix = REFERENCES.get(selection, "")
+    for selection, mp_name, srp_name, random_name in SUMMARY_COMPARISONS:
         lines += [
             "",
             f"### {selection}, and the baselines at its counts (PSNR dB)",
@@ -752,8 +786,8 @@ def render_summary(cells: list[dict]) -> str:
                     100 * (r[selection]["activated_params"] / r["unpruned"]["activated_params"] - 1)
                     for r in rows
                 ]
-                sel, mp, srp = col(selection), col("MP" + suffix), col("SRP" + suffix)
-                rnd = col(f"random x5{suffix}")
+                sel, mp, srp = col(selection), col(mp_name), col(srp_name)
+                rnd = col(random_name) if random_name else []
                 lines.append(
                     f"| {steps} | {recipe} | {task} | {len(rows)} | {_spread(cut)}% | "
                     f"{_spread(col('unpruned'))} | {_spread(sel)} | {_spread(mp)} | "
@@ -765,14 +799,14 @@ def render_summary(cells: list[dict]) -> str:
         "",
         "### After fine-tuning (20% of the training steps), minus the unpruned branch (dB)",
         "",
-        "| steps | recipe | task | SEP | MP | SRP | SEP (contribution) |",
-        "|---:|---|---|---:|---:|---:|---:|",
+        "| steps | recipe | task | " + " | ".join(SUMMARY_TUNED) + " |",
+        "|---:|---|---|" + "---:|" * len(SUMMARY_TUNED),
     ]
     for (steps, recipe), group in sorted(groups.items()):
         for task in list(group[0].get("tasks", {})):
             cells_ = [c["tasks"][task] for c in group if "unpruned" in c["tasks"].get(task, {})]
             cols = []
-            for name in ("SEP", "MP", "SRP", "SEP (contribution)"):
+            for name in SUMMARY_TUNED:
                 cols.append(
                     _spread(
                         [

@@ -11,9 +11,12 @@ from benchmarks import sep_table7
 AT = " @ SEP (contribution) counts"
 ROWS = {"degraded input", "unpruned", *sep_table7.SEP_VARIANTS}
 ROWS |= {f"{b}{at}" for at in sep_table7.REFERENCES.values() for b in ("MP", "SRP", "random x5")}
-TUNED = {
-    f"{n} fine-tuned" for n in ("SEP", "SEP (published ties)", "MP", "SRP", "SEP (contribution)")
+ROWS |= {
+    "SEP (budget), compensated",
+    "MP, compensated @ SEP (budget) counts",
+    "SRP, compensated @ SEP (budget) counts",
 }
+TUNED = {f"{n} fine-tuned" for n in sep_table7.SUMMARY_TUNED}
 
 
 def test_the_study_writes_every_row_and_resumes(tmp_path):
@@ -32,6 +35,9 @@ def test_the_study_writes_every_row_and_resumes(tmp_path):
             assert rows["random x5" + at]["kept"] == kept
         assert rows["SEP"]["activated_params"] <= rows["unpruned"]["activated_params"]
         assert list(rows["SEP fine-tuned"]["curve"]) == ["0", "2"]
+        budget = rows["SEP (budget)"]
+        assert rows["SEP (budget), compensated"]["kept"] == budget["kept"]
+        assert rows["MP, compensated @ SEP (budget) counts"]["kept"] == budget["kept"]
     table = (out / "results.md").read_text()
     assert "### Task C" in table and "| SEP, ties by index |" in table
     assert f"| MP{AT} |" in table
