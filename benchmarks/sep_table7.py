@@ -566,6 +566,11 @@ def main(argv=None) -> None:
         help="copy each finished cell's results.json here (small files to keep) and skip "
         "the cells already complete there",
     )
+    parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="only write the summary of the cells in --results",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument(
         "--record-graphs", metavar="NPZ", help="save each task's SEP graphs here (test data)"
@@ -589,6 +594,10 @@ def main(argv=None) -> None:
             parser.error(f"--recipes: {recipe!r} is not one of {sorted(RECIPES)}")
     out = Path(args.out)
     results = Path(args.results) if args.results else None
+    if args.summary_only:
+        if results is None:
+            parser.error("--summary-only needs --results")
+        grid = []
     for steps, recipe, seed in grid:
         name = f"{args.model}-{recipe}-{steps}-s{seed}"
         if results is not None and _complete(results / f"{name}.json", args):
@@ -604,9 +613,14 @@ def main(argv=None) -> None:
             tmp = results / f".{name}.json.tmp"
             tmp.write_text(json.dumps(study.results, indent=1) + "\n")
             os.replace(tmp, results / f"{name}.json")
+            write_summary(results, args.model)
     if results is not None:
-        cells = [json.loads(p.read_text()) for p in sorted(results.glob(f"{args.model}-*.json"))]
-        (results / f"summary-{args.model}.md").write_text(render_summary(cells))
+        write_summary(results, args.model)
+
+
+def write_summary(results: Path, model: str) -> None:
+    cells = [json.loads(p.read_text()) for p in sorted(results.glob(f"{model}-*.json"))]
+    (results / f"summary-{model}.md").write_text(render_summary(cells))
 
 
 def _complete(path: Path, args) -> bool:
