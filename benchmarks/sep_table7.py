@@ -646,7 +646,7 @@ def run_cell(args, out: Path, shared_pretrained: Path | None) -> Study:
         {m for m in (25, 50, 100, 200, 400, 800) if m < args.finetune_steps} | {args.finetune_steps}
     )
     skip = ("out", "threads", "finetune", "marks", "record_graphs", "record_frames", "results")
-    skip += ("seeds", "recipes")
+    skip += ("seeds", "recipes", "summary_only")
     config = {k: v for k, v in vars(args).items() if k not in skip}
     config["frame"] = list(config["frame"])
     study = Study(out, config)
