@@ -362,11 +362,14 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
 
         def select(options=options):
             sel = select_groups(model, task, pool, rho=args.rho, seed=args.seed, **options)
-            return {
+            row = {
                 **scored(model, task, sel.keep, test),
                 "keep": {s: np.flatnonzero(sel.keep[s]).tolist() for s in STAGE_NAMES},
                 "frequency": {s: sel.frequency[s].round(4).tolist() for s in STAGE_NAMES},
             }
+            if sel.contribution is not None:
+                row["contribution"] = {s: sel.contribution[s].tolist() for s in STAGE_NAMES}
+            return row
 
         selections[name] = study.row(task, name, select)
     gates: dict = {}
@@ -403,6 +406,11 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
             ),
             "SRP": lambda counts=counts: top_groups(srp_scores(), counts),
         }
+        if reference in COMPENSATED:  # the ablation: the exit energy alone, no entropy
+            energy = selections[reference]["contribution"]
+            baselines["exit energy"] = lambda counts=counts, energy=energy: top_groups(
+                {s: np.asarray(energy[s]) for s in STAGE_NAMES}, counts
+            )
         for name, make_keep in baselines.items():
 
             def baseline(make_keep=make_keep):
@@ -557,8 +565,9 @@ def main(argv=None) -> None:
     parser.add_argument("--random-seeds", type=int, default=5)
     parser.add_argument(
         "--finetune",
-        default="SEP,SEP (published ties),MP,SRP,SEP (contribution),SEP (budget)",
-        help="selections to fine-tune (comma-separated row names)",
+        default="SEP;SEP (published ties);MP;SRP;SEP (contribution);SEP (budget);"
+        "SEP (budget), compensated",
+        help="selections to fine-tune (row names separated by ';')",
     )
     parser.add_argument(
         "--results",
@@ -629,7 +638,7 @@ def _complete(path: Path, args) -> bool:
         return False
     tasks = json.loads(path.read_text()).get("tasks", {})
     wanted = {*SEP_VARIANTS, "MP", "SRP"} | {
-        f"{n} fine-tuned" for n in args.finetune.split(",") if n
+        f"{n} fine-tuned" for n in args.finetune.split(";") if n
     }
     return all(t in tasks and wanted <= set(tasks[t]) for t in args.tasks.split(","))
 
@@ -676,7 +685,7 @@ def run_cell(args, out: Path, shared_pretrained: Path | None) -> Study:
             save_checkpoint(shared_pretrained, {"model": pretrained.state_dict()})
     for task in args.tasks:
         run_task(study, pretrained, task, args)
-    for name in [n for n in args.finetune.split(",") if n]:
+    for name in [n for n in args.finetune.split(";") if n]:
         for task in args.tasks:
             finetune_task(study, task, name, args)
     (study.out / "results.md").write_text(render(study.results))
@@ -750,14 +759,27 @@ def _spread(values) -> str:
 
 #: The summary's comparisons: a selection, then MP, SRP and random groups at its counts.
 SUMMARY_COMPARISONS = [
-    (n, "MP" + s, "SRP" + s, f"random x5{s}")
-    for n, s in REFERENCES.items()
+    (n, "MP" + s, "SRP" + s, f"random x5{s}", "exit energy" + s) for n, s in REFERENCES.items()
 ] + [
-    (_compensated(n), _compensated("MP" + REFERENCES[n]), _compensated("SRP" + REFERENCES[n]), None)
+    (
+        _compensated(n),
+        _compensated("MP" + REFERENCES[n]),
+        _compensated("SRP" + REFERENCES[n]),
+        None,
+        None,
+    )
     for n in COMPENSATED
 ]
 #: The fine-tuned selections of the summary.
-SUMMARY_TUNED = ("SEP", "SEP (published ties)", "MP", "SRP", "SEP (contribution)", "SEP (budget)")
+SUMMARY_TUNED = (
+    "SEP",
+    "SEP (published ties)",
+    "MP",
+    "SRP",
+    "SEP (contribution)",
+    "SEP (budget)",
+    "SEP (budget), compensated",
+)
 
 
 def render_summary(cells: list[dict]) -> str:
@@ -777,14 +799,15 @@ def render_summary(cells: list[dict]) -> str:
         "Params: the task's path at 1x1x512x640, change against the unpruned branch. "
         "No fine-tuning unless said.",
     ]
-    for selection, mp_name, srp_name, random_name in SUMMARY_COMPARISONS:
+    for selection, mp_name, srp_name, random_name, energy_name in SUMMARY_COMPARISONS:
         lines += [
             "",
             f"### {selection}, and the baselines at its counts (PSNR dB)",
             "",
             "| steps | recipe | task | seeds | path params | unpruned | "
-            f"{selection} | MP | SRP | random | {selection} - MP | {selection} - max(MP, SRP) |",
-            "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"{selection} | MP | SRP | random | exit energy | {selection} - MP | "
+            f"{selection} - max(MP, SRP) |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for (steps, recipe), group in sorted(groups.items()):
             tasks = list(group[0].get("tasks", {}))
@@ -802,10 +825,11 @@ def render_summary(cells: list[dict]) -> str:
                 ]
                 sel, mp, srp = col(selection), col(mp_name), col(srp_name)
                 rnd = col(random_name) if random_name else []
+                energy = col(energy_name) if energy_name else []
                 lines.append(
                     f"| {steps} | {recipe} | {task} | {len(rows)} | {_spread(cut)}% | "
                     f"{_spread(col('unpruned'))} | {_spread(sel)} | {_spread(mp)} | "
-                    f"{_spread(srp)} | {_spread(rnd)} | "
+                    f"{_spread(srp)} | {_spread(rnd)} | {_spread(energy)} | "
                     f"{_spread([a - b for a, b in zip(sel, mp, strict=True)])} | "
                     f"{_spread([a - max(b, c) for a, b, c in zip(sel, mp, srp, strict=True)])} |"
                 )

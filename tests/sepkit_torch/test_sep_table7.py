@@ -15,6 +15,7 @@ ROWS |= {
     "SEP (budget), compensated",
     "MP, compensated @ SEP (budget) counts",
     "SRP, compensated @ SEP (budget) counts",
+    "exit energy @ SEP (budget) counts",
 }
 TUNED = {f"{n} fine-tuned" for n in sep_table7.SUMMARY_TUNED}
 
