@@ -358,6 +358,10 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
     if averaged:
         study.row(task, "unpruned, raw weights", lambda: evaluate(model, task, test))
     selections = {}
+    rows = study.results.setdefault("tasks", {}).setdefault(task, {})
+    for name in COMPENSATED:  # rows made before they recorded the contributions
+        if name in rows and "contribution" not in rows[name]:
+            del rows[name]
     for name, options in SEP_VARIANTS.items():
 
         def select(options=options):

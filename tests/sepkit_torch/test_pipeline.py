@@ -185,7 +185,10 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
             {"sep_method": "louvain"},
             r"`sep_method` must be one of \['sweep', 'game', 'multilevel'\]",
         ),
-        ({"sep_tie": "first"}, r"`sep_tie` must be one of \['random', 'index', 'contribution'\]"),
+        (
+            {"sep_tie": "first"},
+            r"`sep_tie` must be one of \['random', 'published', 'index', 'contribution'\]",
+        ),
         ({"stride": 4}, r"`stride` cuts windows from procedural frames: set `frame_size`"),
         ({"stride": -1}, r"`stride` must be >= 0"),
         ({"frame_size": [8, 40]}, r"`frame_size` must be \[height, width\], each at least"),
