@@ -743,7 +743,8 @@ def render(results: dict) -> str:
                 "|---|" + "---:|" * (len(marks) + 1),
             ]
             for n, r in tuned.items():
-                cells = [f"{r['curve'][m]['psnr']:.2f}" for m in marks]
+                # early stopping can end a fine-tuning before a mark
+                cells = [f"{r['curve'][m]['psnr']:.2f}" if m in r["curve"] else "-" for m in marks]
                 lines.append(
                     f"| {n[: -len(' fine-tuned')]} | "
                     + " | ".join(cells)
