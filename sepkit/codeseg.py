@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sepkit._errors import InvalidOptionError
+from sepkit._jit import serial_launches
 from sepkit._kernels import codeseg as _k
 from sepkit._kernels import entropy as _ke
 from sepkit._kernels import fixed_k as _kf
@@ -133,6 +134,7 @@ class BatchPartition:
     n_clusters: np.ndarray
 
 
+@serial_launches
 def codeseg(
     G,
     *,
@@ -310,6 +312,7 @@ def codeseg(
     )
 
 
+@serial_launches
 def codeseg_batch(
     adjacency,
     *,

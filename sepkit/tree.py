@@ -15,6 +15,7 @@ import networkx as nx
 import numpy as np
 
 from sepkit._errors import InvalidLabelsError, InvalidOptionError
+from sepkit._jit import serial_launches
 from sepkit._kernels import codeseg as _kc
 from sepkit._kernels import entropy as _ke
 from sepkit._kernels import tree as _k
@@ -135,6 +136,7 @@ class CodingTree:
         return out
 
 
+@serial_launches
 def structural_entropy_tree(G, levels, *, base: float = 2.0) -> float:
     """Structural entropy of a graph under the coding tree given by nested partitions.
 
@@ -185,6 +187,7 @@ def structural_entropy_tree(G, levels, *, base: float = 2.0) -> float:
     return float(_entropy(g, codes) * scale)
 
 
+@serial_launches
 def coding_tree(
     G,
     height: int = 3,
