@@ -46,15 +46,18 @@ from pathlib import Path
 import llvmlite
 import numba
 from filelock import FileLock
-from numba.core import caching
+from numba.core import caching, types
+from numba.core.registry import CPUDispatcher
 from numba.np.ufunc import parallel as _parallel
 
 __all__ = [
     "CACHE_STAMP",
+    "Kernel",
     "KernelCache",
     "PARALLEL_CHUNKS",
     "PARALLEL_MIN_WORK",
     "cache_dirs",
+    "clear_cache",
     "jit",
     "jit_inline",
     "jit_parallel",
@@ -184,12 +187,48 @@ def cache_dirs() -> list[str]:
     return sorted(paths)
 
 
+class Kernel(CPUDispatcher):
+    """numba's CPU dispatcher, compiling one version of a kernel where numba would compile several.
+
+    - A call from another kernel with a constant argument (``f(x, 0)``) is typed with the
+      constant's plain type: numba would otherwise compile a version for the literal
+      ``0`` beside the one for ``int64``.
+    - A read-only array from Python (the arrays of a :class:`sepkit.Graph` are read-only)
+      is typed as a writable one, the type of the arrays kernels make for each other.
+      Kernels never write into their inputs; the flag only guards the user's arrays.
+    """
+
+    def get_call_template(self, args, kws):
+        args = tuple(types.unliteral(a) for a in args)
+        kws = {k: types.unliteral(v) for k, v in kws.items()}
+        return super().get_call_template(args, kws)
+
+    def typeof_pyval(self, val):
+        tp = super().typeof_pyval(val)
+        if isinstance(tp, types.Array) and not tp.mutable:
+            tp = tp.copy(readonly=False)
+        return tp
+
+
+def clear_cache(path: str) -> list[str]:
+    """Delete the kernel caches of every version beside ``path`` (a :func:`cache_dirs`
+    folder): the ``sepkit-cache*`` folders of its parent. Returns what was removed."""
+    import shutil
+
+    removed = []
+    for folder in sorted(Path(path).parent.glob("sepkit-cache*")):
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(str(folder))
+    return removed
+
+
 def _kernel(**options):
-    """A decorator: ``numba.njit(nogil=True, **options)`` with a :class:`KernelCache`."""
-    njit = numba.njit(nogil=True, **options)
+    """A decorator: ``numba.njit(nogil=True, **options)`` as a :class:`Kernel` with a
+    :class:`KernelCache`."""
+    targetoptions = {"nopython": True, "boundscheck": None, "nogil": True, **options}
 
     def decorate(py_func):
-        dispatcher = njit(py_func)
+        dispatcher = Kernel(py_func=py_func, locals={}, targetoptions=targetoptions)
         dispatcher._cache = KernelCache(py_func)
         return dispatcher
 
