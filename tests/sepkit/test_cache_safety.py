@@ -40,8 +40,6 @@ CALLS = {
         "sepkit.representatives(labels, sepkit.detachment_cost(G, labels))"
     ),
     "codeseg": "sepkit.codeseg(G)",
-    "codeseg_game": "sepkit.codeseg(G, method='game')",
-    "codeseg_k": "sepkit.codeseg(G, n_clusters=3)",
     "codeseg_batch": "sepkit.codeseg_batch(np.stack([nx.to_numpy_array(nx.cycle_graph(8))] * 2))",
     "coding_tree": "sepkit.coding_tree(G)",
 }
