@@ -13,7 +13,7 @@ identical on every machine and thread count.
 
 import numpy as np
 
-from sepkit._jit import jit, jit_parallel, prange
+from sepkit._jit import jit, jit_inline, jit_parallel, prange
 from sepkit._kernels.dense import dense_search
 from sepkit._kernels.entropy import (
     entropy_from_clusters,
@@ -306,7 +306,12 @@ def csr_to_dense(indptr, indices, data):
     return A
 
 
-@jit
+# The three paths of :func:`search`, each a kernel of its own so that Python callers (codeseg)
+# compile only the path a graph takes. Inlined into ``search``: as ordinary kernels they would
+# add a level of linking, and numba recompiles everything below a kernel into each caller.
+
+
+@jit_inline
 def search_exact(indptr, indices, data, degree):
     """The exact optimum (at most ``EXACT_MAX_NODES`` nodes); returns as :func:`search`."""
     V = degree.sum()
@@ -319,7 +324,7 @@ def search_exact(indptr, indices, data, degree):
     return labels, np.array([h]), 1, True
 
 
-@jit
+@jit_inline
 def search_dense(indptr, indices, data, seed, max_rounds, tol):
     """The polished search on a dense matrix (at most ``DENSE_MAX_NODES`` nodes)."""
     labels, _, history, rounds, converged = dense_search(
@@ -328,7 +333,7 @@ def search_dense(indptr, indices, data, seed, max_rounds, tol):
     return labels, history, rounds, converged
 
 
-@jit
+@jit_inline
 def search_multilevel(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threads):
     """The multilevel search: one start, or with ``polish`` the best of ``POLISH_STARTS``."""
     n = degree.size
