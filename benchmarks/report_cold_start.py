@@ -114,6 +114,42 @@ print(json.dumps({{
 """
 
 
+PROFILE = """
+import collections
+from numba.core import event
+import networkx as nx, numpy as np, sepkit
+G = nx.karate_club_graph()
+{setup}
+with event.install_recorder("numba:compile") as rec:
+    {first}
+stack, own = [], collections.Counter()  # stack: [name, start, seconds in callees]
+for ts, ev in rec.buffer:
+    d = ev.data["dispatcher"]
+    name = d.py_func.__module__ + "." + d.py_func.__qualname__
+    if ev.is_start:
+        stack.append([name, ts, 0.0])
+    else:
+        name, start, inner = stack.pop()
+        own[name] += ts - start - inner
+        if stack:
+            stack[-1][2] += ts - start
+print(f"compile time {{sum(own.values()):.1f}} s; per kernel, its callees excluded:")
+for name, seconds in own.most_common(25):
+    print(f"  {{seconds:6.2f}}  {{name}}")
+"""
+
+
+def profile_case(name: str) -> None:
+    """Print where the first call of a case spends its compile time, kernel by kernel."""
+    setup, first = CASES[name]
+    cache = tempfile.mkdtemp(prefix="sepkit-cold-")
+    try:
+        code = PROFILE.format(setup=setup, first=first)
+        subprocess.run([sys.executable, "-c", code], env=_env(cache), check=True)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def _env(cache: str) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache)
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -167,7 +203,15 @@ def main(argv=None) -> None:
         default=",".join(DEFAULT),
         help=f"among {','.join(names)}; versions also times warmup (default: all but warmup)",
     )
+    parser.add_argument(
+        "--profile", choices=list(CASES), help="only print where this case's compile time goes"
+    )
     args = parser.parse_args(argv)
+    if args.profile:
+        print(f"load average before: {_load()}")
+        profile_case(args.profile)
+        print(f"load average after: {_load()}")
+        return
     chosen = args.cases.split(",")
 
     print(f"load average before: {_load()}\n")
