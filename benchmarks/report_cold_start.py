@@ -63,17 +63,20 @@ DEFAULT = [
     "versions",
 ]
 
-# Ordinary calls after warmup: the same functions on the three input kinds and other sizes.
+# Ordinary calls after warmup: the same functions on the three input kinds, other sizes,
+# float32 weights and int32 or list labels (tests/sepkit/test_kernel_versions.py runs them).
 ORDINARY = """
 import scipy.sparse as sp
 H = nx.les_miserables_graph()
-for g in (G, nx.to_scipy_sparse_array(G), nx.to_numpy_array(G), H, nx.path_graph(5)):
+inputs = (G, nx.to_scipy_sparse_array(G), nx.to_numpy_array(G), H, nx.path_graph(5),
+          sp.coo_matrix(nx.to_numpy_array(H)).astype(np.float32))
+for g in inputs:
     part = sepkit.codeseg(g)
     sepkit.structural_entropy_1d(g)
     sepkit.node_entropy_1d(g)
-    sepkit.structural_entropy_2d(g, part.labels)
+    sepkit.structural_entropy_2d(g, list(part.labels))
     node = next(iter(g)) if isinstance(g, nx.Graph) else 0
-    sepkit.move_delta(g, part.labels, node, None)
+    sepkit.move_delta(g, part.labels.astype(np.int32), node, None)
     cost = sepkit.detachment_cost(g, part.labels)
     sepkit.representatives(part.labels, cost)
     sepkit.codeseg(g, method="game")
@@ -83,6 +86,19 @@ for g in (G, nx.to_scipy_sparse_array(G), nx.to_numpy_array(G), H, nx.path_graph
 sepkit.codeseg_batch(np.stack([nx.to_numpy_array(nx.cycle_graph(8))] * 3))
 ring = nx.to_numpy_array(nx.cycle_graph(6))
 sepkit.codeseg_batch(np.stack([ring, ring], dtype=np.float32), method="game")
+"""
+
+# Leaves ``versions``: kernel name -> the signatures it was compiled for in this process.
+COUNT_VERSIONS = """
+import importlib, pkgutil
+import sepkit._kernels as kernels
+versions = {}
+for info in pkgutil.iter_modules(kernels.__path__):
+    module = importlib.import_module("sepkit._kernels." + info.name)
+    for name, value in vars(module).items():
+        sigs = getattr(value, "signatures", None)
+        if sigs and getattr(value, "__module__", "") == module.__name__:
+            versions[info.name + "." + name] = [str(s) for s in sigs]
 """
 
 CHILD = """
@@ -98,15 +114,7 @@ c3, t3 = time.process_time(), time.perf_counter()
 {first}
 t4 = time.perf_counter()
 {more}
-import importlib, pkgutil
-import sepkit._kernels as kernels
-versions = {{}}
-for info in pkgutil.iter_modules(kernels.__path__):
-    module = importlib.import_module("sepkit._kernels." + info.name)
-    for name, value in vars(module).items():
-        sigs = getattr(value, "signatures", None)
-        if sigs and getattr(value, "__module__", "") == module.__name__:
-            versions[info.name + "." + name] = [str(s) for s in sigs]
+{count}
 print(json.dumps({{
     "import": t1 - t0, "import_cpu": c1 - c0, "first": t3 - t2, "first_cpu": c3 - c2,
     "warm": t4 - t3, "versions": versions,
@@ -158,7 +166,7 @@ def _env(cache: str) -> dict:
 
 def run_case(name: str, more: str = "") -> dict:
     setup, first = CASES[name]
-    code = CHILD.format(setup=setup, first=first, more=more)
+    code = CHILD.format(setup=setup, first=first, more=more, count=COUNT_VERSIONS)
     cache = tempfile.mkdtemp(prefix="sepkit-cold-")
     try:
         out = subprocess.run(

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+from benchmarks.report_cold_start import COUNT_VERSIONS, ORDINARY
+
 # Kernels with a second version by design, for a second integer width: own_links passes
 # int32 labels (a smaller footprint for the random label loads) and int64 ones on graphs of
 # more than 2**31 - 1 nodes, both branches of one kernel; the multilevel search's level
@@ -20,39 +22,13 @@ TWO_WIDTHS = {
     "levels._scatter_chunks",
 }
 
-SCRIPT = """
-import importlib, json, pkgutil
-import networkx as nx, numpy as np, scipy.sparse as sp
-import sepkit
-import sepkit._kernels as kernels
-
+SCRIPT = f"""
+import json
+import networkx as nx, numpy as np, sepkit
+G = nx.karate_club_graph()
 sepkit.warmup()
-G, H = nx.karate_club_graph(), nx.les_miserables_graph()
-inputs = (G, nx.to_scipy_sparse_array(G), nx.to_numpy_array(G), H, nx.path_graph(5),
-          sp.coo_matrix(nx.to_numpy_array(H)).astype(np.float32))
-for g in inputs:
-    part = sepkit.codeseg(g)
-    sepkit.structural_entropy_1d(g)
-    sepkit.structural_entropy_2d(g, list(part.labels))
-    node = next(iter(g)) if isinstance(g, nx.Graph) else 0
-    sepkit.move_delta(g, part.labels.astype(np.int32), node, None)
-    cost = sepkit.detachment_cost(g, part.labels)
-    sepkit.representatives(part.labels, cost)
-    sepkit.codeseg(g, method="game")
-    sepkit.codeseg(g, n_clusters=2)
-    tree = sepkit.coding_tree(g)
-    sepkit.structural_entropy_tree(g, tree.levels)
-sepkit.codeseg_batch(np.stack([nx.to_numpy_array(nx.cycle_graph(8))] * 3))
-ring = nx.to_numpy_array(nx.cycle_graph(6))
-sepkit.codeseg_batch(np.stack([ring, ring], dtype=np.float32), method="game")
-
-versions = {}
-for info in pkgutil.iter_modules(kernels.__path__):
-    module = importlib.import_module("sepkit._kernels." + info.name)
-    for name, value in vars(module).items():
-        sigs = getattr(value, "signatures", None)
-        if sigs and getattr(value, "__module__", "") == module.__name__:
-            versions[info.name + "." + name] = [str(s) for s in sigs]
+{ORDINARY}
+{COUNT_VERSIONS}
 print(json.dumps(versions))
 """
 
