@@ -64,7 +64,7 @@ DEFAULT = [
 ]
 
 # Ordinary calls after warmup: the same functions on the three input kinds, other sizes,
-# float32 weights and int32 or list labels (tests/sepkit/test_kernel_versions.py runs them).
+# float32 weights and int32 or list labels.
 ORDINARY = """
 import scipy.sparse as sp
 H = nx.les_miserables_graph()

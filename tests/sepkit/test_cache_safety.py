@@ -9,6 +9,7 @@ and two threads under numba's workqueue layer aborted the process.
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -33,13 +34,13 @@ CALLS = {
         "fine = [v // 6 for v in G]\n"
         "sepkit.structural_entropy_tree(G, [fine, [c // 3 for c in fine]])"
     ),
-    "move_delta": "sepkit.move_delta(G, [v // 6 for v in G], 0, 2)",
-    "detachment_cost": "sepkit.detachment_cost(G, [v // 6 for v in G])",
+    "move_delta": "sepkit.move_delta(G, np.arange(34, dtype=np.int32) // 6, 0, 2)",
+    "detachment_cost": "sepkit.detachment_cost(nx.to_scipy_sparse_array(G), [v // 6 for v in G])",
     "representatives": (
         "labels = [v // 6 for v in G]\n"
         "sepkit.representatives(labels, sepkit.detachment_cost(G, labels))"
     ),
-    "codeseg": "sepkit.codeseg(G)",
+    "codeseg": "sepkit.codeseg(nx.to_numpy_array(G, dtype=np.float32))",
     "codeseg_batch": "sepkit.codeseg_batch(np.stack([nx.to_numpy_array(nx.cycle_graph(8))] * 2))",
     "coding_tree": "sepkit.coding_tree(G)",
 }
@@ -135,6 +136,37 @@ def test_four_processes_at_once_then_every_public_function(tmp_path):
         _check(proc, " then ".join(order))
     for name in CALLS:
         _run(cache, name)
+    # and what they all compiled: one version per kernel (each version is a full compilation)
+    versions = _versions(cache)
+    assert len(versions) > 50  # the kernels were found
+    many = {k: n for k, n in versions.items() if n > (2 if k in TWO_WIDTHS else 1)}
+    assert not many, many
+
+
+# Kernels with a second version by design, for a second integer width: own_links passes
+# int32 labels (a smaller footprint for the random label loads) and int64 ones on graphs of
+# more than 2**31 - 1 nodes, both branches of one kernel; the multilevel search's level
+# graphs hold int32 column indices (levels.permute), the graphs given to aggregate_with_loops
+# int64 ones.
+TWO_WIDTHS = {
+    "entropy._own_links_into",
+    "entropy._links_range",
+    "entropy._links_chunks",
+    "levels.aggregate",
+    "levels._scatter_rows",
+    "levels._scatter_chunks",
+}
+
+
+def _versions(cache) -> dict[str, int]:
+    """Kernel name -> how many compiled versions the cache holds (numba's index files)."""
+    counts = {}
+    for index in cache.rglob("*.nbi"):
+        with open(index, "rb") as f:
+            pickle.load(f)  # the numba version
+            _stamp, overloads = pickle.loads(f.read())
+        counts[index.name.split("-")[0]] = len(overloads)
+    return counts
 
 
 def test_fork_after_import(tmp_path):
