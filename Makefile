@@ -47,10 +47,12 @@ bench-peers: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check sepkit sepkit_torch tests benchmarks
 
-# numba's on-disk cache does not notice when a kernel module it calls into changes:
-# after editing sepkit/_kernels/, clear it (a stale cache can crash the interpreter).
+# Deletes sepkit's compiled kernels (docs/api.md, "The kernel cache"). Never needed for
+# correctness: each version of the kernel sources has a cache folder of its own; this
+# only frees the disk space of old ones. Also removes entries of older sepkit versions.
 clean-cache:
-	find sepkit -name '*.nbi' -delete -o -name '*.nbc' -delete
+	find sepkit -type d -name 'sepkit-cache*' -prune -exec rm -rf {} +
+	find sepkit \( -name '*.nbi' -o -name '*.nbc' \) -delete
 
 clean: clean-cache
 	rm -rf $(VENV) build *.egg-info

@@ -58,7 +58,7 @@ __all__ = [
 
 
 def warmup() -> None:
-    """Compile every numba kernel now, on a 4-node graph, instead of on first use.
+    """Compile every numba kernel now, on small graphs, instead of on first use.
 
     Compiled kernels are cached on disk (numba ``cache=True``), so this is slow
     only the first time on a machine.
@@ -94,3 +94,8 @@ def warmup() -> None:
     for polish in (False, True):
         codeseg(ring, polish=polish)
         codeseg_batch(ring[None], polish=polish)
+    # what only large graphs reach: the coding-tree search's groups in parallel
+    from sepkit.tree import _regroup
+
+    g = as_graph(A)
+    _regroup(g.indptr, g.indices, g.data, g.degree, labels, 2, labels[:0], 0, True, parallel=True)

@@ -8,6 +8,7 @@ import networkx as nx
 import numpy as np
 
 import sepkit
+from sepkit._jit import cache_dirs, clear_cache
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,7 +19,26 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--base", type=float, default=2.0, help="logarithm base (default 2: bits)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the multilevel search")
+    parser.add_argument(
+        "--cache-dir",
+        action="store_true",
+        help="print the folder of sepkit's compiled kernels and exit",
+    )
+    parser.add_argument(
+        "--clear-cache",
+        action="store_true",
+        help="delete sepkit's compiled kernels (every version's) and exit; the next calls "
+        "compile them again",
+    )
     args = parser.parse_args(argv)
+    if args.cache_dir or args.clear_cache:
+        for path in cache_dirs():
+            if args.clear_cache:
+                for folder in clear_cache(path):
+                    print(f"removed {folder}")
+            else:
+                print(path)
+        return
 
     G = nx.karate_club_graph()
     unit = {2.0: "bits", float(np.e): "nats"}.get(args.base, f"log base {args.base:g}")

@@ -1,18 +1,245 @@
-"""The one place where numba options are chosen.
+"""The one place where numba options are chosen, and sepkit's kernel cache.
 
 Kernels import ``jit`` (serial) or ``jit_parallel`` from here so that every
 kernel shares the same settings. No ``fastmath``: the partitioner accepts or
 rejects moves on the sign of small entropy deltas, and reassociated sums can
 flip that sign.
+
+The kernel cache
+----------------
+Compiled kernels are kept on disk by :class:`KernelCache`, numba's own cache
+with three changes (``docs/api.md``, "The kernel cache"):
+
+- Its entries live in a folder named by :data:`CACHE_STAMP`: the cache format,
+  numba's and llvmlite's versions and a hash of every kernel source file. A cache
+  written by another version of sepkit or numba, or before a kernel was edited, is
+  never read (numba itself only notices edits to a kernel's own file, not to the
+  kernels it calls).
+- A kernel whose machine code calls into numba's threading layer (a ``prange``
+  loop, its own or one inlined from a kernel it calls) starts that layer before
+  its code is loaded, and its entry is saved with numba's reload step. numba
+  drops that step when it compiles a kernel whose parallel callees were loaded
+  from the cache (numba issues #8578, #9938); the entry then loads in a later
+  process with the layer's symbols unresolved, and its first call jumps to
+  address 0. The check reads the machine code itself, so it also covers entries
+  saved without the step.
+- Writers of one cache folder take a file lock, so that processes compiling at
+  the same time cannot give two kernels the same data file (numba #4807).
+
+The threading layer is started only when a kernel that needs it is compiled or
+loaded, never at import: a process that only imported sepkit can still fork.
+
+This relies on numba internals (the cache classes, the layout of a cached
+compile result, ``numba.np.ufunc.parallel``), so ``pyproject.toml`` pins the
+numba versions it was tested with.
 """
 
-import numba
+from __future__ import annotations
 
-jit = numba.njit(cache=True, nogil=True)
-jit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
+import functools
+import hashlib
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import llvmlite
+import numba
+from filelock import FileLock
+from numba.core import caching, types
+from numba.core.registry import CPUDispatcher
+from numba.np.ufunc import parallel as _parallel
+
+__all__ = [
+    "CACHE_STAMP",
+    "Kernel",
+    "KernelCache",
+    "PARALLEL_CHUNKS",
+    "PARALLEL_MIN_WORK",
+    "cache_dirs",
+    "clear_cache",
+    "jit",
+    "jit_inline",
+    "jit_parallel",
+    "prange",
+    "serial_launches",
+]
+
+# Raise when the layout or meaning of a cache entry changes; a new value is a new folder.
+CACHE_FORMAT = 1
+
+
+def _kernel_sources_hash() -> str:
+    """sha256 of this file and every kernel module, in name order."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in [here / "_jit.py", *sorted((here / "_kernels").glob("*.py"))]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CACHE_STAMP = (
+    f"sepkit-cache{CACHE_FORMAT}-numba{numba.__version__}-llvmlite{llvmlite.__version__}"
+    f"-{_kernel_sources_hash()}"
+)
+
+# Names of the threading layer's functions, as compiled code refers to them. numba adds
+# them to the process only when the layer starts; machine code loaded before that has
+# them resolved to address 0.
+_LAYER_SYMBOLS = (
+    b"numba_parallel_for",
+    b"do_scheduling_signed",
+    b"do_scheduling_unsigned",
+    b"get_num_threads",
+    b"set_num_threads",
+    b"get_thread_id",
+)
+
+
+def _needs_threading_layer(payload) -> bool:
+    """Whether a reduced compile result's machine code calls the threading layer."""
+    _name, kind, data = payload[0]
+    if kind != "object":  # not a form numba writes to its cache: assume the worst
+        return True
+    object_code = data[0]
+    return any(symbol in object_code for symbol in _LAYER_SYMBOLS)
+
+
+def _start_threading_layer() -> None:
+    """numba's reload step for parallel code: start the threading layer (once a process)."""
+    _parallel._launch_threads()
+
+
+class _StampedLocator:
+    """A numba cache locator whose folder is a :data:`CACHE_STAMP` subfolder of its own."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def get_cache_path(self) -> str:
+        return os.path.join(self._inner.get_cache_path(), CACHE_STAMP)
+
+    def ensure_cache_path(self) -> None:
+        path = self.get_cache_path()
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()  # writable, as numba checks
+
+
+class _KernelCacheImpl(caching.CompileResultCacheImpl):
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._locator = _StampedLocator(self._locator)
+
+    def reduce(self, cres):
+        payload = list(super().reduce(cres))
+        reload_init = list(payload[7])
+        kept = any(getattr(f, "__name__", "") == "_reload_parfors" for f in reload_init)
+        if _needs_threading_layer(payload) and not kept:
+            payload[7] = [*reload_init, _reload_parfors]
+        return tuple(payload)
+
+    def rebuild(self, target_context, payload):
+        if _needs_threading_layer(payload):
+            _start_threading_layer()
+        return super().rebuild(target_context, payload)
+
+
+def _reload_parfors():
+    """The reload step kept with entries whose code is parallel (numba's own, by name)."""
+    _start_threading_layer()
+
+
+class KernelCache(caching.FunctionCache):
+    """numba's function cache, stamped, with the reload step kept and writes locked."""
+
+    _impl_class = _KernelCacheImpl
+
+    def save_overload(self, sig, data):
+        self._impl.locator.ensure_cache_path()
+        with FileLock(os.path.join(self.cache_path, ".lock")):
+            super().save_overload(sig, data)
+
+
+def cache_dirs() -> list[str]:
+    """The folders that hold sepkit's compiled kernels in this process (one in practice).
+
+    With ``NUMBA_CACHE_DIR`` set they lie under it; otherwise in the ``__pycache__``
+    folder of ``sepkit/_kernels`` (or numba's per-user cache folder where that is not
+    writable). Each is named by :data:`CACHE_STAMP`; deleting one only costs a
+    recompilation.
+    """
+    import importlib
+    import pkgutil
+
+    import sepkit._kernels as kernels
+
+    paths = set()
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"{kernels.__name__}.{info.name}")
+        for value in vars(module).values():
+            cache = getattr(value, "_cache", None)
+            if isinstance(cache, KernelCache):
+                paths.add(cache.cache_path)
+    return sorted(paths)
+
+
+class Kernel(CPUDispatcher):
+    """numba's CPU dispatcher, compiling one version of a kernel where numba would compile several.
+
+    - A call from another kernel with a constant argument (``f(x, 0)``) is typed with the
+      constant's plain type: numba would otherwise compile a version for the literal
+      ``0`` beside the one for ``int64``.
+    - A read-only array from Python (the arrays of a :class:`sepkit.Graph` are read-only)
+      is typed as a writable one, the type of the arrays kernels make for each other.
+      Kernels never write into their inputs; the flag only guards the user's arrays.
+    """
+
+    def get_call_template(self, args, kws):
+        args = tuple(types.unliteral(a) for a in args)
+        kws = {k: types.unliteral(v) for k, v in kws.items()}
+        return super().get_call_template(args, kws)
+
+    def typeof_pyval(self, val):
+        tp = super().typeof_pyval(val)
+        if isinstance(tp, types.Array) and not tp.mutable:
+            tp = tp.copy(readonly=False)
+        return tp
+
+
+def clear_cache(path: str) -> list[str]:
+    """Delete the kernel caches of every version beside ``path`` (a :func:`cache_dirs`
+    folder): the ``sepkit-cache*`` folders of its parent. Returns what was removed."""
+    import shutil
+
+    removed = []
+    for folder in sorted(Path(path).parent.glob("sepkit-cache*")):
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(str(folder))
+    return removed
+
+
+def _kernel(**options):
+    """A decorator: ``numba.njit(nogil=True, **options)`` as a :class:`Kernel` with a
+    :class:`KernelCache`."""
+    targetoptions = {"nopython": True, "boundscheck": None, "nogil": True, **options}
+
+    def decorate(py_func):
+        dispatcher = Kernel(py_func=py_func, locals={}, targetoptions=targetoptions)
+        dispatcher._cache = KernelCache(py_func)
+        return dispatcher
+
+    return decorate
+
+
+jit = _kernel()
+jit_parallel = _kernel(parallel=True)
 # For small helpers called once per node or per move: inlined into the caller, so that
 # passing arrays costs no reference counting (an atomic increment and decrement each).
-jit_inline = numba.njit(cache=True, nogil=True, inline="always")
+jit_inline = _kernel(inline="always")
 prange = numba.prange
 
 # Kernels with a serial and a parallel path take the parallel one only when the
@@ -21,7 +248,38 @@ prange = numba.prange
 # The parallel path splits the work into PARALLEL_CHUNKS contiguous ranges (a few
 # per thread, for balance). Results do not depend on the path: every output
 # element is computed by the same sequential loop.
-# These are compile-time constants of the cached kernels: after changing one,
-# clear the numba cache (sepkit/_kernels/__pycache__).
+# These are compile-time constants of the cached kernels; this file is part of
+# CACHE_STAMP, so changing one starts a new cache.
 PARALLEL_MIN_WORK = 200_000
 PARALLEL_CHUNKS = 64
+
+
+# --- threads -------------------------------------------------------------------------------
+
+# numba's workqueue layer (its fallback where neither TBB nor OpenMP loads) aborts the
+# process when two threads launch parallel loops at once; TBB and OpenMP do not.
+_THREAD_SAFE_LAYERS = ("tbb", "omp")
+_launch_lock = threading.RLock()
+
+
+def _layer_is_thread_safe() -> bool:
+    return bool(_parallel._is_initialized) and _parallel._threading_layer in _THREAD_SAFE_LAYERS
+
+
+def serial_launches(func):
+    """Run ``func`` under one process-wide lock unless the threading layer is thread-safe.
+
+    For the public functions, whose kernels release the GIL and may launch parallel
+    loops: under TBB or OpenMP, calls from several threads run at once; under
+    workqueue (or before any layer has started, when which one will load is not
+    known), they run one after the other.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if _layer_is_thread_safe():
+            return func(*args, **kwargs)
+        with _launch_lock:
+            return func(*args, **kwargs)
+
+    return wrapper

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sepkit._errors import InvalidOptionError
+from sepkit._jit import serial_launches
 from sepkit._kernels import codeseg as _k
 from sepkit._kernels import entropy as _ke
 from sepkit._kernels import fixed_k as _kf
@@ -133,6 +134,7 @@ class BatchPartition:
     n_clusters: np.ndarray
 
 
+@serial_launches
 def codeseg(
     G,
     *,
@@ -276,10 +278,7 @@ def codeseg(
     else:
         best = None
         for s in opt.seeds:  # each start runs in parallel on large graphs
-            lab, hist, rounds, conv = _k.search(
-                g.indptr, g.indices, g.data, g.degree, s, opt.max_iter, _TOL, opt.polish,
-                numba.get_num_threads(),
-            )  # fmt: skip
+            lab, hist, rounds, conv = _search(g, s, opt)
             h = _entropy(g, _k.compact(lab)[0])
             if best is None or h < best[0]:
                 best = (h, lab, hist, rounds, conv)
@@ -310,6 +309,7 @@ def codeseg(
     )
 
 
+@serial_launches
 def codeseg_batch(
     adjacency,
     *,
@@ -402,6 +402,18 @@ def _fixed_k(g: Graph, labels: np.ndarray, k: int, opt) -> tuple:
     if opt.polish:
         labels = _kf.polish_k(*args, labels, k, seed, _TOL)
     return _k.compact(labels)
+
+
+def _search(g: Graph, seed, opt) -> tuple:
+    """``_k.search``, calling the one path this graph takes, so that only its kernels compile."""
+    args = (g.indptr, g.indices, g.data, g.degree)
+    if opt.polish and g.n_nodes <= _k.EXACT_MAX_NODES:
+        return _k.search_exact(*args)
+    if opt.polish and g.n_nodes <= _k.DENSE_MAX_NODES:
+        return _k.search_dense(g.indptr, g.indices, g.data, seed, opt.max_iter, _TOL)
+    return _k.search_multilevel(
+        *args, seed, opt.max_iter, _TOL, opt.polish, numba.get_num_threads()
+    )
 
 
 def _entropy(g: Graph, labels: np.ndarray) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sepkit._errors import InvalidLabelsError, InvalidOptionError
+from sepkit._jit import serial_launches
 from sepkit._kernels import entropy as _k
 from sepkit._labels import as_labels, check_seed, log_scale
 from sepkit.graph import as_graph
@@ -12,6 +13,7 @@ from sepkit.graph import as_graph
 __all__ = ["TIE_RULES", "detachment_cost", "representatives"]
 
 
+@serial_launches
 def detachment_cost(G, labels, *, base: float = 2.0) -> np.ndarray:
     """Detachment cost of every node: the rise of H2 if it left its cluster for a singleton.
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sepkit._jit import serial_launches
 from sepkit._kernels import entropy as _k
 from sepkit._labels import as_labels
 from sepkit._options import log_scale
@@ -15,6 +16,7 @@ from sepkit.graph import as_graph
 __all__ = ["structural_entropy_1d", "node_entropy_1d", "structural_entropy_2d", "move_delta"]
 
 
+@serial_launches
 def structural_entropy_1d(G, *, base: float = 2.0) -> float:
     """One-dimensional structural entropy of a graph.
 
@@ -48,6 +50,7 @@ def structural_entropy_1d(G, *, base: float = 2.0) -> float:
     return float(node_entropy_1d(G, base=base).sum())
 
 
+@serial_launches
 def node_entropy_1d(G, *, base: float = 2.0) -> np.ndarray:
     """Per-node terms ``-(d_i/V) log(d_i/V)`` of the 1D structural entropy.
 
@@ -65,6 +68,7 @@ def node_entropy_1d(G, *, base: float = 2.0) -> np.ndarray:
     return _k.node_terms(g.degree, g.volume) * scale
 
 
+@serial_launches
 def structural_entropy_2d(G, labels, *, base: float = 2.0) -> float:
     """Two-dimensional structural entropy of a graph under a partition.
 
@@ -105,6 +109,7 @@ def structural_entropy_2d(G, labels, *, base: float = 2.0) -> float:
     return float(h * scale)
 
 
+@serial_launches
 def move_delta(G, labels, node, target, *, base: float = 2.0) -> float:
     """Change of H2 when ``node`` moves into the cluster labelled ``target``.
 

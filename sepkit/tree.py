@@ -15,6 +15,7 @@ import networkx as nx
 import numpy as np
 
 from sepkit._errors import InvalidLabelsError, InvalidOptionError
+from sepkit._jit import PARALLEL_MIN_WORK, serial_launches
 from sepkit._kernels import codeseg as _kc
 from sepkit._kernels import entropy as _ke
 from sepkit._kernels import tree as _k
@@ -135,6 +136,7 @@ class CodingTree:
         return out
 
 
+@serial_launches
 def structural_entropy_tree(G, levels, *, base: float = 2.0) -> float:
     """Structural entropy of a graph under the coding tree given by nested partitions.
 
@@ -185,6 +187,7 @@ def structural_entropy_tree(G, levels, *, base: float = 2.0) -> float:
     return float(_entropy(g, codes) * scale)
 
 
+@serial_launches
 def coding_tree(
     G,
     height: int = 3,
@@ -396,8 +399,13 @@ def _polish(polish, n_nodes: int) -> bool:
     return n_nodes <= _POLISH_MAX_NODES if polish is None else bool(polish)
 
 
-def _regroup(indptr, indices, data, degree, group, n_groups, init, seed, polish):
-    return _k.regroup(
+def _regroup(indptr, indices, data, degree, group, n_groups, init, seed, polish, parallel=None):
+    # The groups run in parallel on large graphs only: a small graph never compiles the
+    # parallel kernel (the results are the same). ``parallel`` forces the choice.
+    if parallel is None:
+        parallel = n_groups > 1 and degree.size + indices.size >= PARALLEL_MIN_WORK
+    kernel = _k.regroup_parallel if parallel else _k.regroup
+    return kernel(
         indptr,
         indices,
         data,

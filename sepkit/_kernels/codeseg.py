@@ -13,7 +13,7 @@ identical on every machine and thread count.
 
 import numpy as np
 
-from sepkit._jit import jit, jit_parallel, prange
+from sepkit._jit import jit, jit_inline, jit_parallel, prange
 from sepkit._kernels.dense import dense_search
 from sepkit._kernels.entropy import (
     entropy_from_clusters,
@@ -306,32 +306,38 @@ def csr_to_dense(indptr, indices, data):
     return A
 
 
-@jit
-def search(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threads):
-    """One start of the multilevel search from singletons (natural log).
+# The three paths of :func:`search`, each a kernel of its own so that Python callers (codeseg)
+# compile only the path a graph takes. Inlined into ``search``: as ordinary kernels they would
+# add a level of linking, and numba recompiles everything below a kernel into each caller.
 
-    Without ``polish``: ``multilevel`` with the strongest-link refinement, seeded by
-    ``seed``. With ``polish``: the exact optimum on at most ``EXACT_MAX_NODES``
-    nodes; else the best of ``POLISH_STARTS`` starts with the finer refinement
-    (on a dense matrix up to ``DENSE_MAX_NODES`` nodes). ``n_threads`` only splits
-    the work of large graphs; the result does not depend on it.
-    Returns (labels, history, rounds, converged).
-    """
+
+@jit_inline
+def search_exact(indptr, indices, data, degree):
+    """The exact optimum (at most ``EXACT_MAX_NODES`` nodes); returns as :func:`search`."""
+    V = degree.sum()
+    labels = exact_partition(indptr, indices, data, degree)
+    h = 0.0
+    if V > 0.0:
+        lab, k = compact(labels)
+        inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
+        h = entropy_from_clusters(node_terms(degree, V).sum(), inn, vol, V)
+    return labels, np.array([h]), 1, True
+
+
+@jit_inline
+def search_dense(indptr, indices, data, seed, max_rounds, tol):
+    """The polished search on a dense matrix (at most ``DENSE_MAX_NODES`` nodes)."""
+    labels, _, history, rounds, converged = dense_search(
+        csr_to_dense(indptr, indices, data), polish_seeds(seed), max_rounds, tol, False
+    )
+    return labels, history, rounds, converged
+
+
+@jit_inline
+def search_multilevel(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threads):
+    """The multilevel search: one start, or with ``polish`` the best of ``POLISH_STARTS``."""
     n = degree.size
     V = degree.sum()
-    if polish and n <= EXACT_MAX_NODES:
-        labels = exact_partition(indptr, indices, data, degree)
-        h = 0.0
-        if V > 0.0:
-            lab, k = compact(labels)
-            inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
-            h = entropy_from_clusters(node_terms(degree, V).sum(), inn, vol, V)
-        return labels, np.array([h]), 1, True
-    if polish and n <= DENSE_MAX_NODES:
-        labels, _, history, rounds, converged = dense_search(
-            csr_to_dense(indptr, indices, data), polish_seeds(seed), max_rounds, tol, False
-        )
-        return labels, history, rounds, converged
     seeds = polish_seeds(seed) if polish else np.array([np.uint64(seed)])
     h1 = node_terms(degree, V).sum() if V > 0.0 else 0.0
     best = np.arange(n)
@@ -351,6 +357,27 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threa
             best, best_h = labels, h
             best_history, best_rounds, best_converged = history, rounds, converged
     return best, best_history, best_rounds, best_converged
+
+
+@jit
+def search(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threads):
+    """One start of the multilevel search from singletons (natural log).
+
+    Without ``polish``: ``multilevel`` with the strongest-link refinement, seeded by
+    ``seed``. With ``polish``: the exact optimum on at most ``EXACT_MAX_NODES``
+    nodes; else the best of ``POLISH_STARTS`` starts with the finer refinement
+    (on a dense matrix up to ``DENSE_MAX_NODES`` nodes). ``n_threads`` only splits
+    the work of large graphs; the result does not depend on it.
+    Returns (labels, history, rounds, converged).
+    """
+    n = degree.size
+    if polish and n <= EXACT_MAX_NODES:
+        return search_exact(indptr, indices, data, degree)
+    if polish and n <= DENSE_MAX_NODES:
+        return search_dense(indptr, indices, data, seed, max_rounds, tol)
+    return search_multilevel(
+        indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threads
+    )
 
 
 @jit

@@ -30,7 +30,7 @@ def _set_f(inn, vol, fc, lv, c, V):
     fc[c] = inn[c] * lv[c] if inn[c] > 0.0 and vol[c] > 0.0 else 0.0
 
 
-@jit_inline
+@jit
 def _local_move(M, m, degree, loop, part, K, inn, vol, fc, lv, low, size, nonempty, where,
                 free, order, queue, queued, V, tol):  # fmt: skip
     """Local moves to convergence on the level graph ``M[:m, :m]``, labels ``part`` in slots.
@@ -150,7 +150,7 @@ def _local_move(M, m, degree, loop, part, K, inn, vol, fc, lv, low, size, nonemp
     return moves
 
 
-@jit_inline
+@jit
 def _compact(labels, m, remap, out):
     """Relabel ``labels[:m]`` to ``0..k-1`` in order of first appearance into ``out``; returns k."""
     for c in range(m):
@@ -165,7 +165,7 @@ def _compact(labels, m, remap, out):
     return k
 
 
-@jit_inline
+@jit
 def _refine(M, m, degree, loop, part, sub, size, K, inn, vol, order, V, tol, strongest):
     """Sub-clusters grown from singletons inside each cluster (as the sparse ``refine``)."""
     for v in range(m):
@@ -213,7 +213,7 @@ def _refine(M, m, degree, loop, part, sub, size, K, inn, vol, order, V, tol, str
                 K[u, best] += x
 
 
-@jit_inline
+@jit
 def _aggregate(M, m, sub, k, C, degree_out, loop_out):
     """``C[:k, :k]``: the level graph with each sub-cluster collapsed into one node."""
     for p in range(k):

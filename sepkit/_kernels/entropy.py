@@ -53,6 +53,21 @@ def even_bounds(n):
 
 
 @jit
+def first_at_least(values, target):
+    """The first index of sorted ``values`` whose value is at least ``target`` (``values.size``
+    if none): ``np.searchsorted(values, target)``, whose generic version compiles slowly."""
+    lo = 0
+    hi = values.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if values[mid] < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@jit
 def edge_bounds(indptr):
     """Split the nodes into ``PARALLEL_CHUNKS`` ranges holding about as many stored entries each."""
     n = indptr.size - 1
@@ -60,7 +75,7 @@ def edge_bounds(indptr):
     bounds = np.empty(PARALLEL_CHUNKS + 1, dtype=np.int64)
     bounds[0] = 0
     for c in range(1, PARALLEL_CHUNKS):
-        b = np.searchsorted(indptr, (nnz * c) // PARALLEL_CHUNKS)
+        b = first_at_least(indptr, (nnz * c) // PARALLEL_CHUNKS)
         bounds[c] = max(bounds[c - 1], min(b, n))
     bounds[PARALLEL_CHUNKS] = n
     return bounds

@@ -17,6 +17,7 @@ same arithmetic in the same order either way), and no result depends on the thre
 import numpy as np
 
 from sepkit._jit import PARALLEL_CHUNKS, PARALLEL_MIN_WORK, jit, jit_parallel, prange
+from sepkit._kernels.entropy import first_at_least
 
 # Nodes per window: a window's rows, labels and cluster sums stay in the cache while its
 # colour groups are visited one after the other (measured best among 2^11..2^16).
@@ -34,7 +35,7 @@ def split_rows(indptr, parts):
     bounds = np.empty(parts + 1, dtype=np.int64)
     bounds[0] = 0
     for t in range(1, parts):
-        b = np.searchsorted(indptr, indptr[0] + (nnz * t) // parts)
+        b = first_at_least(indptr, indptr[0] + (nnz * t) // parts)
         bounds[t] = max(bounds[t - 1], min(b, n))
     bounds[parts] = n
     return bounds

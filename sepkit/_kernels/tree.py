@@ -19,7 +19,7 @@ for one level it is the identity of H2.
 
 import numpy as np
 
-from sepkit._jit import PARALLEL_MIN_WORK, jit, jit_parallel, prange
+from sepkit._jit import jit, jit_parallel, prange
 from sepkit._kernels.codeseg import aggregate_with_loops, partition_entropy, search
 from sepkit._kernels.entropy import cluster_totals, f_term, node_terms
 from sepkit._kernels.multilevel import multilevel
@@ -212,9 +212,32 @@ def _regroup_one(graph, group, parts, g, init, options, sub, k_of):
 
 
 @jit_parallel
-def _regroup_parallel(graph, group, parts, n_groups, init, options, sub, k_of):
+def _regroup_chunks(graph, group, parts, n_groups, init, options, sub, k_of):
     for g in prange(n_groups):
-        _regroup_one(graph, group, parts, g, init, options, sub, k_of)
+        _regroup_one(graph, group, parts, np.int64(g), init, options, sub, k_of)
+
+
+@jit
+def _regroup_setup(group, n_groups, seed, max_rounds, tol, polish):
+    """The groups' members, the search options and the output arrays of :func:`regroup`."""
+    parts = _group_members(group, n_groups)
+    options = (np.uint64(seed), max_rounds, tol, polish)
+    sub = np.empty(group.size, dtype=np.int64)
+    k_of = np.zeros(n_groups, dtype=np.int64)
+    return parts, options, sub, k_of
+
+
+@jit
+def _regroup_labels(group, sub, k_of):
+    """Group-local labels ``sub`` made unique over the graph, group by group; their count."""
+    n_groups = k_of.size
+    first = np.zeros(n_groups + 1, dtype=np.int64)
+    for g in range(n_groups):
+        first[g + 1] = first[g] + k_of[g]
+    out = np.empty(group.size, dtype=np.int64)
+    for i in range(group.size):
+        out[i] = first[group[i]] + sub[i]
+    return out, first[n_groups]
 
 
 @jit
@@ -228,29 +251,28 @@ def regroup(indptr, indices, data, degree, group, n_groups, init, seed, max_roun
     clusters: the multilevel scheme from ``init`` (never worse than ``init``) and,
     with ``polish``, a fresh search too; the lower is kept. Without ``init``, a
     fresh search. Group g's search is seeded from ``seed`` and g alone, so the
-    result does not depend on the thread count; the groups run in parallel above
-    ``PARALLEL_MIN_WORK``.
+    result does not depend on the thread count or on :func:`regroup_parallel`
+    running the groups in parallel instead.
 
     Returns (labels unique over the graph, group by group, and their count).
     """
-    n = degree.size
     graph = (indptr, indices, data, degree)
-    parts = _group_members(group, n_groups)
-    options = (np.uint64(seed), max_rounds, tol, polish)
-    sub = np.empty(n, dtype=np.int64)
-    k_of = np.zeros(n_groups, dtype=np.int64)
-    if n_groups > 1 and n + indptr[n] >= PARALLEL_MIN_WORK:
-        _regroup_parallel(graph, group, parts, n_groups, init, options, sub, k_of)
-    else:
-        for g in range(n_groups):
-            _regroup_one(graph, group, parts, g, init, options, sub, k_of)
-    first = np.zeros(n_groups + 1, dtype=np.int64)
+    parts, options, sub, k_of = _regroup_setup(group, n_groups, seed, max_rounds, tol, polish)
     for g in range(n_groups):
-        first[g + 1] = first[g] + k_of[g]
-    out = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        out[i] = first[group[i]] + sub[i]
-    return out, first[n_groups]
+        _regroup_one(graph, group, parts, g, init, options, sub, k_of)
+    return _regroup_labels(group, sub, k_of)
+
+
+@jit
+def regroup_parallel(
+    indptr, indices, data, degree, group, n_groups, init, seed, max_rounds, tol, polish
+):
+    """:func:`regroup` with the groups in parallel (the same result). A separate kernel,
+    called for large graphs only, so that small ones never compile the parallel loop."""
+    graph = (indptr, indices, data, degree)
+    parts, options, sub, k_of = _regroup_setup(group, n_groups, seed, max_rounds, tol, polish)
+    _regroup_chunks(graph, group, parts, n_groups, init, options, sub, k_of)
+    return _regroup_labels(group, sub, k_of)
 
 
 @jit
