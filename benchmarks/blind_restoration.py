@@ -80,7 +80,7 @@ def retrain_recognizer(config: PipelineConfig, mode: str) -> DegradationRecogniz
             contexts=contexts,
             preset=config.degradation_preset,
             batch_size=config.batch_size,
-            seed=stage_seed(config, stage, 2),
+            seed=stage_seed(config, stage, "recognizer"),
             batch_sampler=window_batches(data, config.batch_size),
         )
     return recognizer.eval()

@@ -126,7 +126,7 @@ class Runner:
                 self.report,
                 train_set=self._train_set(task, stage),
                 test_sets={t: self._test_set(t) for t in self.report.tasks},
-                seed=stage_seed(self.config, stage, 2),
+                seed=stage_seed(self.config, stage, "recognizer"),
                 device=self.device,
                 progress=self.progress,
             )
@@ -302,7 +302,7 @@ class Runner:
         """The training set of `task` (clean images for None) and its seeded loader."""
         cfg = self.config
         data = self._train_set(task or "C", stage)
-        g = torch.Generator().manual_seed(stage_seed(cfg, stage, 1))
+        g = torch.Generator().manual_seed(stage_seed(cfg, stage, "batches"))
         # the batches a shuffled DataLoader draws from `g`; each rank takes its part
         batches = ShardedBatchSampler(
             len(data),
@@ -451,7 +451,7 @@ class BaselineRunner(Runner):
         cfg = self.config
         # each task's stream is the one sequential training would see
         data = JointData({t: self._train_set(t, f"{t}:train") for t in cfg.tasks})
-        g = torch.Generator().manual_seed(stage_seed(cfg, stage, 1))
+        g = torch.Generator().manual_seed(stage_seed(cfg, stage, "batches"))
         self._joint_sampler = TaskPerBatchSampler(data, cfg.batch_size, g)
         return data, DataLoader(data, batch_sampler=self._joint_sampler)
 

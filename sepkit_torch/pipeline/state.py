@@ -51,9 +51,13 @@ REPORT_FILES = (
     "model_size.png",
     "restored_strip.png",
 )
-#: Bumped when the checkpoint's layout changes incompatibly. 2: no pickled Python objects
-#: (version 1 held the global random generators' states).
-VERSION = 2
+#: Bumped when the checkpoint's layout or the meaning of a run's seeds changes. 2: no
+#: pickled Python objects (version 1 held the global random generators' states). 3: stage
+#: seeds hash the stage's whole name (version 2 gave stages of long names one seed).
+VERSION = 3
+#: The versions :func:`load_checkpoint` reads: version 2 has the layout of version 3, so
+#: its models restore and export; only resuming a run needs the current seeds.
+READABLE_VERSIONS = (2, 3)
 # The checkpoint's keys: what every stage saves.
 KEYS = ("version", "config", "done", "model", "report", "optimizer", "regularizer", "recognizer")
 
@@ -121,10 +125,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"kind of file): {err}"
         ) from None
     version = data.get("version") if isinstance(data, dict) else None
-    if version != VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
             f"`{path}` is a checkpoint of format version {version!r}; this sepkit_torch "
-            f"reads version {VERSION}"
+            f"reads versions {list(READABLE_VERSIONS)}"
         )
     return data
 
@@ -174,6 +178,13 @@ def prepare_folder(out: Path, *, resume: bool, overwrite: bool) -> Folder:
     folder = Folder(out)
     if resume and has_run:
         folder.checkpoint = load_checkpoint(checkpoint)
+        if folder.checkpoint["version"] != VERSION:
+            raise CheckpointError(
+                f"the run in {out} was made by an earlier sepkit_torch (checkpoint version "
+                f"{folder.checkpoint['version']}), whose stages drew other random seeds: "
+                f"resuming it would mix two seedings. Start it again with overwrite=True "
+                f"(--overwrite); its model can still be exported and used to restore images"
+            )
     elif resume and not is_run:
         raise TaskStateError(
             f"`resume` needs a run in {out}; found no {CHECKPOINT} there"

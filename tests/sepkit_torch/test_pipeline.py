@@ -16,7 +16,7 @@ from sepkit_torch.data import thermal_scene
 from sepkit_torch.pipeline import CheckpointError, PipelineConfig, run, train_set
 from sepkit_torch.pipeline import test_set as fixed_test_set
 from sepkit_torch.pipeline.cli import main
-from sepkit_torch.pipeline.data import validation_set
+from sepkit_torch.pipeline.data import SEED_STREAMS, stage_seed, validation_set
 from sepkit_torch.pipeline.state import KEYS, load_checkpoint, save_checkpoint
 
 TASKS = ("C", "B", "CB")
@@ -157,6 +157,45 @@ def test_checkpoint_of_another_version_is_refused(tmp_path):
         load_checkpoint(path)
 
 
+def test_stage_seeds_never_collide():
+    """Every stage name (long custom ones too) and stream gets its own seed; version 2
+    gave ``C+stripes:train`` and ``C+stripes:prune`` (first 8 bytes and length equal) one."""
+    config = smoke(Path("unused"))
+    steps = ("train", "prune", "finetune", "evaluate", "recognize", "consolidate")
+    tasks = ["C", "B", "N", "CB", "CN", "BN", "CBN", "C+stripes", "C+haze", "joint"]
+    tasks += [f"C+custom_degradation_{i:04d}" for i in range(400)]
+    tasks += [f"{'x' * n}" for n in range(1, 60)]
+    names = ["pretrain", "tune"] + [f"{t}:{s}" for t in tasks for s in steps]
+    seeds = {
+        (name, stream): stage_seed(config, name, stream)
+        for name in names
+        for stream in SEED_STREAMS
+    }
+    assert len(names) > 2_500
+    assert len(set(seeds.values())) == len(seeds)
+    assert stage_seed(config, "C+stripes:train") != stage_seed(config, "C+stripes:prune")
+    # a function of (seed, stage, stream) only
+    assert stage_seed(smoke(Path("elsewhere")), "C:train") == stage_seed(config, "C:train")
+    assert stage_seed(smoke(Path("unused"), seed=1), "C:train") != stage_seed(config, "C:train")
+    with pytest.raises(ValueError, match=r"`stream` must be one of \['data'"):
+        stage_seed(config, "C:train", "noise")
+
+
+def test_a_run_of_an_earlier_version_is_not_resumed(tmp_path):
+    """A version-2 checkpoint (other stage seeds) is refused for resuming, and still
+    readable for its model."""
+    config = smoke(tmp_path, tasks=("C",))
+    run(config, progress=False, stop_after="pretrain")
+    path = Path(config.out) / "checkpoint.pt"
+    data = load_checkpoint(path)
+    save_checkpoint(path, data | {"version": 2})
+    assert load_checkpoint(path)["version"] == 2
+    with pytest.raises(CheckpointError, match=r"earlier sepkit_torch \(checkpoint version 2\)"):
+        run(config, resume=True, progress=False)
+    run(config, overwrite=True, progress=False, stop_after="pretrain")
+    assert load_checkpoint(path)["version"] == state_module.VERSION == 3
+
+
 def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
     config = smoke(tmp_path, tasks=("C",))
     run(config, progress=False, stop_after="pretrain")
@@ -185,7 +224,7 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
             {"sep_method": "louvain"},
             r"`sep_method` must be one of \['sweep', 'game', 'multilevel'\]",
         ),
-        ({"sep_tie": "first"}, r"`sep_tie` must be one of \['random', 'index', 'contribution'\]"),
+        ({"sep_tie": "first"}, r"`sep_tie` must be one of \['random', 'published', 'index', 'contribution'\]"),
         ({"stride": 4}, r"`stride` cuts windows from procedural frames: set `frame_size`"),
         ({"stride": -1}, r"`stride` must be >= 0"),
         ({"frame_size": [8, 40]}, r"`frame_size` must be \[height, width\], each at least"),
