@@ -17,9 +17,16 @@ torch.Size([1, 1, 24, 24])
 """
 
 from sepkit_torch._errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    ImageFileError,
     InvalidInputError,
+    RunFolderError,
     SepkitTorchError,
     TaskStateError,
+    TrainingDivergedError,
+    UnknownDegradationError,
     UnknownTaskError,
 )
 from sepkit_torch.complexity import Complexity, complexity
@@ -34,12 +41,19 @@ __all__ = [
     "Restorer",
     "Backbone",
     "BackboneConfig",
+    "CheckpointError",
     "Complexity",
+    "ConfigError",
+    "DatasetError",
     "ECMRNet",
+    "ImageFileError",
     "InvalidInputError",
+    "RunFolderError",
     "SepkitTorchError",
     "TaskInfo",
     "TaskStateError",
+    "TrainingDivergedError",
+    "UnknownDegradationError",
     "UnknownTaskError",
     "complexity",
     "load",

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from sepkit_torch._errors import InvalidInputError, TaskStateError, UnknownTaskError
+from sepkit_torch.checkpoint import read_state
 from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.continual.recognition import Recognition, verdicts
 from sepkit_torch.data import parse_task
 from sepkit_torch.models.backbone import MULTIPLE
 from sepkit_torch.models.recognizer import DegradationRecognizer
-from sepkit_torch.pipeline.weights import read_state
 
 __all__ = ["Restorer", "load", "tile_windows", "tiled_apply"]
 
@@ -469,8 +469,8 @@ def load(
     checkpoint : str or os.PathLike, optional
         A run folder (``--out`` of ``python -m sepkit_torch.pipeline``), a checkpoint file
         written by it, or a weights file (``python -m sepkit_torch.pipeline export``).
-        None: the built-in default model (:data:`~sepkit_torch.pipeline.weights.DEFAULT_WEIGHTS`,
-        the ``cpu`` preset's run).
+        None: the built-in default model (:data:`~sepkit_torch.checkpoint.DEFAULT_WEIGHTS`, the
+        ``cpu`` preset's run).
     device : str or torch.device, default "cpu"
     **options
         ``tile``, ``overlap``, ``batch_size``, ``threshold`` of :class:`Restorer`.

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sepkit_torch._errors import InvalidInputError, SepkitTorchError, TaskStateError
+from sepkit_torch._errors import InvalidInputError, TaskStateError, TrainingDivergedError
 from sepkit_torch._progress import progress_bar
 from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.metrics import LOSSES
@@ -40,10 +40,6 @@ _IMPL_FLAGS = {
     "fused": {"fused": True},
     "for-loop": {"foreach": False},
 }
-
-
-class TrainingDivergedError(SepkitTorchError, FloatingPointError):
-    """The training loss became NaN or infinite; the step was not applied."""
 
 
 @dataclass(frozen=True)

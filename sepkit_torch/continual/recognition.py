@@ -30,6 +30,7 @@ from sepkit_torch.models.recognizer import DegradationRecognizer
 
 __all__ = [
     "CLEAN",
+    "RECOGNIZER_MODES",
     "Recognition",
     "evaluate_recognition",
     "recognize",
@@ -37,6 +38,11 @@ __all__ = [
     "train_letter",
     "verdicts",
 ]
+
+#: How a task sequence grows the recognizer (the pipeline's ``recognizer`` setting):
+#: ``"context"`` trains each letter's head around the letters learned before it,
+#: ``"pairs"`` on its task's pairs only, ``"none"`` leaves the recognizer out.
+RECOGNIZER_MODES = ("context", "pairs", "none")
 
 #: The name of "no degradation recognized" in routes and confusion matrices; such an image
 #: is passed through unchanged.

@@ -29,9 +29,11 @@ from sepkit_torch.data.degradations import (
 from sepkit_torch.data.image_io import (
     IMAGE_EXTENSIONS,
     DatasetError,
-    ImageReadError,
+    ImageFileError,
     list_images,
+    read_grey,
     read_image,
+    write_grey,
 )
 from sepkit_torch.data.registry import (
     APPENDIX_TASKS,
@@ -59,7 +61,7 @@ __all__ = [
     "DatasetError",
     "Degradation",
     "DegradedImageFolder",
-    "ImageReadError",
+    "ImageFileError",
     "PairedImageFolder",
     "SyntheticThermalDataset",
     "UnknownDegradationError",
@@ -76,6 +78,7 @@ __all__ = [
     "optical_nonuniformity",
     "parse_task",
     "quantize",
+    "read_grey",
     "read_image",
     "register_degradation",
     "stripe_noise",
@@ -84,5 +87,6 @@ __all__ = [
     "thermal_scenes",
     "tir_noise",
     "unregister_degradation",
+    "write_grey",
     "vignetting",
 ]

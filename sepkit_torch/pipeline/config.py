@@ -14,26 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sepkit_torch._errors import InvalidInputError
+from sepkit_torch._errors import ConfigError
 from sepkit_torch.continual.baselines import METHODS, REGULARIZED
 from sepkit_torch.continual.pruning import CRITERIA as SEP_CRITERIA
 from sepkit_torch.continual.pruning import METHODS as SEP_METHODS
 from sepkit_torch.continual.pruning import SIMILARITIES
 from sepkit_torch.continual.pruning import TIES as SEP_TIES
+from sepkit_torch.continual.recognition import RECOGNIZER_MODES
 from sepkit_torch.data import DEGRADATION_PRESETS, PAPER_TASKS, SCENE_STYLES, parse_task
 from sepkit_torch.metrics import LOSSES
 from sepkit_torch.models.backbone import PRESETS as MODEL_PRESETS
 from sepkit_torch.models.nafnet import NAFNET_PRESETS
 from sepkit_torch.models.skmm import SKMM_VARIANTS
-from sepkit_torch.pipeline.recognizer import RECOGNIZER_MODES
 from sepkit_torch.speed import AMP_MODES, parse_grouped_conv
 from sepkit_torch.training import OPTIMIZER_IMPLS, RECIPES
 
 __all__ = ["PRESETS", "ConfigError", "PipelineConfig"]
-
-
-class ConfigError(InvalidInputError):
-    """A setting out of its allowed values, or a configuration file that cannot be read."""
 
 
 # the data module's default scene style: a run of a folder's images keeps it

@@ -12,7 +12,11 @@ from typing import Any
 
 from sepkit_torch._progress import progress_bar
 from sepkit_torch.complexity import COUNT_SHAPE, complexity
-from sepkit_torch.continual.recognition import evaluate_recognition, train_letter
+from sepkit_torch.continual.recognition import (
+    RECOGNIZER_MODES,
+    evaluate_recognition,
+    train_letter,
+)
 from sepkit_torch.data import parse_task
 from sepkit_torch.distributed import ShardedBatchSampler
 from sepkit_torch.models.recognizer import DegradationRecognizer
@@ -24,11 +28,6 @@ __all__ = [
     "recognizer_stage",
     "window_batches",
 ]
-
-#: Values of the pipeline's ``recognizer`` setting: ``"context"`` trains each letter's
-#: head around the letters learned before it, ``"pairs"`` on its task's pairs only,
-#: ``"none"`` leaves the recognizer out.
-RECOGNIZER_MODES = ("context", "pairs", "none")
 
 
 def is_recognizer_stage(stage: str) -> bool:

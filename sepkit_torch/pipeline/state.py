@@ -1,5 +1,6 @@
-"""A run's state on disk: the files of a run folder, the checkpoint's schema, loading it
-safely, and the rules for starting, resuming and replacing a run.
+"""A run's state on disk: the files of a run folder, what its checkpoint holds, and the
+rules for starting, resuming and replacing a run (the file format, written atomically and
+read safely: :mod:`sepkit_torch.checkpoint`).
 
 A run folder holds ``checkpoint.pt`` (the source of truth, written atomically after every
 stage), ``config.json`` (the resolved configuration, for people) and the report files. A
@@ -14,17 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from sepkit_torch._errors import SepkitTorchError, TaskStateError
-from sepkit_torch._files import atomic_write, atomic_write_text
+from sepkit_torch._errors import CheckpointError, RunFolderError, TaskStateError
+from sepkit_torch._files import atomic_write_text
+from sepkit_torch.checkpoint import CHECKPOINT, VERSION, load_checkpoint, save_checkpoint
 from sepkit_torch.continual.baselines import JOINT
 
 __all__ = [
@@ -41,7 +38,6 @@ __all__ = [
 
 log = logging.getLogger("sepkit_torch.pipeline")
 
-CHECKPOINT = "checkpoint.pt"
 CONFIG_FILE = "config.json"
 #: The report's files (:mod:`sepkit_torch.pipeline.report`); a run replaces only these.
 REPORT_FILES = (
@@ -51,13 +47,6 @@ REPORT_FILES = (
     "model_size.png",
     "restored_strip.png",
 )
-#: Bumped when the checkpoint's layout or the meaning of a run's seeds changes. 2: no
-#: pickled Python objects (version 1 held the global random generators' states). 3: stage
-#: seeds hash the stage's whole name (version 2 gave stages of long names one seed).
-VERSION = 3
-#: The versions :func:`load_checkpoint` reads: version 2 has the layout of version 3, so
-#: its models restore and export; only resuming a run needs the current seeds.
-READABLE_VERSIONS = (2, 3)
 # The checkpoint's keys: what every stage saves.
 KEYS = ("version", "config", "done", "model", "report", "optimizer", "regularizer", "recognizer")
 
@@ -77,60 +66,7 @@ MAY_CHANGE = frozenset(
 )
 
 
-class CheckpointError(SepkitTorchError, ValueError):
-    """A file that is not a readable, safe checkpoint of this format."""
-
-
-class RunFolderError(TaskStateError):
-    """An output folder that cannot take this run: someone else's files, or not writable."""
-
-
 # ----------------------------------------------------------------------------- files
-
-
-def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write `payload` (plus the format version) to `path` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda f: torch.save({"version": VERSION, **payload}, f))
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`, safely, onto the CPU.
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is nothing at `path`.
-    CheckpointError
-        If `path` is a folder, a truncated or foreign file, a file holding anything but
-        tensors and plain data (it is refused before any of it is built), or a checkpoint
-        of another format version.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"`{path}` is a folder, not a checkpoint file")
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"`{path}` holds objects other than tensors and plain data; it is not loaded, "
-            f"since loading it could run code ({str(err).splitlines()[-1][:200]})"
-        ) from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"`{path}` is not a readable sepkit_torch checkpoint (truncated or another "
-            f"kind of file): {err}"
-        ) from None
-    version = data.get("version") if isinstance(data, dict) else None
-    if version not in READABLE_VERSIONS:
-        raise CheckpointError(
-            f"`{path}` is a checkpoint of format version {version!r}; this sepkit_torch "
-            f"reads versions {list(READABLE_VERSIONS)}"
-        )
-    return data
 
 
 def write_config(out: Path, config) -> None:

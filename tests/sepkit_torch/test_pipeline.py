@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import sepkit_torch
+import sepkit_torch.checkpoint as checkpoint_module
 import sepkit_torch.pipeline.stages as stages_module
-import sepkit_torch.pipeline.state as state_module
 from sepkit_torch import TaskStateError
 from sepkit_torch.data import thermal_scene
 from sepkit_torch.pipeline import CheckpointError, PipelineConfig, run, train_set
@@ -142,7 +142,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
         f.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(state_module.torch, "save", broken_save)
+    monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"done": ["pretrain", "C:train"]})
     monkeypatch.undo()
@@ -193,7 +193,7 @@ def test_a_run_of_an_earlier_version_is_not_resumed(tmp_path):
     with pytest.raises(CheckpointError, match=r"earlier sepkit_torch \(checkpoint version 2\)"):
         run(config, resume=True, progress=False)
     run(config, overwrite=True, progress=False, stop_after="pretrain")
-    assert load_checkpoint(path)["version"] == state_module.VERSION == 3
+    assert load_checkpoint(path)["version"] == checkpoint_module.VERSION == 3
 
 
 def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
@@ -224,7 +224,10 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
             {"sep_method": "louvain"},
             r"`sep_method` must be one of \['sweep', 'game', 'multilevel'\]",
         ),
-        ({"sep_tie": "first"}, r"`sep_tie` must be one of \['random', 'published', 'index', 'contribution'\]"),
+        (
+            {"sep_tie": "first"},
+            r"`sep_tie` must be one of \['random', 'published', 'index', 'contribution'\]",
+        ),
         ({"stride": 4}, r"`stride` cuts windows from procedural frames: set `frame_size`"),
         ({"stride": -1}, r"`stride` must be >= 0"),
         ({"frame_size": [8, 40]}, r"`frame_size` must be \[height, width\], each at least"),

@@ -13,10 +13,11 @@ import torch
 from PIL import Image
 
 import sepkit_torch
+from sepkit_torch.checkpoint import DEFAULT_WEIGHTS, WEIGHTS_KIND
 from sepkit_torch.data import degrade, quantize, thermal_scene
 from sepkit_torch.pipeline import CheckpointError, PipelineConfig, run
 from sepkit_torch.pipeline.cli import main as pipeline_main
-from sepkit_torch.pipeline.weights import DEFAULT_WEIGHTS, WEIGHTS_KIND, export_weights
+from sepkit_torch.pipeline.weights import export_weights
 from sepkit_torch.restore_cli import main as restore_main
 
 from .conftest import images
