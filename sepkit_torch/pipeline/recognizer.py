@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sepkit_torch._progress import progress_bar
 from sepkit_torch.complexity import COUNT_SHAPE, complexity
 from sepkit_torch.continual.recognition import (
     RECOGNIZER_MODES,
@@ -67,29 +66,20 @@ def recognizer_stage(
     parts = parse_task(task)
     if len(parts) == 1 and task not in recognizer.letters:
         contexts = recognizer.letters if config.recognizer == "context" else ()
-        steps = config.recognizer_epochs * _steps(train_set, config.batch_size)
-        bar = progress_bar(steps, f"{task}:recognize", progress)
-
-        def advance(loss: float) -> None:
-            bar.set_postfix(loss=f"{loss:.4f}")
-            bar.update()
-
-        try:
-            info["loss"][task] = train_letter(
-                recognizer,
-                task,
-                train_set,
-                epochs=config.recognizer_epochs,
-                contexts=contexts,
-                preset=config.degradation_preset,
-                batch_size=config.batch_size,
-                seed=seed,
-                device=device,
-                progress=advance,
-                batch_sampler=window_batches(train_set, config.batch_size),
-            )
-        finally:
-            bar.close()
+        info["loss"][task] = train_letter(
+            recognizer,
+            task,
+            train_set,
+            epochs=config.recognizer_epochs,
+            contexts=contexts,
+            preset=config.degradation_preset,
+            batch_size=config.batch_size,
+            seed=seed,
+            device=device,
+            progress=progress,
+            desc=f"{task}:recognize",
+            batch_sampler=window_batches(train_set, config.batch_size),
+        )
     size = complexity(recognizer, COUNT_SHAPE)
     info["letters"] = list(recognizer.letters)
     info["params"] = size.total_params
@@ -118,7 +108,3 @@ def window_batches(data, batch_size: int):
 
     return batches
 
-
-def _steps(data, batch_size: int) -> int:
-    n = len(data)
-    return n // batch_size if n > batch_size else 1
