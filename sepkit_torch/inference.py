@@ -500,8 +500,8 @@ def load(
     built-in default model (.../default.pt; preset cpu; model tiny; detailed procedural ...)
     """
     state = read_state(checkpoint)
-    method = state["config"].get("method", "ecmrnet")
-    if method != "ecmrnet":
+    if not ECMRNet.is_state_dict(state["model"]):
+        method = state["config"].get("method")
         raise InvalidInputError(
             f"`checkpoint` {str(checkpoint)!r} is a run of the NAFNet baseline {method!r}; "
             "restoring needs an ECMRNet run (method 'ecmrnet')"

@@ -17,19 +17,16 @@ from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.continual.regularizers import EWC, MAS, SI, LwF, Regularizer
 
 __all__ = [
+    "BASELINES",
     "DEFAULT_STRENGTH_GRIDS",
-    "JOINT",
-    "METHODS",
     "REGULARIZED",
     "JointData",
     "TaskPerBatchSampler",
     "make_regularizer",
 ]
 
-#: Joint training: one network learns every task at once (the non-continual reference).
-JOINT = "joint"
-#: Every strategy the pipeline runs, ECMRNet first.
-METHODS = ("ecmrnet", "finetune", "ewc", "si", "mas", "lwf", JOINT)
+#: The baselines these algorithms serve (the pipeline's strategies of the same names).
+BASELINES = ("finetune", "ewc", "si", "mas", "lwf", "joint")
 
 #: The strategies with a regulariser, and its class.
 REGULARIZED: dict[str, type[Regularizer]] = {"ewc": EWC, "si": SI, "mas": MAS, "lwf": LwF}
@@ -47,9 +44,9 @@ DEFAULT_STRENGTH_GRIDS: dict[str, tuple[float, ...]] = {
 
 def make_regularizer(method: str, strength: float) -> Regularizer | None:
     """The regulariser of `method` at `strength` (None for ``finetune``/``joint``)."""
-    if method not in METHODS or method == "ecmrnet":
+    if method not in BASELINES:
         raise InvalidInputError(
-            f"`method` must be one of the baselines {list(METHODS[1:])}; got {method!r}"
+            f"`method` must be one of the baselines {list(BASELINES)}; got {method!r}"
         )
     cls = REGULARIZED.get(method)
     return None if cls is None else cls(strength)

@@ -16,10 +16,10 @@ import sys
 import tomllib
 
 from sepkit_torch._errors import SepkitTorchError
-from sepkit_torch.continual.baselines import METHODS
 from sepkit_torch.pipeline.comparison import compare
 from sepkit_torch.pipeline.config import PRESETS, PipelineConfig
 from sepkit_torch.pipeline.runner import run
+from sepkit_torch.pipeline.strategies import METHODS
 from sepkit_torch.pipeline.weights import export_weights
 
 

@@ -22,7 +22,6 @@ import numpy as np
 
 from sepkit_torch._errors import InvalidInputError, TaskStateError
 from sepkit_torch._files import atomic_write
-from sepkit_torch.continual.baselines import METHODS
 from sepkit_torch.pipeline.config import PipelineConfig
 from sepkit_torch.pipeline.report import Report, write_comparison
 from sepkit_torch.pipeline.runner import run
@@ -33,6 +32,7 @@ from sepkit_torch.pipeline.state import (
     load_checkpoint,
     save_checkpoint,
 )
+from sepkit_torch.pipeline.strategies import METHODS, strategy_class
 
 __all__ = ["compare", "summarize"]
 
@@ -80,7 +80,7 @@ def compare(
         cfg = dataclasses.replace(config, method=method, out=str(out / method))
         started = resume and (Path(cfg.out) / CHECKPOINT).is_file()
         log.info("method %s -> %s", method, cfg.out)
-        if method != "ecmrnet" and not started:
+        if strategy_class(method).shares_pretraining and not started:
             if shared.is_file():
                 _start_from_pretrained(shared, cfg, overwrite=overwrite)
             else:
@@ -146,9 +146,7 @@ def summarize(reports: dict[str, Report]) -> dict[str, Any]:
         earlier = [forgetting[t] for t in report.tasks[:-1]] if forgetting else []
         paths = report.size[-1]["paths"]
         rows[method] = {
-            "model": f"ECMRNet {report.config['model']}"
-            if method == "ecmrnet"
-            else f"NAFNet {report.config['baseline']}",
+            "model": strategy_class(method).model_label(report.config),
             "psnr": round(float(np.mean([m["psnr"] for m in final])), 4),
             "ssim": round(float(np.mean([m["ssim"] for m in final])), 4),
             # a task's forgetting: PSNR right after learning it minus at the end; the

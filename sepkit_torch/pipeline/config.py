@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from sepkit_torch._errors import ConfigError
-from sepkit_torch.continual.baselines import METHODS, REGULARIZED
 from sepkit_torch.continual.pruning import CRITERIA as SEP_CRITERIA
 from sepkit_torch.continual.pruning import METHODS as SEP_METHODS
 from sepkit_torch.continual.pruning import SIMILARITIES
@@ -26,6 +25,7 @@ from sepkit_torch.metrics import LOSSES
 from sepkit_torch.models.backbone import PRESETS as MODEL_PRESETS
 from sepkit_torch.models.nafnet import NAFNET_PRESETS
 from sepkit_torch.models.skmm import SKMM_VARIANTS
+from sepkit_torch.pipeline.strategies import STRATEGIES
 from sepkit_torch.speed import AMP_MODES, parse_grouped_conv
 from sepkit_torch.training import OPTIMIZER_IMPLS, RECIPES
 
@@ -169,9 +169,10 @@ class PipelineConfig:
             )
         if self.stride and self.data is None and not self.frame_size:
             raise ConfigError("`stride` cuts windows from procedural frames: set `frame_size`")
-        if (self.strength is not None or self.strength_grid) and self.method not in REGULARIZED:
+        regularized = sorted(m for m, s in STRATEGIES.items() if s.regularized)
+        if (self.strength is not None or self.strength_grid) and self.method not in regularized:
             raise ConfigError(
-                f"`strength` and `strength_grid` apply to the methods {sorted(REGULARIZED)}; "
+                f"`strength` and `strength_grid` apply to the methods {regularized}; "
                 f"`method` is {self.method!r}"
             )
         if not self.tasks:
@@ -265,7 +266,7 @@ _INT_RANGES = {
 _REAL_RANGES = {"lr": (0.0, 1.0), "sep_rho": (0.0, 1.0)}
 # Settings with named values, each from the module that owns them.
 _CHOICES = {
-    "method": METHODS,
+    "method": STRATEGIES,
     "model": tuple(MODEL_PRESETS),
     "baseline": tuple(NAFNET_PRESETS),
     "degradation_preset": DEGRADATION_PRESETS,

@@ -22,23 +22,20 @@ from sepkit_torch.models.recognizer import DegradationRecognizer
 
 __all__ = [
     "RECOGNIZER_MODES",
+    "RECOGNIZE",
     "is_recognizer_stage",
-    "load_recognizer",
     "recognizer_stage",
     "window_batches",
 ]
 
 
-def is_recognizer_stage(stage: str) -> bool:
-    """True for the pipeline's ``"<task>:recognize"`` stages."""
-    return stage.endswith(":recognize")
+#: The step of the pipeline's ``"<task>:recognize"`` stages.
+RECOGNIZE = "recognize"
 
 
-def load_recognizer(state, device) -> DegradationRecognizer | None:
-    """The recognizer of a checkpoint's ``"recognizer"`` entry (None stays None)."""
-    if state is None:
-        return None
-    return DegradationRecognizer.from_state_dict(state).to(device)
+def is_recognizer_stage(stage) -> bool:
+    """True for the pipeline's ``"<task>:recognize"`` stages (a :class:`Stage`)."""
+    return stage.step == RECOGNIZE
 
 
 def recognizer_stage(
@@ -107,4 +104,3 @@ def window_batches(data, batch_size: int):
         )
 
     return batches
-

@@ -22,15 +22,16 @@ from typing import Any
 from sepkit_torch._errors import CheckpointError, RunFolderError, TaskStateError
 from sepkit_torch._files import atomic_write_text
 from sepkit_torch.checkpoint import CHECKPOINT, VERSION, load_checkpoint, save_checkpoint
-from sepkit_torch.continual.baselines import JOINT
 
 __all__ = [
     "CHECKPOINT",
     "CONFIG_FILE",
     "REPORT_FILES",
+    "KEYS",
     "CheckpointError",
     "RunFolderError",
     "check_resumable",
+    "commit_stage",
     "load_checkpoint",
     "prepare_folder",
     "save_checkpoint",
@@ -47,8 +48,11 @@ REPORT_FILES = (
     "model_size.png",
     "restored_strip.png",
 )
-# The checkpoint's keys: what every stage saves.
-KEYS = ("version", "config", "done", "model", "report", "optimizer", "regularizer", "recognizer")
+# The checkpoint's keys: what every stage saves. The run's own, then the strategy's
+# (its state_dict: the model, and the recognizer and regulariser or None).
+RUN_KEYS = ("version", "config", "done", "report")
+STRATEGY_KEYS = ("model", "recognizer", "regularizer")
+KEYS = RUN_KEYS + STRATEGY_KEYS
 
 # Settings a resumed run may change: the task list (extended), where the run lives, and
 # the speed switches that leave the results unchanged (`amp` changes the rounding).
@@ -170,16 +174,26 @@ def check_resumable(saved, new, out: Path) -> None:
         raise TaskStateError(
             f"`tasks` must extend the run's tasks {list(saved.tasks)}; got {list(new.tasks)}"
         )
-    if new.method == JOINT and new.tasks != saved.tasks:
-        raise TaskStateError(
-            f"joint training learns its tasks at once: `tasks` must stay {list(saved.tasks)} "
-            f"to resume; got {list(new.tasks)}"
-        )
 
 
-def commit_stage(folder: Folder, config, payload: dict[str, Any]) -> None:
+def commit_stage(folder: Folder, config, done, report, strategy_state: dict[str, Any]) -> None:
     """Save a finished stage: the checkpoint first (atomically), then ``config.json``;
-    after the first stage of a run, the report files of the run it replaces go."""
+    after the first stage of a run, the report files of the run it replaces go.
+
+    The checkpoint holds the configuration, the stages `done`, the `report` and the
+    strategy's ``state_dict()`` (exactly the keys :data:`STRATEGY_KEYS`).
+    """
+    if set(strategy_state) != set(STRATEGY_KEYS):
+        raise TaskStateError(
+            f"a strategy's state must have the keys {list(STRATEGY_KEYS)}; got "
+            f"{sorted(strategy_state)}"
+        )
+    payload = {
+        "config": config.to_dict(),
+        "done": list(done),
+        "report": report.to_dict(),
+        **strategy_state,
+    }
     out = folder.path
     save_checkpoint(out / CHECKPOINT, payload)
     write_config(out, config)

@@ -25,8 +25,8 @@ from sepkit_torch.checkpoint import (
     save_checkpoint,
 )
 from sepkit_torch.pipeline.config import PipelineConfig
-from sepkit_torch.pipeline.stages import stage_names
 from sepkit_torch.pipeline.state import MAY_CHANGE
+from sepkit_torch.pipeline.strategies import strategy_class
 
 __all__ = ["export_weights"]
 
@@ -66,19 +66,21 @@ def export_weights(run: str | os.PathLike, path: str | os.PathLike) -> Path:
     data = load_checkpoint(source)
     if data.get("kind") == WEIGHTS_KIND:
         raise CheckpointError(f"`run` {str(source)!r} is a weights file already, not a run")
-    config = data.get("config") or {}
-    if config.get("method", "ecmrnet") != "ecmrnet":
+    saved = data.get("config") or {}
+    config = PipelineConfig(**saved)
+    kind = strategy_class(config.method)
+    if not kind.restores:
         raise CheckpointError(
-            f"`run` {str(source)!r} is a run of the NAFNet baseline {config['method']!r}; "
+            f"`run` {str(source)!r} is a run of the {kind.network} baseline {config.method!r}; "
             "weights files hold ECMRNet runs"
         )
-    missing = [s for s in stage_names(PipelineConfig(**config)) if s not in data["done"]]
+    missing = [s.name for s in kind.stages(config) if s.name not in data["done"]]
     if missing:
         raise CheckpointError(
             f"`run` {str(source)!r} has not finished: {len(missing)} stage(s) left, from "
             f"{missing[0]!r}; continue it with --resume, then export"
         )
-    settings = {k: v for k, v in config.items() if k not in _NOT_EXPORTED}
+    settings = {k: v for k, v in saved.items() if k not in _NOT_EXPORTED}
     return save_checkpoint(
         path,
         {
