@@ -44,7 +44,7 @@ from sepkit_torch.data import parse_task, read_image
 from sepkit_torch.inference import Restorer
 from sepkit_torch.models import DegradationRecognizer
 from sepkit_torch.pipeline import PipelineConfig, stage_seed, test_set, train_set
-from sepkit_torch.pipeline.recognizer import window_batches
+from sepkit_torch.pipeline.recognition_stage import window_batches
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO.parent / "shared" / "data" / "hm-tir-examples"

@@ -33,11 +33,11 @@ from sepkit_torch.complexity import Complexity, complexity
 from sepkit_torch.continual.expansion import ECMRNet, TaskInfo
 from sepkit_torch.inference import Restorer, load
 from sepkit_torch.metrics import psnr, ssim
-from sepkit_torch.models.backbone import PRESETS, Backbone, BackboneConfig
+from sepkit_torch.models.backbone import MODEL_PRESETS, Backbone, BackboneConfig
 from sepkit_torch.training import fit, make_optimizer, train_step, trainable_parameters
 
 __all__ = [
-    "PRESETS",
+    "MODEL_PRESETS",
     "Restorer",
     "Backbone",
     "BackboneConfig",

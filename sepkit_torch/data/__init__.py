@@ -9,12 +9,7 @@ from frames), ``folders`` (image-folder data sets) and ``datasets``; beside them
 close scenes come to real images).
 """
 
-from sepkit_torch.data.datasets import (
-    DegradedImageFolder,
-    PairedImageFolder,
-    SyntheticThermalDataset,
-    make_dataset,
-)
+from sepkit_torch.data.datasets import SyntheticThermalDataset, make_dataset
 from sepkit_torch.data.degradations import (
     dead_hot_pixels,
     gaussian_blur,
@@ -26,6 +21,7 @@ from sepkit_torch.data.degradations import (
     tir_noise,
     vignetting,
 )
+from sepkit_torch.data.folders import DegradedImageFolder, PairedImageFolder
 from sepkit_torch.data.image_io import (
     IMAGE_EXTENSIONS,
     DatasetError,

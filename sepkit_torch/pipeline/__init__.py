@@ -8,7 +8,7 @@ The run layer, one concern per module:
 - :mod:`~sepkit_torch.pipeline.data`: training, test and validation sets, stage seeds;
 - :mod:`~sepkit_torch.pipeline.strategies`: one strategy class per method (its stages, its
   model, how it does a stage) and their registry;
-- :mod:`~sepkit_torch.pipeline.recognizer`: the degradation recognizer's stage;
+- :mod:`~sepkit_torch.pipeline.recognition_stage`: the degradation recognizer's stage;
 - :mod:`~sepkit_torch.pipeline.state`: the run folder and what its checkpoint holds (the
   resume rules; the file format is :mod:`sepkit_torch.checkpoint`);
 - :mod:`~sepkit_torch.pipeline.runner`: :func:`run`, the loop over the stages;
@@ -21,7 +21,7 @@ The run layer, one concern per module:
 
 from sepkit_torch._errors import CheckpointError, ConfigError, RunFolderError
 from sepkit_torch.pipeline.comparison import compare
-from sepkit_torch.pipeline.config import PRESETS, PipelineConfig
+from sepkit_torch.pipeline.config import RUN_PRESETS, PipelineConfig
 from sepkit_torch.pipeline.data import stage_seed, test_set, train_set
 from sepkit_torch.pipeline.report import Report
 from sepkit_torch.pipeline.runner import run
@@ -29,7 +29,7 @@ from sepkit_torch.pipeline.strategies import METHODS, STRATEGIES, Stage, Strateg
 
 __all__ = [
     "METHODS",
-    "PRESETS",
+    "RUN_PRESETS",
     "STRATEGIES",
     "CheckpointError",
     "ConfigError",

@@ -22,14 +22,14 @@ from sepkit_torch.continual.pruning import TIES as SEP_TIES
 from sepkit_torch.continual.recognition import RECOGNIZER_MODES
 from sepkit_torch.data import DEGRADATION_PRESETS, PAPER_TASKS, SCENE_STYLES, parse_task
 from sepkit_torch.metrics import LOSSES
-from sepkit_torch.models.backbone import PRESETS as MODEL_PRESETS
+from sepkit_torch.models.backbone import MODEL_PRESETS
 from sepkit_torch.models.nafnet import NAFNET_PRESETS
 from sepkit_torch.models.skmm import SKMM_VARIANTS
 from sepkit_torch.pipeline.strategies import STRATEGIES
 from sepkit_torch.speed import AMP_MODES, parse_grouped_conv
 from sepkit_torch.training import OPTIMIZER_IMPLS, RECIPES
 
-__all__ = ["PRESETS", "ConfigError", "PipelineConfig"]
+__all__ = ["RUN_PRESETS", "ConfigError", "PipelineConfig"]
 
 
 # the data module's default scene style: a run of a folder's images keeps it
@@ -186,15 +186,15 @@ class PipelineConfig:
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> PipelineConfig:
-        """The preset `name` (see :data:`PRESETS`) with `overrides` applied."""
-        if name not in PRESETS:
-            raise ConfigError(f"`preset` must be one of {sorted(PRESETS)}; got {name!r}")
+        """The preset `name` (see :data:`RUN_PRESETS`) with `overrides` applied."""
+        if name not in RUN_PRESETS:
+            raise ConfigError(f"`preset` must be one of {sorted(RUN_PRESETS)}; got {name!r}")
         unknown = sorted(set(overrides) - set(_FIELD_TYPES))
         if unknown:
             raise ConfigError(
                 f"unknown setting(s) {unknown}; known settings are {sorted(_FIELD_TYPES)}"
             )
-        return cls(**{**PRESETS[name], **overrides, "preset": name})
+        return cls(**{**RUN_PRESETS[name], **overrides, "preset": name})
 
     @classmethod
     def from_toml(cls, path, **overrides) -> PipelineConfig:
@@ -298,7 +298,7 @@ def _is_a(value, kind) -> bool:
 #: sequence in minutes on a CPU. ``cpu``: the tiny model trained for real footage in about
 #: an hour on a CPU (the shipped default model). ``paper``: the paper's protocol (a GPU's
 #: work). ``smoke``: a few steps of everything, for tests.
-PRESETS: dict[str, dict[str, Any]] = {
+RUN_PRESETS: dict[str, dict[str, Any]] = {
     # three short fine-tuning epochs after SEP: with one, B and N ended 0.8 dB below
     # their unpruned scores (docs/pipeline.md, "The demo run")
     "demo": dict(finetune_epochs=3),

@@ -19,7 +19,7 @@ from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.distributed import DistContext, device_of, init_distributed
 from sepkit_torch.pipeline.config import PipelineConfig
 from sepkit_torch.pipeline.data import test_set, train_set
-from sepkit_torch.pipeline.recognizer import is_recognizer_stage
+from sepkit_torch.pipeline.recognition_stage import is_recognizer_stage
 from sepkit_torch.pipeline.report import Report, real_examples, restored_strip, write_report
 from sepkit_torch.pipeline.state import check_resumable, commit_stage, prepare_folder
 from sepkit_torch.pipeline.strategies import strategy_class

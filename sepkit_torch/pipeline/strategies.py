@@ -36,15 +36,14 @@ from torch.utils.data import DataLoader
 import sepkit
 from sepkit_torch._errors import InvalidInputError, TaskStateError
 from sepkit_torch.complexity import COUNT_SHAPE, complexity
-from sepkit_torch.continual.baselines import (
+from sepkit_torch.continual.expansion import ECMRNet
+from sepkit_torch.continual.joint import JointData, TaskPerBatchSampler
+from sepkit_torch.continual.pruning import PruneReport, prune, select_groups
+from sepkit_torch.continual.regularizers import (
     DEFAULT_STRENGTH_GRIDS,
     REGULARIZED,
-    JointData,
-    TaskPerBatchSampler,
     make_regularizer,
 )
-from sepkit_torch.continual.expansion import ECMRNet
-from sepkit_torch.continual.pruning import PruneReport, prune, select_groups
 from sepkit_torch.data import parse_task
 from sepkit_torch.distributed import (
     DistContext,
@@ -64,7 +63,7 @@ from sepkit_torch.pipeline.data import (
     train_set,
     validation_set,
 )
-from sepkit_torch.pipeline.recognizer import RECOGNIZE, recognizer_stage
+from sepkit_torch.pipeline.recognition_stage import RECOGNIZE, recognizer_stage
 from sepkit_torch.pipeline.report import Report
 from sepkit_torch.speed import loader_options, set_grouped_conv, to_channels_last
 from sepkit_torch.training import fit

@@ -10,12 +10,8 @@ import pytest
 import torch
 
 from sepkit_torch import InvalidInputError, TaskStateError
-from sepkit_torch.continual.baselines import (
-    JointData,
-    TaskPerBatchSampler,
-    make_regularizer,
-)
-from sepkit_torch.continual.regularizers import EWC, LwF
+from sepkit_torch.continual.joint import JointData, TaskPerBatchSampler
+from sepkit_torch.continual.regularizers import EWC, LwF, make_regularizer
 from sepkit_torch.data import make_dataset
 from sepkit_torch.models.nafnet import NAFNet
 from sepkit_torch.pipeline import PipelineConfig, compare, run
