@@ -56,3 +56,21 @@ class CheckpointError(SepkitTorchError, ValueError):
 
 class TrainingDivergedError(SepkitTorchError, FloatingPointError):
     """The training loss became NaN or infinite; the step was not applied."""
+
+
+# Shown as sepkit_torch.ConfigError etc. in tracebacks: the public name, not this module's.
+for _cls in (
+    SepkitTorchError,
+    InvalidInputError,
+    ConfigError,
+    UnknownTaskError,
+    UnknownDegradationError,
+    DatasetError,
+    ImageFileError,
+    TaskStateError,
+    RunFolderError,
+    CheckpointError,
+    TrainingDivergedError,
+):
+    _cls.__module__ = "sepkit_torch"
+del _cls

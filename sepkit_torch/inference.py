@@ -298,7 +298,7 @@ class Restorer:
     >>> restorer(frame)
     Traceback (most recent call last):
     ...
-    sepkit_torch._errors.TaskStateError: `task` is None (recognize first), but this model
+    sepkit_torch.TaskStateError: `task` is None (recognize first), but this model
     has no recognizer; pass one of ['C']
     """
 

@@ -315,7 +315,7 @@ def parse_task(task: str) -> tuple[str, ...]:
     >>> parse_task("BC")
     Traceback (most recent call last):
     ...
-    sepkit_torch._errors.InvalidInputError: `task` 'BC' must list its parts ...; write 'CB'
+    sepkit_torch.InvalidInputError: `task` 'BC' must list its parts ...; write 'CB'
     """
     if not isinstance(task, str):
         raise TypeError(f"`task` must be a string such as 'CBN'; got {type(task).__name__}")

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from sepkit_torch._errors import InvalidInputError, TaskStateError
+from sepkit_torch._errors import CheckpointError, InvalidInputError, TaskStateError
 from sepkit_torch._files import atomic_write
+from sepkit_torch.checkpoint import VERSION
 from sepkit_torch.pipeline.config import PipelineConfig
 from sepkit_torch.pipeline.report import Report, write_comparison
 from sepkit_torch.pipeline.runner import run
@@ -126,6 +127,12 @@ def _start_from_pretrained(shared: Path, config: PipelineConfig, *, overwrite: b
             "replace it with overwrite=True (--overwrite)"
         )
     data = load_checkpoint(shared)
+    if data["version"] != VERSION:
+        raise CheckpointError(
+            f"{shared} was made by an earlier sepkit_torch (checkpoint version "
+            f"{data['version']}), whose stages drew other random seeds; start the comparison "
+            "again with overwrite=True (--overwrite)"
+        )
     if data["done"] != ["pretrain"]:
         raise TaskStateError(f"{shared} must hold a run stopped after pretraining")
     report = Report.from_dict(data["report"])

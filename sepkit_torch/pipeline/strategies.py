@@ -668,7 +668,7 @@ def strategy_class(method: str) -> type[Strategy]:
     >>> strategy_class("ewcc")
     Traceback (most recent call last):
         ...
-    sepkit_torch._errors.InvalidInputError: `method` must be one of ['ecmrnet', ...]; got 'ewcc'
+    sepkit_torch.InvalidInputError: `method` must be one of ['ecmrnet', ...]; got 'ewcc'
     """
     try:
         return STRATEGIES[method]
