@@ -26,7 +26,8 @@ demo: $(VENV)/.installed
 
 # The built-in model (sepkit_torch/weights/default.pt): the cpu preset (tiny model on
 # detailed procedural scenes, about an hour on one CPU core), then its weights exported.
-# The same command gives the same file (docs/pipeline.md, "The cpu preset").
+# The same command gives the same file; the shipped one predates the current stage seeds,
+# so a retrained file differs from it (docs/pipeline.md, "The cpu preset").
 WEIGHTS_FLAGS ?= --overwrite
 weights: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/python -m sepkit_torch.pipeline --preset cpu --out runs/cpu $(WEIGHTS_FLAGS)

@@ -44,7 +44,7 @@ from sepkit_torch.data import parse_task, read_image
 from sepkit_torch.inference import Restorer
 from sepkit_torch.models import DegradationRecognizer
 from sepkit_torch.pipeline import PipelineConfig, stage_seed, test_set, train_set
-from sepkit_torch.pipeline.recognizer import window_batches
+from sepkit_torch.pipeline.recognition_stage import window_batches
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO.parent / "shared" / "data" / "hm-tir-examples"
@@ -80,7 +80,7 @@ def retrain_recognizer(config: PipelineConfig, mode: str) -> DegradationRecogniz
             contexts=contexts,
             preset=config.degradation_preset,
             batch_size=config.batch_size,
-            seed=stage_seed(config, stage, 2),
+            seed=stage_seed(config, stage, "recognizer"),
             batch_sampler=window_batches(data, config.batch_size),
         )
     return recognizer.eval()

@@ -37,6 +37,7 @@ import torch
 
 import sepkit_torch
 from benchmarks.blind_restoration import EXAMPLES, save_figure, scores
+from sepkit_torch.checkpoint import read_state
 from sepkit_torch.data import (
     degrade,
     get_degradation,
@@ -48,7 +49,6 @@ from sepkit_torch.data import (
 from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.inference import Restorer
 from sepkit_torch.pipeline import PipelineConfig, test_set
-from sepkit_torch.pipeline.weights import read_state
 
 SEVERITIES = ("hard", "normal")
 # seeds of the gap study's degradations and scenes, apart from every training seed

@@ -17,29 +17,43 @@ torch.Size([1, 1, 24, 24])
 """
 
 from sepkit_torch._errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    ImageFileError,
     InvalidInputError,
+    RunFolderError,
     SepkitTorchError,
     TaskStateError,
+    TrainingDivergedError,
+    UnknownDegradationError,
     UnknownTaskError,
 )
 from sepkit_torch.complexity import Complexity, complexity
 from sepkit_torch.continual.expansion import ECMRNet, TaskInfo
 from sepkit_torch.inference import Restorer, load
 from sepkit_torch.metrics import psnr, ssim
-from sepkit_torch.models.backbone import PRESETS, Backbone, BackboneConfig
+from sepkit_torch.models.backbone import MODEL_PRESETS, Backbone, BackboneConfig
 from sepkit_torch.training import fit, make_optimizer, train_step, trainable_parameters
 
 __all__ = [
-    "PRESETS",
+    "MODEL_PRESETS",
     "Restorer",
     "Backbone",
     "BackboneConfig",
+    "CheckpointError",
     "Complexity",
+    "ConfigError",
+    "DatasetError",
     "ECMRNet",
+    "ImageFileError",
     "InvalidInputError",
+    "RunFolderError",
     "SepkitTorchError",
     "TaskInfo",
     "TaskStateError",
+    "TrainingDivergedError",
+    "UnknownDegradationError",
     "UnknownTaskError",
     "complexity",
     "load",

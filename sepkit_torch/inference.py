@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from sepkit_torch._errors import InvalidInputError, TaskStateError, UnknownTaskError
+from sepkit_torch.checkpoint import read_state
 from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.continual.recognition import Recognition, verdicts
 from sepkit_torch.data import parse_task
 from sepkit_torch.models.backbone import MULTIPLE
 from sepkit_torch.models.recognizer import DegradationRecognizer
-from sepkit_torch.pipeline.weights import read_state
 
 __all__ = ["Restorer", "load", "tile_windows", "tiled_apply"]
 
@@ -298,7 +298,7 @@ class Restorer:
     >>> restorer(frame)
     Traceback (most recent call last):
     ...
-    sepkit_torch._errors.TaskStateError: `task` is None (recognize first), but this model
+    sepkit_torch.TaskStateError: `task` is None (recognize first), but this model
     has no recognizer; pass one of ['C']
     """
 
@@ -469,8 +469,8 @@ def load(
     checkpoint : str or os.PathLike, optional
         A run folder (``--out`` of ``python -m sepkit_torch.pipeline``), a checkpoint file
         written by it, or a weights file (``python -m sepkit_torch.pipeline export``).
-        None: the built-in default model (:data:`~sepkit_torch.pipeline.weights.DEFAULT_WEIGHTS`,
-        the ``cpu`` preset's run).
+        None: the built-in default model (:data:`~sepkit_torch.checkpoint.DEFAULT_WEIGHTS`, the
+        ``cpu`` preset's run).
     device : str or torch.device, default "cpu"
     **options
         ``tile``, ``overlap``, ``batch_size``, ``threshold`` of :class:`Restorer`.
@@ -500,8 +500,8 @@ def load(
     built-in default model (.../default.pt; preset cpu; model tiny; detailed procedural ...)
     """
     state = read_state(checkpoint)
-    method = state["config"].get("method", "ecmrnet")
-    if method != "ecmrnet":
+    if not ECMRNet.is_state_dict(state["model"]):
+        method = state["config"].get("method")
         raise InvalidInputError(
             f"`checkpoint` {str(checkpoint)!r} is a run of the NAFNet baseline {method!r}; "
             "restoring needs an ECMRNet run (method 'ecmrnet')"

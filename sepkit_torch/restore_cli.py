@@ -15,67 +15,13 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from sepkit_torch._errors import SepkitTorchError
-from sepkit_torch._files import atomic_write
+from sepkit_torch._errors import ImageFileError, SepkitTorchError
 from sepkit_torch._progress import progress_bar
 from sepkit_torch.data import IMAGE_EXTENSIONS, list_images
+from sepkit_torch.data.image_io import GREY_FORMATS, read_grey, write_grey
 
-_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG"}
 #: File endings the command restores (BMP is read by the data sets, but not written here).
-RESTORE_EXTENSIONS = tuple(e for e in IMAGE_EXTENSIONS if e in _FORMATS)
-
-
-class FileError(SepkitTorchError, OSError):
-    """An input file that cannot be restored: unreadable, or of an unsupported kind."""
-
-
-def read_grey(path: Path) -> np.ndarray:
-    """The pixels of `path` as a 2-D uint8 (8-bit or colour files) or uint16 array."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-                arr = np.asarray(img).astype(np.uint16)
-            elif mode == "I":  # Pillow's mode for some 16-bit PNG/TIFF files
-                arr = np.asarray(img)
-                if arr.min() < 0 or arr.max() > 65535:
-                    raise FileError(
-                        f"{str(path)!r}: 32-bit integer pixels outside 0..65535 "
-                        f"({arr.min()}..{arr.max()}); only 8- and 16-bit images are supported"
-                    )
-                arr = arr.astype(np.uint16)
-            elif mode in ("F", "I;32", "I;32B"):
-                raise FileError(
-                    f"{str(path)!r}: mode {mode!r} (32-bit); only 8- and 16-bit images are "
-                    "supported"
-                )
-            else:
-                arr = np.asarray(img.convert("L"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        if isinstance(exc, FileError):
-            raise
-        raise FileError(f"cannot read image {str(path)!r}: {exc}") from exc
-    if arr.ndim != 2:
-        raise FileError(f"{str(path)!r}: expected one grey channel; got shape {arr.shape}")
-    return np.ascontiguousarray(arr)
-
-
-def write_grey(path: Path, array: np.ndarray) -> None:
-    """Write a 2-D uint8/uint16 array to `path` (format from its ending), atomically."""
-    from PIL import Image
-
-    fmt = _FORMATS[path.suffix.lower()]
-    if fmt == "JPEG" and array.dtype != np.uint8:
-        raise FileError(f"{str(path)!r}: JPEG holds 8-bit images only; got {array.dtype}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(array)
-    options = {"quality": 95} if fmt == "JPEG" else {}
-    atomic_write(path, lambda f: image.save(f, format=fmt, **options))
+RESTORE_EXTENSIONS = tuple(e for e in IMAGE_EXTENSIONS if e in GREY_FORMATS)
 
 
 def _inputs(items: list[str]) -> tuple[list[tuple[Path, Path]], list[str], bool]:
@@ -157,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         target = out / name
         try:
             if target in written:
-                raise FileError(f"{str(path)!r}: another input was also written to {target}")
+                raise ImageFileError(f"{str(path)!r}: another input was also written to {target}")
             if target.exists() and not args.overwrite:
-                raise FileError(f"{str(target)!r} exists; pass --overwrite to replace it")
+                raise ImageFileError(f"{str(target)!r} exists; pass --overwrite to replace it")
             image = read_grey(path)
             if args.task is None:
                 (verdict,) = restorer.recognize(image)

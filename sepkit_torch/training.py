@@ -1,6 +1,10 @@
 """Training: the optimizer over exactly the trainable parameters, one step, and ``fit``,
-the one training loop (pretraining, task training, fine-tuning, the baselines and the
-benchmarks all use it)."""
+the one training loop (pretraining, task training, fine-tuning, the baselines, the
+recognizer's heads, the SRP gates and the benchmarks all use it).
+
+Models are not named here: a model that says which of its parameters train has a
+``trainable_parameters()`` method, and one with tasks (ECMRNet) a ``trainable_task``.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from sepkit_torch._errors import InvalidInputError, SepkitTorchError, TaskStateError
+from sepkit_torch._errors import InvalidInputError, TaskStateError, TrainingDivergedError
 from sepkit_torch._progress import progress_bar
-from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.metrics import LOSSES
 from sepkit_torch.speed import autocast
 
@@ -40,10 +43,6 @@ _IMPL_FLAGS = {
     "fused": {"fused": True},
     "for-loop": {"foreach": False},
 }
-
-
-class TrainingDivergedError(SepkitTorchError, FloatingPointError):
-    """The training loss became NaN or infinite; the step was not applied."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +108,11 @@ RECIPES = {
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The parameters a training step may change.
 
-    For an :class:`~sepkit_torch.ECMRNet` this follows its task state (the whole
-    backbone before any task, then the newest task's branch and, for a compound task,
-    its SKMM), not the ``requires_grad`` flags; for any other module, the parameters
-    with ``requires_grad``.
+    A model's own ``trainable_parameters()`` when it has one: an
+    :class:`~sepkit_torch.ECMRNet`'s follow its task state (the whole backbone before any
+    task, then the newest task's branch and, for a compound task, its SKMM), not the
+    ``requires_grad`` flags; the degradation recognizer's are its newest head. For any
+    other module, the parameters with ``requires_grad``.
 
     Examples
     --------
@@ -124,8 +124,9 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     >>> before, after  # the backbone, then one branch (no stem, bottom, out)
     (114337, 97672)
     """
-    if isinstance(model, ECMRNet):
-        return model.trainable_parameters()
+    own = getattr(model, "trainable_parameters", None)
+    if callable(own):
+        return list(own())
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -205,7 +206,8 @@ def train_step(
         )
     model.train()
     forward = forward or _default_forward(model, task)
-    return _step(model, forward, optimizer, degraded, clean, _loss(loss), amp, None)
+    objective = _restoration(model, forward, _loss(loss), amp, None, False, None)
+    return _step(optimizer, lambda: objective((degraded, clean)))
 
 
 @dataclass
@@ -264,7 +266,8 @@ def fit(
     optimizer_impl: str = "default",
     amp: str = "none",
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    parameters: list[nn.Parameter] | None = None,
+    parameters: Iterable[nn.Parameter] | None = None,
+    objective: Callable[[Any], torch.Tensor] | None = None,
     regularizer=None,
     set_epoch: Callable[[int], None] | None = None,
     device: torch.device | str | None = None,
@@ -275,15 +278,21 @@ def fit(
     progress: bool = False,
     desc: str = "train",
 ) -> FitResult:
-    """Train `model` on `batches` by a named `recipe` (:data:`RECIPES`): by default
-    Adam with a cosine schedule to ``lr / 100`` and the L1 loss (the paper's text).
+    """Train `model` on `batches` by a `recipe` (:data:`RECIPES`): by default Adam with a
+    cosine schedule to ``lr / 100`` and the L1 loss (the paper's text).
+
+    By default `model` learns to restore: ``(degraded, clean)`` batches, the recipe's (or
+    `loss`'s) restoration loss. With `objective`, `fit` minimises any loss of any
+    `parameters` instead (the recognizer's heads, the SRP gates): the schedule, the
+    divergence check, clipping, the average, validation and the progress bar stay the same.
 
     Parameters
     ----------
     model : nn.Module
         What trains: its :func:`trainable_parameters` (or `parameters`) are optimized.
-    batches : iterable of (degraded, clean)
-        One epoch of batches; iterated once per epoch (a DataLoader, a list, ...).
+    batches : sized iterable
+        One epoch of batches; iterated once per epoch (a DataLoader, a list, ...): pairs
+        ``(degraded, clean)``, or whatever `objective` takes.
     lr : float in (0, 1]
     epochs : int
         Passes over `batches`; the schedule spans ``epochs * len(batches)`` steps.
@@ -293,9 +302,10 @@ def fit(
         The path that trains (ECMRNet); None trains the model itself.
     clean_to_clean : bool
         Learn clean -> clean (the backbone's pretraining): the input is the clean image.
-    recipe : str
+    recipe : str or Recipe
         ``"paper"`` or ``"code"`` (the public training code's: AdamW, warm-up, EMA,
-        clipping, its loss, early stopping); see :class:`Recipe`.
+        clipping, its loss, early stopping), or a :class:`Recipe` of one's own (with
+        ``min_lr`` equal to `lr`, a constant rate).
     loss : str, optional
         One of :data:`~sepkit_torch.metrics.LOSSES`, computed in float32 (default: the
         recipe's).
@@ -306,6 +316,13 @@ def fit(
     forward : callable, optional
         ``forward(x) -> restored`` (default: ``model(x, task=task)`` for ECMRNet, else
         ``model(x)``); pass the DDP- or compile-wrapped model's call here.
+    parameters : iterable of nn.Parameter, optional
+        What is optimized (default: :func:`trainable_parameters` of `model`).
+    objective : callable, optional
+        ``objective(batch) -> loss``, a scalar tensor to minimise over `parameters`, in
+        place of the restoration loss; `task`, `clean_to_clean`, `loss`, `amp`,
+        `forward`, `regularizer` and `device` are then not used (`objective` moves its
+        batch where it needs it).
     regularizer : optional
         A continual-learning regularizer (``penalty``, ``before_step``, ``after_step``;
         :mod:`sepkit_torch.continual.regularizers`); not used for clean-to-clean.
@@ -352,10 +369,11 @@ def fit(
     True
     """
     _check_lr(lr)
-    _check_task(model, task)
-    if recipe not in RECIPES:
+    if objective is None:
+        _check_task(model, task)
+    if not isinstance(recipe, Recipe) and recipe not in RECIPES:
         raise InvalidInputError(f"`recipe` must be one of {sorted(RECIPES)}; got {recipe!r}")
-    how = RECIPES[recipe]
+    how = recipe if isinstance(recipe, Recipe) else RECIPES[recipe]
     per_epoch = len(batches)
     total = epochs * per_epoch if steps is None else steps
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
@@ -363,16 +381,19 @@ def fit(
     every = per_epoch if validate_every is None else validate_every
     if validate is not None and (not isinstance(every, int) or every < 1):
         raise InvalidInputError(f"`validate_every` must be an int >= 1; got {every!r}")
-    params = trainable_parameters(model) if parameters is None else parameters
+    params = trainable_parameters(model) if parameters is None else list(parameters)
     extra = {"weight_decay": how.weight_decay} if how.optimizer == "adamw" else {}
     optimizer = make_optimizer(params, lr, impl=optimizer_impl, kind=how.optimizer, **extra)
     warmup = how.warmup_epochs * per_epoch if warmup_steps is None else warmup_steps
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise InvalidInputError(f"`warmup_steps` must be an int >= 0; got {warmup!r}")
     scheduler = _schedule(optimizer, lr, total, min(warmup, total), how)
-    loss_fn = _loss(how.loss if loss is None else loss)
-    run = forward or _default_forward(model, task)
-    reg = None if clean_to_clean else regularizer
+    reg = None
+    if objective is None:
+        reg = None if clean_to_clean else regularizer
+        run = forward or _default_forward(model, task)
+        loss_fn = _loss(how.loss if loss is None else loss)
+        objective = _restoration(model, run, loss_fn, amp, reg, clean_to_clean, device)
     average = _Average(params, how.ema_decay) if how.ema_decay is not None else None
     result = FitResult(math.nan, 0, {}, {}, parameters=params)
     best = math.inf
@@ -398,13 +419,9 @@ def fit(
         while step < total and not result.stopped_early:
             if set_epoch is not None:
                 set_epoch(epoch)
-            for degraded, clean in batches:
-                if device is not None:
-                    degraded = degraded.to(device, non_blocking=True)
-                    clean = clean.to(device, non_blocking=True)
-                source = clean if clean_to_clean else degraded
+            for batch in batches:
                 last = _step(
-                    model, run, optimizer, source, clean, loss_fn, amp, reg, params, how.clip_norm
+                    optimizer, lambda b=batch: objective(b), params, how.clip_norm, reg, model
                 )
                 scheduler.step()
                 if average is not None:
@@ -479,16 +496,31 @@ def _schedule(optimizer, lr, total, warmup, how):
 # ----------------------------------------------------------------------------- inside
 
 
-def _step(
-    model, forward, optimizer, source, clean, loss_fn, amp, regularizer, params=None, clip=None
-) -> float:
+def _restoration(model, forward, loss_fn, amp, regularizer, clean_to_clean, device):
+    """The objective of a ``(degraded, clean)`` batch: the restoration loss (in float32
+    whatever the precision of the forward pass) plus the regularizer's penalty."""
+
+    def objective(batch) -> torch.Tensor:
+        degraded, clean = batch
+        if device is not None:
+            degraded = degraded.to(device, non_blocking=True)
+            clean = clean.to(device, non_blocking=True)
+        source = clean if clean_to_clean else degraded
+        with autocast(source.device, amp):
+            restored = forward(source)
+        restored = restored.float()
+        loss = loss_fn(restored, clean)
+        if regularizer is not None:
+            loss = loss + regularizer.penalty(model, source, restored)
+        return loss
+
+    return objective
+
+
+def _step(optimizer, compute, params=None, clip=None, regularizer=None, model=None) -> float:
+    """One optimizer step on the loss ``compute()``; returns its value."""
     optimizer.zero_grad(set_to_none=True)
-    with autocast(source.device, amp):
-        restored = forward(source)
-    restored = restored.float()  # the loss in float32 whatever the precision
-    loss = loss_fn(restored, clean)
-    if regularizer is not None:
-        loss = loss + regularizer.penalty(model, source, restored)
+    loss = compute()
     value = loss.item()
     if not math.isfinite(value):
         raise TrainingDivergedError(
@@ -506,8 +538,13 @@ def _step(
     return value
 
 
+def _has_tasks(model) -> bool:
+    """A model whose forward pass takes the path of a task (ECMRNet)."""
+    return hasattr(model, "trainable_task")
+
+
 def _default_forward(model, task):
-    if isinstance(model, ECMRNet):
+    if _has_tasks(model):
         return lambda x: model(x, task=task)
     return model
 
@@ -524,7 +561,7 @@ def _check_lr(lr) -> None:
 
 
 def _check_task(model, task) -> None:
-    if isinstance(model, ECMRNet) and task != model.trainable_task:
+    if _has_tasks(model) and task != model.trainable_task:
         raise TaskStateError(
             f"only {model.trainable_task!r} trains now (the newest task, None = the "
             f"pretraining backbone); got `task`={task!r}"

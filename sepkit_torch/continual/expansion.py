@@ -182,6 +182,20 @@ class ECMRNet(nn.Module):
         model.load_state_dict(state_dict, strict=strict)
         return model
 
+    @staticmethod
+    def is_state_dict(state_dict) -> bool:
+        """True if `state_dict` is an ECMRNet's (it holds the model's extra state).
+
+        Examples
+        --------
+        >>> from sepkit_torch import ECMRNet
+        >>> ECMRNet.is_state_dict(ECMRNet.from_preset("tiny").state_dict())
+        True
+        >>> ECMRNet.is_state_dict({"conv.weight": None})
+        False
+        """
+        return isinstance(state_dict, dict) and "_extra_state" in state_dict
+
     # ----------------------------------------------------------------- state
     @property
     def tasks(self) -> tuple[TaskInfo, ...]:

@@ -27,9 +27,11 @@ from torch.utils.data import DataLoader, Sampler
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.data import degrade, get_degradation, parse_task, quantize, task_name
 from sepkit_torch.models.recognizer import DegradationRecognizer
+from sepkit_torch.training import fit
 
 __all__ = [
     "CLEAN",
+    "RECOGNIZER_MODES",
     "Recognition",
     "evaluate_recognition",
     "recognize",
@@ -37,6 +39,11 @@ __all__ = [
     "train_letter",
     "verdicts",
 ]
+
+#: How a task sequence grows the recognizer (the pipeline's ``recognizer`` setting):
+#: ``"context"`` trains each letter's head around the letters learned before it,
+#: ``"pairs"`` on its task's pairs only, ``"none"`` leaves the recognizer out.
+RECOGNIZER_MODES = ("context", "pairs", "none")
 
 #: The name of "no degradation recognized" in routes and confusion matrices; such an image
 #: is passed through unchanged.
@@ -180,7 +187,8 @@ def train_letter(
     lr: float = 3e-3,
     seed: int = 0,
     device: torch.device | str = "cpu",
-    progress=None,
+    progress: bool = False,
+    desc: str = "recognize",
     batch_sampler: Callable[[torch.Generator], Sampler[list[int]]] | None = None,
 ) -> float:
     """Add the head of `letter` to `recognizer` and train it; returns the last loss.
@@ -201,11 +209,12 @@ def train_letter(
     preset : str
         Degradation parameters of the contexts (as the data's).
     batch_size, lr, seed, device
-        Pairs per step, Adam's learning rate (cosine to 1/100 of it), the seed of the
-        head's initial weights, the batch order and the contexts (no global random state
-        is used or changed).
-    progress : callable, optional
-        ``progress(loss)`` after every step (e.g. a progress bar's update).
+        Pairs per step, Adam's learning rate (cosine to 1/100 of it:
+        :func:`~sepkit_torch.training.fit`'s ``"paper"`` recipe), the seed of the head's
+        initial weights, the batch order and the contexts (no global random state is used
+        or changed).
+    progress : bool
+        A progress bar named `desc`.
     batch_sampler : callable, optional
         ``batch_sampler(generator)``: the batches of `data` (lists of item indices), drawn
         from the seeded `generator` (e.g. visiting the windows of whole frames a few frames
@@ -240,29 +249,32 @@ def train_letter(
     else:
         loader = DataLoader(data, batch_sampler=batch_sampler(g), generator=g)
     head = recognizer.heads[letter]
-    optimizer = torch.optim.Adam(recognizer.trainable_parameters(), lr=lr)
-    total = max(1, epochs * len(loader))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total, eta_min=lr / 100)
-    head.train()
-    last = float("nan")
-    for epoch in range(epochs):
-        data.set_epoch(epoch)
-        for degraded, clean in loader:
-            positives, negatives = _with_contexts(
-                degraded, clean, letter, contexts, preset, context_g
-            )
-            x = torch.cat([positives, negatives]).to(device)
-            target = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.binary_cross_entropy_with_logits(head(x), target.to(device))
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            last = loss.item()
-            if progress is not None:
-                progress(last)
+
+    def objective(batch) -> torch.Tensor:
+        degraded, clean = batch
+        positives, negatives = _with_contexts(degraded, clean, letter, contexts, preset, context_g)
+        x = torch.cat([positives, negatives]).to(device)
+        target = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
+        return F.binary_cross_entropy_with_logits(head(x), target.to(device))
+
+    modes = [(m, m.training) for m in recognizer.modules()]
+    try:
+        result = fit(
+            recognizer,
+            loader,
+            lr=lr,
+            epochs=epochs,
+            parameters=recognizer.trainable_parameters(),
+            objective=objective,
+            set_epoch=data.set_epoch,
+            progress=progress,
+            desc=desc,
+        )
+    finally:
+        for module, mode in modes:
+            module.train(mode)
     head.eval()
-    return round(last, 6)
+    return round(result.loss, 6)
 
 
 def _with_contexts(degraded, clean, letter, contexts, preset, g):

@@ -45,7 +45,17 @@ from torch import nn
 from sepkit_torch._errors import InvalidInputError, TaskStateError
 from sepkit_torch.metrics import l1_loss
 
-__all__ = ["EWC", "MAS", "SI", "LwF", "Regularizer"]
+__all__ = [
+    "BASELINES",
+    "DEFAULT_STRENGTH_GRIDS",
+    "EWC",
+    "MAS",
+    "REGULARIZED",
+    "SI",
+    "LwF",
+    "Regularizer",
+    "make_regularizer",
+]
 
 Params = dict[str, torch.Tensor]
 
@@ -566,3 +576,30 @@ def _frozen_copy(model: nn.Module) -> nn.Module:
 def _cloned(tensors: Params) -> Params:
     """Detached copies: a saved state must not alias the live tensors."""
     return {n: t.detach().clone() for n, t in tensors.items()}
+
+
+#: The baselines these algorithms serve (the pipeline's strategies of the same names).
+BASELINES = ("finetune", "ewc", "si", "mas", "lwf", "joint")
+
+#: The strategies with a regulariser, and its class.
+REGULARIZED: dict[str, type[Regularizer]] = {"ewc": EWC, "si": SI, "mas": MAS, "lwf": LwF}
+
+#: Strengths tried on the validation split when none is given (decades around each
+#: method's usual value for an L1-trained restorer; the pick is reported, and one at the
+#: edge of its grid is flagged in the report).
+DEFAULT_STRENGTH_GRIDS: dict[str, tuple[float, ...]] = {
+    "ewc": (10.0, 100.0, 1000.0),
+    "si": (0.1, 1.0, 10.0),
+    "mas": (0.0001, 0.001, 0.01, 0.1),
+    "lwf": (0.01, 0.1, 1.0),
+}
+
+
+def make_regularizer(method: str, strength: float) -> Regularizer | None:
+    """The regulariser of `method` at `strength` (None for ``finetune``/``joint``)."""
+    if method not in BASELINES:
+        raise InvalidInputError(
+            f"`method` must be one of the baselines {list(BASELINES)}; got {method!r}"
+        )
+    cls = REGULARIZED.get(method)
+    return None if cls is None else cls(strength)

@@ -9,12 +9,7 @@ from frames), ``folders`` (image-folder data sets) and ``datasets``; beside them
 close scenes come to real images).
 """
 
-from sepkit_torch.data.datasets import (
-    DegradedImageFolder,
-    PairedImageFolder,
-    SyntheticThermalDataset,
-    make_dataset,
-)
+from sepkit_torch.data.datasets import SyntheticThermalDataset, make_dataset
 from sepkit_torch.data.degradations import (
     dead_hot_pixels,
     gaussian_blur,
@@ -26,12 +21,15 @@ from sepkit_torch.data.degradations import (
     tir_noise,
     vignetting,
 )
+from sepkit_torch.data.folders import DegradedImageFolder, PairedImageFolder
 from sepkit_torch.data.image_io import (
     IMAGE_EXTENSIONS,
     DatasetError,
-    ImageReadError,
+    ImageFileError,
     list_images,
+    read_grey,
     read_image,
+    write_grey,
 )
 from sepkit_torch.data.registry import (
     APPENDIX_TASKS,
@@ -59,7 +57,7 @@ __all__ = [
     "DatasetError",
     "Degradation",
     "DegradedImageFolder",
-    "ImageReadError",
+    "ImageFileError",
     "PairedImageFolder",
     "SyntheticThermalDataset",
     "UnknownDegradationError",
@@ -76,6 +74,7 @@ __all__ = [
     "optical_nonuniformity",
     "parse_task",
     "quantize",
+    "read_grey",
     "read_image",
     "register_degradation",
     "stripe_noise",
@@ -84,5 +83,6 @@ __all__ = [
     "thermal_scenes",
     "tir_noise",
     "unregister_degradation",
+    "write_grey",
     "vignetting",
 ]

@@ -10,7 +10,7 @@ Images are read by :func:`~sepkit_torch.data.read_image` (formats and the
 scaling of 16-bit images: :mod:`sepkit_torch.data.image_io`). The folder data sets live in
 :mod:`sepkit_torch.data.folders`, the windows every item is cut from in
 :mod:`sepkit_torch.data.patches`; this module holds the procedural data set and
-:func:`make_dataset`, and exports all three.
+:func:`make_dataset`, which builds either kind.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.data.degradations import quantize
-from sepkit_torch.data.folders import DegradedImageFolder, PairedImageFolder
+from sepkit_torch.data.folders import DegradedImageFolder
 from sepkit_torch.data.patches import (
     FRAME_CACHE,
     TEST,
@@ -29,21 +29,13 @@ from sepkit_torch.data.patches import (
     Patches,
     stride_arg,
     task_arg,
-    window_starts,
     wrap_index,
 )
 from sepkit_torch.data.registry import degrade
 from sepkit_torch.data.sampling import image_size, mix_seed
 from sepkit_torch.data.synthetic import check_style, thermal_scene
 
-__all__ = [
-    "FRAME_CACHE",
-    "DegradedImageFolder",
-    "PairedImageFolder",
-    "SyntheticThermalDataset",
-    "make_dataset",
-    "window_starts",
-]
+__all__ = ["SyntheticThermalDataset", "make_dataset"]
 
 
 class SyntheticThermalDataset(Dataset):

@@ -92,7 +92,7 @@ class DegradedImageFolder(Dataset):
     recursive : bool
         Also read images in subfolders.
     on_error : {'raise', 'skip'}
-        An unreadable file raises :class:`ImageReadError` naming it, or is skipped with a
+        An unreadable file raises :class:`ImageFileError` naming it, or is skipped with a
         warning. (A file whose header reads but whose pixels do not decode raises when the
         item is loaded, in both modes.)
 

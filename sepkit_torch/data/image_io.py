@@ -11,36 +11,34 @@ to keep temperatures comparable across images.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sepkit_torch._errors import InvalidInputError, SepkitTorchError
+from sepkit_torch._errors import DatasetError, ImageFileError, InvalidInputError
 from sepkit_torch._files import atomic_write
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "GREY_FORMATS",
     "DatasetError",
-    "ImageReadError",
+    "ImageFileError",
     "check_normalize",
     "image_sizes",
     "list_images",
+    "read_grey",
     "read_image",
+    "write_grey",
     "write_png",
 ]
 
 #: File endings read as images (case-insensitive).
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-
-
-class DatasetError(SepkitTorchError, ValueError):
-    """A folder that cannot make a data set: empty, images too small, unmatched pairs."""
-
-
-class ImageReadError(SepkitTorchError, OSError):
-    """A file that Pillow cannot open or decode; the message names it."""
+#: File endings :func:`write_grey` writes, and their Pillow formats.
+GREY_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 def check_normalize(normalize):
@@ -67,13 +65,13 @@ def check_normalize(normalize):
 
 
 def open_image(path: Path):
-    """``PIL.Image.open(path)``, with the errors of an unreadable file as ImageReadError."""
+    """``PIL.Image.open(path)``, with the errors of an unreadable file as ImageFileError."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         img = Image.open(path)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ImageReadError(f"cannot read image {str(path)!r}: {exc}") from exc
+        raise ImageFileError(f"cannot read image {str(path)!r}: {exc}") from exc
     return img
 
 
@@ -90,7 +88,7 @@ def read_image(path, *, normalize="image") -> torch.Tensor:
 
     Raises
     ------
-    ImageReadError
+    ImageFileError
         If Pillow cannot open or decode the file (the message names it).
 
     Examples
@@ -116,14 +114,14 @@ def read_image(path, *, normalize="image") -> torch.Tensor:
             return torch.from_numpy(arr.copy())[None]
         arr = np.asarray(img)
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"cannot decode image {str(path)!r}: {exc}") from exc
+        raise ImageFileError(f"cannot decode image {str(path)!r}: {exc}") from exc
     finally:
         img.close()
     if arr.ndim != 2:
-        raise ImageReadError(f"cannot read image {str(path)!r}: unsupported mode {mode!r}")
+        raise ImageFileError(f"cannot read image {str(path)!r}: unsupported mode {mode!r}")
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
-        raise ImageReadError(f"image {str(path)!r} has NaN or infinite pixels")
+        raise ImageFileError(f"image {str(path)!r} has NaN or infinite pixels")
     if normalize == "image":
         lo, hi = float(arr.min()), float(arr.max())
         arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
@@ -172,7 +170,7 @@ def list_images(root, *, recursive: bool = False) -> list[Path]:
 def image_sizes(files, on_error: str = "raise") -> tuple[list[Path], list[tuple[int, int]]]:
     """The readable `files` and the ``(height, width)`` of each, from its header alone.
 
-    A file Pillow cannot open raises :class:`ImageReadError` (``on_error="raise"``) or is
+    A file Pillow cannot open raises :class:`ImageFileError` (``on_error="raise"``) or is
     left out with a warning (``"skip"``).
     """
     if on_error not in ("raise", "skip"):
@@ -182,7 +180,7 @@ def image_sizes(files, on_error: str = "raise") -> tuple[list[Path], list[tuple[
         try:
             with open_image(path) as img:
                 w, h = img.size
-        except ImageReadError as exc:
+        except ImageFileError as exc:
             if on_error == "raise":
                 raise
             warnings.warn(f"skipping {exc}", stacklevel=3)
@@ -207,3 +205,53 @@ def write_png(target, image: torch.Tensor, bits: int = 8) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(arr)
     atomic_write(target, lambda f: image.save(f, format="PNG"))
+
+
+def read_grey(path: str | os.PathLike) -> np.ndarray:
+    """The pixels of `path` unchanged, as a 2-D uint8 (8-bit or colour files, made grey)
+    or uint16 array (16-bit files); what restoring a file reads."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+                arr = np.asarray(img).astype(np.uint16)
+            elif mode == "I":  # Pillow's mode for some 16-bit PNG/TIFF files
+                arr = np.asarray(img)
+                if arr.min() < 0 or arr.max() > 65535:
+                    raise ImageFileError(
+                        f"{str(path)!r}: 32-bit integer pixels outside 0..65535 "
+                        f"({arr.min()}..{arr.max()}); only 8- and 16-bit images are supported"
+                    )
+                arr = arr.astype(np.uint16)
+            elif mode in ("F", "I;32", "I;32B"):
+                raise ImageFileError(
+                    f"{str(path)!r}: mode {mode!r} (32-bit); only 8- and 16-bit images are "
+                    "supported"
+                )
+            else:
+                arr = np.asarray(img.convert("L"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, ImageFileError):
+            raise
+        raise ImageFileError(f"cannot read image {str(path)!r}: {exc}") from exc
+    if arr.ndim != 2:
+        raise ImageFileError(f"{str(path)!r}: expected one grey channel; got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def write_grey(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a 2-D uint8/uint16 array to `path` (format from its ending, one of
+    :data:`GREY_FORMATS`), atomically."""
+    from PIL import Image
+
+    path = Path(path)
+    fmt = GREY_FORMATS[path.suffix.lower()]
+    if fmt == "JPEG" and array.dtype != np.uint8:
+        raise ImageFileError(f"{str(path)!r}: JPEG holds 8-bit images only; got {array.dtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array)
+    options = {"quality": 95} if fmt == "JPEG" else {}
+    atomic_write(path, lambda f: image.save(f, format=fmt, **options))

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from sepkit_torch._errors import InvalidInputError, UnknownTaskError
+from sepkit_torch._errors import InvalidInputError, UnknownDegradationError
 from sepkit_torch.data.sampling import as_batch, as_generator
 
 __all__ = [
@@ -106,10 +106,6 @@ BUILTIN_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyTyp
         for name, published in _PUBLISHED.items()
     }
 )
-
-
-class UnknownDegradationError(UnknownTaskError):
-    """A task or degradation name that is not registered (also a ``ValueError``)."""
 
 
 def preset_defaults(name: str, **given) -> dict[str, Any]:
@@ -319,7 +315,7 @@ def parse_task(task: str) -> tuple[str, ...]:
     >>> parse_task("BC")
     Traceback (most recent call last):
     ...
-    sepkit_torch._errors.InvalidInputError: `task` 'BC' must list its parts ...; write 'CB'
+    sepkit_torch.InvalidInputError: `task` 'BC' must list its parts ...; write 'CB'
     """
     if not isinstance(task, str):
         raise TypeError(f"`task` must be a string such as 'CBN'; got {type(task).__name__}")

@@ -1,7 +1,7 @@
 """Pure ``nn.Module`` building blocks of ECMRNet (no training code)."""
 
 from sepkit_torch.models.backbone import (
-    PRESETS,
+    MODEL_PRESETS,
     STAGE_NAMES,
     Backbone,
     BackboneConfig,
@@ -30,7 +30,7 @@ from sepkit_torch.models.skmm import (
 
 __all__ = [
     "NAFNET_PRESETS",
-    "PRESETS",
+    "MODEL_PRESETS",
     "SKMM_VARIANTS",
     "STAGE_NAMES",
     "Backbone",

@@ -32,7 +32,7 @@ from torch import nn
 from sepkit_torch._errors import InvalidInputError
 
 __all__ = [
-    "PRESETS",
+    "MODEL_PRESETS",
     "STAGE_NAMES",
     "Backbone",
     "BackboneConfig",
@@ -129,10 +129,12 @@ class BackboneConfig:
 
     @classmethod
     def from_preset(cls, name: str) -> BackboneConfig:
-        """The configuration called `name`, one of :data:`PRESETS`."""
-        if not isinstance(name, str) or name not in PRESETS:
-            raise InvalidInputError(f"`preset` must be one of {sorted(PRESETS)}; got {name!r}")
-        return PRESETS[name]
+        """The configuration called `name`, one of :data:`MODEL_PRESETS`."""
+        if not isinstance(name, str) or name not in MODEL_PRESETS:
+            raise InvalidInputError(
+                f"`preset` must be one of {sorted(MODEL_PRESETS)}; got {name!r}"
+            )
+        return MODEL_PRESETS[name]
 
     def to_dict(self) -> dict:
         """Plain ints and lists (what a checkpoint stores)."""
@@ -160,7 +162,7 @@ class BackboneConfig:
 #: Named configurations. ``paper``: the network of the paper (4,067,937 conv params).
 #: ``tiny``: the same shape at widths 8/32/128 with 2-4 channels per group and one
 #: GResBlock per stage, small enough to train on a CPU in seconds (tests and demos).
-PRESETS: dict[str, BackboneConfig] = {
+MODEL_PRESETS: dict[str, BackboneConfig] = {
     "paper": BackboneConfig(
         base_width=32,
         widths=(32, 128, 512, 512, 128, 32),

@@ -16,10 +16,10 @@ import sys
 import tomllib
 
 from sepkit_torch._errors import SepkitTorchError
-from sepkit_torch.continual.baselines import METHODS
 from sepkit_torch.pipeline.comparison import compare
-from sepkit_torch.pipeline.config import PRESETS, PipelineConfig
+from sepkit_torch.pipeline.config import RUN_PRESETS, PipelineConfig
 from sepkit_torch.pipeline.runner import run
+from sepkit_torch.pipeline.strategies import METHODS
 from sepkit_torch.pipeline.weights import export_weights
 
 
@@ -57,7 +57,7 @@ def parser(compare: bool = False) -> argparse.ArgumentParser:
             choices=METHODS,
             help="strategy (default: ecmrnet; the others are NAFNet baselines)",
         )
-    p.add_argument("--preset", choices=sorted(PRESETS), help="base settings (default: demo)")
+    p.add_argument("--preset", choices=sorted(RUN_PRESETS), help="base settings (default: demo)")
     p.add_argument("--config", metavar="FILE", help="a TOML file of settings")
     p.add_argument("--out", metavar="DIR", help="run folder (checkpoint, report)")
     p.add_argument("--tasks", metavar="T1,T2,...", help="task sequence, e.g. C,B,N,CB")

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from sepkit_torch._errors import InvalidInputError, TaskStateError
+from sepkit_torch._errors import CheckpointError, InvalidInputError, TaskStateError
 from sepkit_torch._files import atomic_write
-from sepkit_torch.continual.baselines import METHODS
+from sepkit_torch.checkpoint import VERSION
 from sepkit_torch.pipeline.config import PipelineConfig
 from sepkit_torch.pipeline.report import Report, write_comparison
 from sepkit_torch.pipeline.runner import run
@@ -33,6 +33,7 @@ from sepkit_torch.pipeline.state import (
     load_checkpoint,
     save_checkpoint,
 )
+from sepkit_torch.pipeline.strategies import METHODS, strategy_class
 
 __all__ = ["compare", "summarize"]
 
@@ -80,7 +81,7 @@ def compare(
         cfg = dataclasses.replace(config, method=method, out=str(out / method))
         started = resume and (Path(cfg.out) / CHECKPOINT).is_file()
         log.info("method %s -> %s", method, cfg.out)
-        if method != "ecmrnet" and not started:
+        if strategy_class(method).shares_pretraining and not started:
             if shared.is_file():
                 _start_from_pretrained(shared, cfg, overwrite=overwrite)
             else:
@@ -126,6 +127,12 @@ def _start_from_pretrained(shared: Path, config: PipelineConfig, *, overwrite: b
             "replace it with overwrite=True (--overwrite)"
         )
     data = load_checkpoint(shared)
+    if data["version"] != VERSION:
+        raise CheckpointError(
+            f"{shared} was made by an earlier sepkit_torch (checkpoint version "
+            f"{data['version']}), whose stages drew other random seeds; start the comparison "
+            "again with overwrite=True (--overwrite)"
+        )
     if data["done"] != ["pretrain"]:
         raise TaskStateError(f"{shared} must hold a run stopped after pretraining")
     report = Report.from_dict(data["report"])
@@ -146,9 +153,7 @@ def summarize(reports: dict[str, Report]) -> dict[str, Any]:
         earlier = [forgetting[t] for t in report.tasks[:-1]] if forgetting else []
         paths = report.size[-1]["paths"]
         rows[method] = {
-            "model": f"ECMRNet {report.config['model']}"
-            if method == "ecmrnet"
-            else f"NAFNet {report.config['baseline']}",
+            "model": strategy_class(method).model_label(report.config),
             "psnr": round(float(np.mean([m["psnr"] for m in final])), 4),
             "ssim": round(float(np.mean([m["ssim"] for m in final])), 4),
             # a task's forgetting: PSNR right after learning it minus at the end; the

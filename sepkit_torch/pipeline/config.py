@@ -14,26 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sepkit_torch._errors import InvalidInputError
-from sepkit_torch.continual.baselines import METHODS, REGULARIZED
+from sepkit_torch._errors import ConfigError
 from sepkit_torch.continual.pruning import CRITERIA as SEP_CRITERIA
 from sepkit_torch.continual.pruning import METHODS as SEP_METHODS
 from sepkit_torch.continual.pruning import SIMILARITIES
 from sepkit_torch.continual.pruning import TIES as SEP_TIES
+from sepkit_torch.continual.recognition import RECOGNIZER_MODES
 from sepkit_torch.data import DEGRADATION_PRESETS, PAPER_TASKS, SCENE_STYLES, parse_task
 from sepkit_torch.metrics import LOSSES
-from sepkit_torch.models.backbone import PRESETS as MODEL_PRESETS
+from sepkit_torch.models.backbone import MODEL_PRESETS
 from sepkit_torch.models.nafnet import NAFNET_PRESETS
 from sepkit_torch.models.skmm import SKMM_VARIANTS
-from sepkit_torch.pipeline.recognizer import RECOGNIZER_MODES
+from sepkit_torch.pipeline.strategies import STRATEGIES
 from sepkit_torch.speed import AMP_MODES, parse_grouped_conv
 from sepkit_torch.training import OPTIMIZER_IMPLS, RECIPES
 
-__all__ = ["PRESETS", "ConfigError", "PipelineConfig"]
-
-
-class ConfigError(InvalidInputError):
-    """A setting out of its allowed values, or a configuration file that cannot be read."""
+__all__ = ["RUN_PRESETS", "ConfigError", "PipelineConfig"]
 
 
 # the data module's default scene style: a run of a folder's images keeps it
@@ -173,9 +169,10 @@ class PipelineConfig:
             )
         if self.stride and self.data is None and not self.frame_size:
             raise ConfigError("`stride` cuts windows from procedural frames: set `frame_size`")
-        if (self.strength is not None or self.strength_grid) and self.method not in REGULARIZED:
+        regularized = sorted(m for m, s in STRATEGIES.items() if s.regularized)
+        if (self.strength is not None or self.strength_grid) and self.method not in regularized:
             raise ConfigError(
-                f"`strength` and `strength_grid` apply to the methods {sorted(REGULARIZED)}; "
+                f"`strength` and `strength_grid` apply to the methods {regularized}; "
                 f"`method` is {self.method!r}"
             )
         if not self.tasks:
@@ -189,15 +186,15 @@ class PipelineConfig:
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> PipelineConfig:
-        """The preset `name` (see :data:`PRESETS`) with `overrides` applied."""
-        if name not in PRESETS:
-            raise ConfigError(f"`preset` must be one of {sorted(PRESETS)}; got {name!r}")
+        """The preset `name` (see :data:`RUN_PRESETS`) with `overrides` applied."""
+        if name not in RUN_PRESETS:
+            raise ConfigError(f"`preset` must be one of {sorted(RUN_PRESETS)}; got {name!r}")
         unknown = sorted(set(overrides) - set(_FIELD_TYPES))
         if unknown:
             raise ConfigError(
                 f"unknown setting(s) {unknown}; known settings are {sorted(_FIELD_TYPES)}"
             )
-        return cls(**{**PRESETS[name], **overrides, "preset": name})
+        return cls(**{**RUN_PRESETS[name], **overrides, "preset": name})
 
     @classmethod
     def from_toml(cls, path, **overrides) -> PipelineConfig:
@@ -269,7 +266,7 @@ _INT_RANGES = {
 _REAL_RANGES = {"lr": (0.0, 1.0), "sep_rho": (0.0, 1.0)}
 # Settings with named values, each from the module that owns them.
 _CHOICES = {
-    "method": METHODS,
+    "method": STRATEGIES,
     "model": tuple(MODEL_PRESETS),
     "baseline": tuple(NAFNET_PRESETS),
     "degradation_preset": DEGRADATION_PRESETS,
@@ -301,7 +298,7 @@ def _is_a(value, kind) -> bool:
 #: sequence in minutes on a CPU. ``cpu``: the tiny model trained for real footage in about
 #: an hour on a CPU (the shipped default model). ``paper``: the paper's protocol (a GPU's
 #: work). ``smoke``: a few steps of everything, for tests.
-PRESETS: dict[str, dict[str, Any]] = {
+RUN_PRESETS: dict[str, dict[str, Any]] = {
     # three short fine-tuning epochs after SEP: with one, B and N ended 0.8 dB below
     # their unpruned scores (docs/pipeline.md, "The demo run")
     "demo": dict(finetune_epochs=3),

@@ -3,21 +3,52 @@ seed of every stage's randomness."""
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
+from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.data import make_dataset
 from sepkit_torch.data.sampling import mix_seed
 
-__all__ = ["frame_batches", "stage_seed", "test_set", "train_set", "validation_set"]
+__all__ = [
+    "SEED_STREAMS",
+    "frame_batches",
+    "stage_seed",
+    "test_set",
+    "train_set",
+    "validation_set",
+]
 
 # seed of the validation images (strength tuning), apart from every stage's seed
 _VALIDATION_SEED = 0x5EED_7A11
 
 
-def stage_seed(config, stage: str, *salt: int) -> int:
-    """The seed of `stage`'s randomness (its data, batch order, ...; `salt` tells them
-    apart): a function of ``(config.seed, stage)`` only, so a resumed run draws the same."""
-    return mix_seed(config.seed, _hash(stage), *salt)
+#: The independent random streams of a stage: its training data (crops and degradations),
+#: the order of its batches, and the recognizer head it trains.
+SEED_STREAMS = ("data", "batches", "recognizer")
+
+
+def stage_seed(config, stage: str, stream: str = "data") -> int:
+    """The seed of one random `stream` (:data:`SEED_STREAMS`) of `stage`: a function of
+    ``(config.seed, stage, stream)`` only, so a resumed run draws the same.
+
+    The stage's whole name is hashed (BLAKE2b): stages of different names get independent
+    seeds, however long or alike their names are.
+
+    Examples
+    --------
+    >>> from sepkit_torch.pipeline import PipelineConfig, stage_seed
+    >>> config = PipelineConfig.from_preset("smoke")
+    >>> stage_seed(config, "C+stripes:train") != stage_seed(config, "C+stripes:prune")
+    True
+    >>> stage_seed(config, "C:train", "batches") != stage_seed(config, "C:train")
+    True
+    """
+    if stream not in SEED_STREAMS:
+        raise InvalidInputError(f"`stream` must be one of {list(SEED_STREAMS)}; got {stream!r}")
+    salt = SEED_STREAMS.index(stream)
+    return mix_seed(config.seed, _hash(stage), *((salt,) if salt else ()))
 
 
 def train_set(config, task: str, stage: str):
@@ -94,4 +125,5 @@ def frame_batches(frames: list[torch.Tensor], device, size: int = 4) -> list[tor
 
 
 def _hash(stage: str) -> int:
-    return int.from_bytes(stage.encode()[:8].ljust(8, b"\0"), "little") ^ len(stage)
+    """A 64-bit hash of the whole name (stable across processes, unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(stage.encode(), digest_size=8).digest(), "little")

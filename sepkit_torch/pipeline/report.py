@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from sepkit_torch._errors import InvalidInputError
 from sepkit_torch._files import atomic_write, atomic_write_text
-from sepkit_torch.continual.baselines import JOINT
-from sepkit_torch.data import SCENE_STYLES
+from sepkit_torch.data import SCENE_STYLES, list_images, read_image
 from sepkit_torch.data.registry import DEFAULT_PRESET
+from sepkit_torch.metrics import psnr, ssim
 
 __all__ = ["Report", "matrix_table", "write_comparison", "write_report"]
 
@@ -48,6 +49,10 @@ class Report:
     strategy: dict[str, Any] = field(default_factory=dict)
     # the degradation recognizer: letters, size, and its scores after each task
     recognizer: dict[str, Any] = field(default_factory=dict)
+    # the run's network, and False when its method learns every task at once (one row
+    # of scores, no forgetting); both from the method's strategy
+    network: str = "ECMRNet"
+    sequential: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -62,19 +67,66 @@ class Report:
 
     def row_labels(self) -> list[str]:
         """What each row of ``metrics`` comes after (joint training has one row)."""
-        return ["all tasks"] if self.method == JOINT else list(self.tasks[: len(self.metrics)])
+        if not self.sequential:
+            return ["all tasks"]
+        return list(self.tasks[: len(self.metrics)])
 
     def forgetting(self) -> dict[str, float]:
         """Per task: PSNR right after learning it minus PSNR at the end (0 = no forgetting).
 
-        Empty for joint training, which learns every task at once.
+        Empty for a method that learns every task at once (joint training).
         """
-        if self.method == JOINT:
+        if not self.sequential:
             return {}
         out = {}
         for j, name in enumerate(self.tasks):
             out[name] = self.metrics[j][j]["psnr"] - self.metrics[-1][j]["psnr"]
         return out
+
+
+def restored_strip(tasks, test_images, restore) -> list[tuple]:
+    """The first test image of every task: ``(task, degraded, restored, clean)``.
+
+    `test_images(task)` is the task's fixed test set; ``restore(x, task)`` a model's
+    restoration of a CPU batch ``x`` (in evaluation mode, without gradients).
+    """
+    rows = []
+    for task in tasks:
+        degraded, clean = test_images(task)[0]
+        restored = restore(degraded.unsqueeze(0), task).clamp(0, 1)[0]
+        rows.append((task, degraded, restored.cpu(), clean))
+    return rows
+
+
+def real_examples(folder: Path, task: str, tasks, restore) -> dict[str, dict[str, Any]]:
+    """Score `task`'s restoration on real pairs: ``folder/hard`` against ``folder/imgs``
+    (same file names), beside the peer's ``folder/enh_hard`` if any.
+
+    ``restore(x, task)`` is a model's restoration of a CPU batch ``x``; `tasks` are the
+    run's.
+    """
+    if task not in tasks:
+        raise InvalidInputError(f"`examples_task` {task!r} is not one of the run's tasks {tasks}")
+    clean_dir, hard_dir, peer_dir = folder / "imgs", folder / "hard", folder / "enh_hard"
+    if not (clean_dir.is_dir() and hard_dir.is_dir()):
+        raise InvalidInputError(f"`examples` must hold the folders imgs/ and hard/; got {folder}")
+    out: dict[str, dict[str, Any]] = {}
+    for path in list_images(hard_dir):
+        clean = read_image(clean_dir / path.name).unsqueeze(0)
+        hard = read_image(path).unsqueeze(0)
+        ours = restore(hard, task).clamp(0, 1)
+        row = {"degraded": _scores(hard, clean), "ours": _scores(ours.cpu(), clean)}
+        if (peer_dir / path.name).is_file():
+            row["peer"] = _scores(read_image(peer_dir / path.name).unsqueeze(0), clean)
+        out[path.stem] = row
+    return out
+
+
+def _scores(restored: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
+    return {
+        "psnr": round(float(psnr(restored, clean)), 4),
+        "ssim": round(float(ssim(restored, clean)), 4),
+    }
 
 
 def write_report(report, out: Path, strip: list[tuple[str, torch.Tensor, ...]] | None = None):
@@ -104,31 +156,41 @@ def _data(cfg) -> str:
     return data if preset == DEFAULT_PRESET else f"{data}, degradations `{preset}`"
 
 
+def _ecmrnet_heading(report) -> list[str]:
+    cfg = report.config
+    return [
+        "# ECMRNet task-sequence report",
+        "",
+        f"Preset `{cfg['preset']}`, model `{cfg['model']}`, tasks {', '.join(report.tasks)}, "
+        f"data {_data(cfg)}, seed {cfg['seed']}, SEP {'on' if cfg['prune'] else 'off'} "
+        f"(rho {cfg['sep_rho']}, {cfg['sep_method']}, ties {cfg.get('sep_tie', 'index')}, "
+        f"criterion {cfg.get('sep_criterion', 'published')}, "
+        f"{cfg['sep_similarity']}), "
+        f"SKMM `{cfg['skmm']}`.",
+        "",
+    ]
+
+
+def _baseline_heading(report) -> list[str]:
+    cfg = report.config
+    return [
+        f"# Baseline `{report.method}` task-sequence report",
+        "",
+        f"Preset `{cfg['preset']}`, NAFNet `{cfg['baseline']}`, tasks "
+        f"{', '.join(report.tasks)}, data {_data(cfg)}, seed {cfg['seed']}.",
+        "",
+        *_strategy_lines(report.strategy),
+    ]
+
+
+# The report's first lines, by the network of its run (a strategy's ``network``).
+_HEADINGS = {"ECMRNet": _ecmrnet_heading, "NAFNet": _baseline_heading}
+
+
 def _markdown(report, plots: list[Path]) -> str:
     cfg = report.config
     tasks = report.tasks
-    data = _data(cfg)
-    if report.method == "ecmrnet":
-        lines = [
-            "# ECMRNet task-sequence report",
-            "",
-            f"Preset `{cfg['preset']}`, model `{cfg['model']}`, tasks {', '.join(tasks)}, "
-            f"data {data}, seed {cfg['seed']}, SEP {'on' if cfg['prune'] else 'off'} "
-            f"(rho {cfg['sep_rho']}, {cfg['sep_method']}, ties {cfg.get('sep_tie', 'index')}, "
-            f"criterion {cfg.get('sep_criterion', 'published')}, "
-            f"{cfg['sep_similarity']}), "
-            f"SKMM `{cfg['skmm']}`.",
-            "",
-        ]
-    else:
-        lines = [
-            f"# Baseline `{report.method}` task-sequence report",
-            "",
-            f"Preset `{cfg['preset']}`, NAFNet `{cfg['baseline']}`, tasks {', '.join(tasks)}, "
-            f"data {data}, seed {cfg['seed']}.",
-            "",
-            *_strategy_lines(report.strategy),
-        ]
+    lines = _HEADINGS[report.network](report)
     if report.metrics:
         final = report.metrics[-1]
         forgetting = report.forgetting()

@@ -15,16 +15,14 @@ from pathlib import Path
 import torch
 
 from sepkit_torch._errors import InvalidInputError
-from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.distributed import DistContext, device_of, init_distributed
-from sepkit_torch.models.nafnet import NAFNet
 from sepkit_torch.pipeline.config import PipelineConfig
 from sepkit_torch.pipeline.data import test_set, train_set
-from sepkit_torch.pipeline.recognizer import is_recognizer_stage, load_recognizer
-from sepkit_torch.pipeline.report import Report, write_report
-from sepkit_torch.pipeline.stages import make_runner, stage_names
+from sepkit_torch.pipeline.recognition_stage import is_recognizer_stage
+from sepkit_torch.pipeline.report import Report, real_examples, restored_strip, write_report
 from sepkit_torch.pipeline.state import check_resumable, commit_stage, prepare_folder
+from sepkit_torch.pipeline.strategies import strategy_class
 from sepkit_torch.speed import quiet_numba_threads
 
 __all__ = ["run"]
@@ -74,84 +72,65 @@ def run(
 
 def _run(config, ctx: DistContext, resume, overwrite, progress, stop_after) -> Report:
     """:func:`run` in one process of `ctx`: every rank computes, rank 0 writes."""
-    if ctx.distributed and config.method != "ecmrnet":
+    kind = strategy_class(config.method)
+    if ctx.distributed and not kind.distributed:
         raise InvalidInputError(
             f"`method` {config.method!r} runs in one process only; several processes "
-            f"(torchrun, here {ctx.world_size}) need method 'ecmrnet'"
+            f"(torchrun, here {ctx.world_size}) need a method that runs in several"
         )
-    stages = stage_names(config)
-    if stop_after is not None and stop_after not in stages:
-        raise InvalidInputError(f"`stop_after` must be one of {stages}; got {stop_after!r}")
+    stages = kind.stages(config)
+    names = [s.name for s in stages]
+    if stop_after is not None and stop_after not in names:
+        raise InvalidInputError(f"`stop_after` must be one of {names}; got {stop_after!r}")
     _check_data(config)
     out = Path(config.out)
     folder = prepare_folder(out, resume=resume, overwrite=overwrite)  # every rank reads
     ctx.barrier()
     saved = folder.checkpoint
     if saved is not None:
-        check_resumable(PipelineConfig(**saved["config"]), config, out)
+        previous = PipelineConfig(**saved["config"])
+        check_resumable(previous, config, out)
+        kind.check_resume(previous, config)
         log.info("resuming %s after %s", out, saved["done"][-1] if saved["done"] else "nothing")
     device = device_of(ctx, config.device)
-    model = _model(config, saved).to(device)
     report = Report(config.to_dict()) if saved is None else Report.from_dict(saved["report"])
     report.config = config.to_dict()
+    report.network, report.sequential = kind.network, kind.sequential
     done = [] if saved is None else list(saved["done"])
-    runner = make_runner(config, model, report, device, progress and ctx.is_main, ctx=ctx)
-    if saved is not None and saved.get("regularizer") is not None:
-        runner.load_regularizer(saved["regularizer"])
-    runner.recognizer = load_recognizer(None if saved is None else saved.get("recognizer"), device)
+    strategy = kind(config, report, device, progress and ctx.is_main, ctx=ctx)
+    if saved is None:
+        strategy.start()
+    else:
+        strategy.load_state_dict(saved)
     # the restorer's stages keep their seeds whether or not the recognizer's are there
     seed_index = {s: i for i, s in enumerate(s for s in stages if not is_recognizer_stage(s))}
     for index, stage in enumerate(stages):
-        if stage in done:
+        if stage.name in done:
             continue
         log.info("stage %d/%d: %s", index + 1, len(stages), stage)
         start = time.perf_counter()
         torch.manual_seed(mix_seed(config.seed, seed_index.get(stage, index)))
-        runner.do(stage)
-        report.seconds[stage] = round(time.perf_counter() - start, 3)
-        done.append(stage)
-        payload = _payload(config, done, model, report, runner)
+        strategy.do(stage)
+        report.seconds[stage.name] = round(time.perf_counter() - start, 3)
+        done.append(stage.name)
         if ctx.is_main:
-            commit_stage(folder, config, payload)
+            commit_stage(folder, config, done, report, strategy.state_dict())
         ctx.barrier()
-        if stage == stop_after:
+        if stage.name == stop_after:
             log.info("stopping after %s as asked", stage)
             return report
     if config.examples is not None:
-        report.examples = runner.real_examples(Path(config.examples))
+        with strategy.evaluating() as restore:
+            report.examples = real_examples(
+                Path(config.examples), config.examples_task, report.tasks, restore
+            )
     if ctx.is_main:
-        write_report(report, out, strip=runner.strip())
+        with strategy.evaluating() as restore:
+            strip = restored_strip(report.tasks, strategy.test_images, restore)
+        write_report(report, out, strip=strip)
         log.info("report written to %s", out / "report.md")
     ctx.barrier()
     return report
-
-
-def _payload(config, done, model, report, runner) -> dict:
-    """The checkpoint of a finished stage (tensors and plain data only)."""
-    return {
-        "config": config.to_dict(),
-        "done": list(done),
-        "model": model.state_dict(),
-        "report": report.to_dict(),
-        # the last training stage's optimizer and schedule, for inspection: every
-        # stage builds its own, so resuming at a stage boundary does not need them
-        "optimizer": runner.optimizer_state,
-        "regularizer": runner.regularizer_state(),
-        "recognizer": None if runner.recognizer is None else runner.recognizer.state_dict(),
-    }
-
-
-def _model(config, saved):
-    if saved is not None:
-        if config.method == "ecmrnet":
-            return ECMRNet.from_state_dict(saved["model"])
-        model = NAFNet(config.baseline)
-        model.load_state_dict(saved["model"])
-        return model
-    torch.manual_seed(config.seed)
-    return (
-        ECMRNet.from_preset(config.model) if config.method == "ecmrnet" else NAFNet(config.baseline)
-    )
 
 
 def _check_data(config) -> None:

@@ -1,5 +1,6 @@
-"""A run's state on disk: the files of a run folder, the checkpoint's schema, loading it
-safely, and the rules for starting, resuming and replacing a run.
+"""A run's state on disk: the files of a run folder, what its checkpoint holds, and the
+rules for starting, resuming and replacing a run (the file format, written atomically and
+read safely: :mod:`sepkit_torch.checkpoint`).
 
 A run folder holds ``checkpoint.pt`` (the source of truth, written atomically after every
 stage), ``config.json`` (the resolved configuration, for people) and the report files. A
@@ -14,26 +15,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from sepkit_torch._errors import SepkitTorchError, TaskStateError
-from sepkit_torch._files import atomic_write, atomic_write_text
-from sepkit_torch.continual.baselines import JOINT
+from sepkit_torch._errors import CheckpointError, RunFolderError, TaskStateError
+from sepkit_torch._files import atomic_write_text
+from sepkit_torch.checkpoint import CHECKPOINT, VERSION, load_checkpoint, save_checkpoint
 
 __all__ = [
     "CHECKPOINT",
     "CONFIG_FILE",
     "REPORT_FILES",
+    "KEYS",
     "CheckpointError",
     "RunFolderError",
     "check_resumable",
+    "commit_stage",
     "load_checkpoint",
     "prepare_folder",
     "save_checkpoint",
@@ -41,7 +39,6 @@ __all__ = [
 
 log = logging.getLogger("sepkit_torch.pipeline")
 
-CHECKPOINT = "checkpoint.pt"
 CONFIG_FILE = "config.json"
 #: The report's files (:mod:`sepkit_torch.pipeline.report`); a run replaces only these.
 REPORT_FILES = (
@@ -51,11 +48,11 @@ REPORT_FILES = (
     "model_size.png",
     "restored_strip.png",
 )
-#: Bumped when the checkpoint's layout changes incompatibly. 2: no pickled Python objects
-#: (version 1 held the global random generators' states).
-VERSION = 2
-# The checkpoint's keys: what every stage saves.
-KEYS = ("version", "config", "done", "model", "report", "optimizer", "regularizer", "recognizer")
+# The checkpoint's keys: what every stage saves. The run's own, then the strategy's
+# (its state_dict: the model, and the recognizer and regulariser or None).
+RUN_KEYS = ("version", "config", "done", "report")
+STRATEGY_KEYS = ("model", "recognizer", "regularizer")
+KEYS = RUN_KEYS + STRATEGY_KEYS
 
 # Settings a resumed run may change: the task list (extended), where the run lives, and
 # the speed switches that leave the results unchanged (`amp` changes the rounding).
@@ -73,60 +70,7 @@ MAY_CHANGE = frozenset(
 )
 
 
-class CheckpointError(SepkitTorchError, ValueError):
-    """A file that is not a readable, safe checkpoint of this format."""
-
-
-class RunFolderError(TaskStateError):
-    """An output folder that cannot take this run: someone else's files, or not writable."""
-
-
 # ----------------------------------------------------------------------------- files
-
-
-def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write `payload` (plus the format version) to `path` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda f: torch.save({"version": VERSION, **payload}, f))
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`, safely, onto the CPU.
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is nothing at `path`.
-    CheckpointError
-        If `path` is a folder, a truncated or foreign file, a file holding anything but
-        tensors and plain data (it is refused before any of it is built), or a checkpoint
-        of another format version.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"`{path}` is a folder, not a checkpoint file")
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"`{path}` holds objects other than tensors and plain data; it is not loaded, "
-            f"since loading it could run code ({str(err).splitlines()[-1][:200]})"
-        ) from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"`{path}` is not a readable sepkit_torch checkpoint (truncated or another "
-            f"kind of file): {err}"
-        ) from None
-    version = data.get("version") if isinstance(data, dict) else None
-    if version != VERSION:
-        raise CheckpointError(
-            f"`{path}` is a checkpoint of format version {version!r}; this sepkit_torch "
-            f"reads version {VERSION}"
-        )
-    return data
 
 
 def write_config(out: Path, config) -> None:
@@ -174,6 +118,13 @@ def prepare_folder(out: Path, *, resume: bool, overwrite: bool) -> Folder:
     folder = Folder(out)
     if resume and has_run:
         folder.checkpoint = load_checkpoint(checkpoint)
+        if folder.checkpoint["version"] != VERSION:
+            raise CheckpointError(
+                f"the run in {out} was made by an earlier sepkit_torch (checkpoint version "
+                f"{folder.checkpoint['version']}), whose stages drew other random seeds: "
+                f"resuming it would mix two seedings. Start it again with overwrite=True "
+                f"(--overwrite); its model can still be exported and used to restore images"
+            )
     elif resume and not is_run:
         raise TaskStateError(
             f"`resume` needs a run in {out}; found no {CHECKPOINT} there"
@@ -223,16 +174,26 @@ def check_resumable(saved, new, out: Path) -> None:
         raise TaskStateError(
             f"`tasks` must extend the run's tasks {list(saved.tasks)}; got {list(new.tasks)}"
         )
-    if new.method == JOINT and new.tasks != saved.tasks:
-        raise TaskStateError(
-            f"joint training learns its tasks at once: `tasks` must stay {list(saved.tasks)} "
-            f"to resume; got {list(new.tasks)}"
-        )
 
 
-def commit_stage(folder: Folder, config, payload: dict[str, Any]) -> None:
+def commit_stage(folder: Folder, config, done, report, strategy_state: dict[str, Any]) -> None:
     """Save a finished stage: the checkpoint first (atomically), then ``config.json``;
-    after the first stage of a run, the report files of the run it replaces go."""
+    after the first stage of a run, the report files of the run it replaces go.
+
+    The checkpoint holds the configuration, the stages `done`, the `report` and the
+    strategy's ``state_dict()`` (exactly the keys :data:`STRATEGY_KEYS`).
+    """
+    if set(strategy_state) != set(STRATEGY_KEYS):
+        raise TaskStateError(
+            f"a strategy's state must have the keys {list(STRATEGY_KEYS)}; got "
+            f"{sorted(strategy_state)}"
+        )
+    payload = {
+        "config": config.to_dict(),
+        "done": list(done),
+        "report": report.to_dict(),
+        **strategy_state,
+    }
     out = folder.path
     save_checkpoint(out / CHECKPOINT, payload)
     write_config(out, config)

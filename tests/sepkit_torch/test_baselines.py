@@ -10,19 +10,15 @@ import pytest
 import torch
 
 from sepkit_torch import InvalidInputError, TaskStateError
-from sepkit_torch.continual.baselines import (
-    METHODS,
-    JointData,
-    TaskPerBatchSampler,
-    make_regularizer,
-)
-from sepkit_torch.continual.regularizers import EWC, LwF
+from sepkit_torch.continual.joint import JointData, TaskPerBatchSampler
+from sepkit_torch.continual.regularizers import EWC, LwF, make_regularizer
 from sepkit_torch.data import make_dataset
 from sepkit_torch.models.nafnet import NAFNet
 from sepkit_torch.pipeline import PipelineConfig, compare, run
 from sepkit_torch.pipeline.cli import main
-from sepkit_torch.pipeline.stages import BaselineRunner, stage_names
+from sepkit_torch.pipeline.report import Report
 from sepkit_torch.pipeline.state import load_checkpoint
+from sepkit_torch.pipeline.strategies import METHODS, Regularized, stage_names
 
 TASKS = ("C", "B", "CB")
 
@@ -150,8 +146,8 @@ def test_regularised_baseline_end_to_end(ewc_run):
 
 def test_validation_images_are_not_test_images(tmp_path):
     config = smoke(tmp_path, "ewc")
-    runner = BaselineRunner(config, NAFNet("tiny"), None, torch.device("cpu"), False)
-    val, test = runner._val_set("C"), runner._test_set("C")
+    runner = Regularized(config, Report(config.to_dict()), torch.device("cpu"), False)
+    val, test = runner._val_set("C"), runner.test_images("C")
     assert val[0][1].shape == test[0][1].shape
     for i in range(len(val)):
         for j in range(len(test)):

@@ -12,7 +12,7 @@ from PIL import Image
 from sepkit_torch.data import (
     DatasetError,
     DegradedImageFolder,
-    ImageReadError,
+    ImageFileError,
     PairedImageFolder,
     SyntheticThermalDataset,
     make_dataset,
@@ -176,7 +176,7 @@ def test_bad_folders(tmp_path, folder8):
 
 def test_corrupt_file_raises_or_is_skipped(folder8):
     (folder8 / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    with pytest.raises(ImageReadError, match=r"cannot read image '.*broken.png'"):
+    with pytest.raises(ImageFileError, match=r"cannot read image '.*broken.png'"):
         DegradedImageFolder(folder8, "C", crop_size=8)
     with pytest.raises(OSError, match="broken.png"):  # also an OSError
         read_image(folder8 / "broken.png")
@@ -193,7 +193,7 @@ def test_truncated_pixels_raise_when_loaded(tmp_path):
     data = (root / "b.png").read_bytes()
     (root / "b.png").write_bytes(data[: len(data) // 2])  # the header still reads
     folder = DegradedImageFolder(root, "C", split="all", crop_size=8)
-    with pytest.raises(ImageReadError, match=r"cannot decode image '.*b.png'"):
+    with pytest.raises(ImageFileError, match=r"cannot decode image '.*b.png'"):
         folder[1]
 
 

@@ -213,6 +213,7 @@ def test_ddp_over_two_ranks_trains_as_one_process_on_whole_batches(two_ranks):
 def _pipeline_worker(rank, world, port, out, record, stop_after):
     import sepkit_torch.pipeline as pipeline
     import sepkit_torch.pipeline.runner as runner
+    import sepkit_torch.pipeline.strategies as strategies
 
     torch.set_num_threads(1)
     _torchrun_environment(rank, world, port)
@@ -227,15 +228,15 @@ def _pipeline_worker(rank, world, port, out, record, stop_after):
 
     for name in ("commit_stage", "write_report"):
         setattr(runner, name, who_writes(getattr(runner, name)))
-    last = {}
-    real_payload = runner._payload
+    last, done = {}, []
+    real_do = strategies.ECMRNetStrategy.do
 
-    def keep_payload(*args):  # every rank's state after each stage
-        payload = real_payload(*args)
-        last.update(model=payload["model"], done=list(payload["done"]))
-        return payload
+    def do_and_keep(self, stage):  # every rank's state after each stage
+        real_do(self, stage)
+        done.append(stage.name)
+        last.update(model=self.state_dict()["model"], done=list(done))
 
-    runner._payload = keep_payload
+    strategies.ECMRNetStrategy.do = do_and_keep
     config = pipeline.PipelineConfig.from_preset("smoke", out=out, tasks=("C", "B", "CB"))
     report = pipeline.run(config, progress=False, stop_after=stop_after)
     torch.save(

@@ -174,3 +174,31 @@ def test_complexity_bad_input_shape(tiny, shape):
 def test_complexity_wrong_channels(tiny):
     with pytest.raises(InvalidInputError, match="must have 1 channel"):
         complexity(tiny, (1, 2, 8, 8))
+
+
+def test_every_exception_lives_in_one_module_and_is_exported():
+    """No exception class is defined outside sepkit_torch/_errors.py; each one is exported
+    from the package and named there in tracebacks."""
+    import ast
+    import inspect
+    from pathlib import Path
+
+    import sepkit_torch
+    from sepkit_torch import _errors
+
+    root = Path(sepkit_torch.__file__).parent
+    elsewhere = [
+        f"{path.relative_to(root)}:{node.lineno} {node.name}"
+        for path in root.rglob("*.py")
+        if path.name != "_errors.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+        and any(getattr(b, "id", getattr(b, "attr", "")).endswith("Error") for b in node.bases)
+    ]
+    assert not elsewhere
+    classes = [c for _, c in inspect.getmembers(_errors, inspect.isclass)]
+    assert len(classes) == 11
+    for cls in classes:
+        assert issubclass(cls, sepkit_torch.SepkitTorchError)
+        assert getattr(sepkit_torch, cls.__name__) is cls and cls.__name__ in sepkit_torch.__all__
+        assert cls.__module__ == "sepkit_torch"

@@ -1,27 +1,41 @@
-"""The package's layers import downwards only: the leaf packages nothing above them,
-``continual/`` nothing of the run layer, and no module the command lines."""
+"""The package's layers import downwards only: every module of sepkit_torch belongs to a
+layer, and each layer imports only the layers below it (the leaf packages nothing above
+them, ``continual/`` nothing of the run layer, restoring nothing of the pipeline), no module
+the command lines; ``import sepkit_torch`` loads no pipeline module; and only
+``training.py`` builds or steps an optimizer (the one training loop)."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).parents[2] / "sepkit_torch"
-# What each layer may import from sepkit_torch (besides itself and the private helpers).
-HELPERS = {"sepkit_torch._errors", "sepkit_torch._files", "sepkit_torch._progress"}
+# The private helpers: every layer may import them; they import nothing of sepkit_torch.
+HELPERS = {"_errors", "_files", "_progress"}
+# The layers, by the first name under sepkit_torch ("" is the package's __init__), and the
+# layers each may import besides itself and the helpers.
+BELOW_CONTINUAL = {"models", "data", "metrics", "complexity", "speed", "training"}
+BELOW_PIPELINE = BELOW_CONTINUAL | {"continual", "distributed", "checkpoint"}
 ALLOWED = {
-    "models": {"sepkit_torch.models"},
-    "data": {"sepkit_torch.data"},
-    "metrics": {"sepkit_torch.metrics"},
-    "continual": {
-        "sepkit_torch.continual",
-        "sepkit_torch.models",
-        "sepkit_torch.data",
-        "sepkit_torch.metrics",
-        "sepkit_torch.complexity",
-    },
+    **{helper: set() for helper in HELPERS},
+    "models": set(),
+    "data": set(),
+    "metrics": set(),
+    "distributed": set(),
+    "complexity": {"models"},
+    "speed": {"models"},
+    "training": {"metrics", "speed", "models"},
+    "continual": BELOW_CONTINUAL,
+    "checkpoint": {"data"},
+    "inference": {"checkpoint", "continual", "models", "data"},
+    "restore_cli": {"inference", "data"},
+    "pipeline": BELOW_PIPELINE,
+    "": BELOW_PIPELINE | {"inference"},  # the public API: no pipeline, no command line
+    "__main__": {"pipeline", "restore_cli"},
 }
 COMMAND_LINES = {"sepkit_torch.pipeline.cli", "sepkit_torch.restore_cli"}
 # The entry points of ``python -m``: nothing imports them, and they import the command lines.
@@ -50,9 +64,9 @@ def _imports(path: Path) -> set[str]:
     return {m for m in found if m.split(".")[0] == "sepkit_torch"}
 
 
-def _layer(name: str) -> str | None:
+def _layer(name: str) -> str:
     parts = name.split(".")
-    return parts[1] if len(parts) > 1 and parts[1] in ALLOWED else None
+    return parts[1] if len(parts) > 1 else ""
 
 
 MODULES = dict(_modules())
@@ -62,12 +76,46 @@ def test_the_modules_are_found():
     assert {"sepkit_torch.models.backbone", "sepkit_torch.pipeline.runner"} <= set(MODULES)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in MODULES if _layer(n)))
-def test_lower_layers_import_nothing_above_them(name):
-    allowed = ALLOWED[_layer(name)] | HELPERS
-    imported = _imports(MODULES[name])
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_module_has_a_layer(name):
+    assert _layer(name) in ALLOWED, f"{name} belongs to no layer of ALLOWED"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_layers_import_nothing_above_them(name):
+    layer = _layer(name)
+    allowed = {f"sepkit_torch.{m}" for m in ALLOWED[layer] | HELPERS | {layer}}
+    imported = _imports(MODULES[name]) - {"sepkit_torch"}
     bad = sorted(m for m in imported if not any(m == a or m.startswith(a + ".") for a in allowed))
-    assert not bad, f"{name} imports {bad}"
+    assert not bad, f"{name} (layer {layer or 'sepkit_torch'}) imports {bad}"
+
+
+def test_importing_the_package_loads_no_pipeline_module():
+    code = (
+        "import sepkit_torch, sys; "
+        "print(sorted(m for m in sys.modules if m.startswith('sepkit_torch.pipeline')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_only_training_builds_or_steps_an_optimizer(name):
+    """No ``x.step()`` call and no ``torch.optim`` outside training.py: every loop is fit."""
+    if name == "sepkit_torch.training":
+        pytest.skip("the one training loop")
+    found = []
+    for node in ast.walk(ast.parse(MODULES[name].read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "step":
+                found.append(f"line {node.lineno}: .step()")
+        if isinstance(node, ast.Attribute) and node.attr == "optim":
+            found.append(f"line {node.lineno}: torch.optim")
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("torch.optim"):
+            found.append(f"line {node.lineno}: from torch.optim")
+    assert not found, f"{name}: {found}"
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

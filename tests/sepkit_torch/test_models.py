@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import sepkit_torch
 from sepkit_torch.models import (
-    PRESETS,
+    MODEL_PRESETS,
     STAGE_NAMES,
     Backbone,
     BackboneConfig,
@@ -82,18 +82,18 @@ def test_paper_backbone_matches_design_page():
 
 
 def test_tiny_preset_groups_have_2_to_4_channels():
-    cfg = PRESETS["tiny"]
+    cfg = MODEL_PRESETS["tiny"]
     assert cfg.interface_widths == (8, 32, 128, 128, 32, 8)
     assert all(2 <= m <= 4 for m in cfg.group_widths)
 
 
 def test_config_round_trips_through_dict():
-    for cfg in PRESETS.values():
+    for cfg in MODEL_PRESETS.values():
         assert BackboneConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_pruned_branch_keeps_interfaces():
-    cfg = PRESETS["tiny"]
+    cfg = MODEL_PRESETS["tiny"]
     branch = Branch(cfg, groups=(2, 4, 16, 16, 4, 2))
     assert branch.groups == (2, 4, 16, 16, 4, 2)
     assert branch.e2.entrance.out_channels == 4 * cfg.group_widths[1]

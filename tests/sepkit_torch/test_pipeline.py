@@ -9,14 +9,14 @@ import pytest
 import torch
 
 import sepkit_torch
-import sepkit_torch.pipeline.stages as stages_module
-import sepkit_torch.pipeline.state as state_module
+import sepkit_torch.checkpoint as checkpoint_module
+import sepkit_torch.pipeline.strategies as strategies_module
 from sepkit_torch import TaskStateError
 from sepkit_torch.data import thermal_scene
 from sepkit_torch.pipeline import CheckpointError, PipelineConfig, run, train_set
 from sepkit_torch.pipeline import test_set as fixed_test_set
 from sepkit_torch.pipeline.cli import main
-from sepkit_torch.pipeline.data import validation_set
+from sepkit_torch.pipeline.data import SEED_STREAMS, stage_seed, validation_set
 from sepkit_torch.pipeline.state import KEYS, load_checkpoint, save_checkpoint
 
 TASKS = ("C", "B", "CB")
@@ -68,9 +68,8 @@ def test_end_to_end_writes_the_report(full_run):
     saved = json.loads((Path(out) / "config.json").read_text())
     assert saved == config.to_dict()
     ckpt = load_checkpoint(Path(out) / "checkpoint.pt")
-    assert ckpt["done"][-1] == "CB:recognize" and ckpt["optimizer"]["stage"] == "CB:finetune"
-    assert {"optimizer", "scheduler"} <= set(ckpt["optimizer"])
-    assert set(ckpt) == set(KEYS)  # tensors and plain data only: no random states
+    assert ckpt["done"][-1] == "CB:recognize"
+    assert set(ckpt) == set(KEYS)  # tensors and plain data only: no random states, no optimizer
     assert ckpt["recognizer"]["_extra_state"]["letters"] == ["C", "B"]
 
 
@@ -142,7 +141,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
         f.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(state_module.torch, "save", broken_save)
+    monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"done": ["pretrain", "C:train"]})
     monkeypatch.undo()
@@ -155,6 +154,45 @@ def test_checkpoint_of_another_version_is_refused(tmp_path):
     torch.save({"version": 0}, path)
     with pytest.raises(CheckpointError, match="format version 0"):
         load_checkpoint(path)
+
+
+def test_stage_seeds_never_collide():
+    """Every stage name (long custom ones too) and stream gets its own seed; version 2
+    gave ``C+stripes:train`` and ``C+stripes:prune`` (first 8 bytes and length equal) one."""
+    config = smoke(Path("unused"))
+    steps = ("train", "prune", "finetune", "evaluate", "recognize", "consolidate")
+    tasks = ["C", "B", "N", "CB", "CN", "BN", "CBN", "C+stripes", "C+haze", "joint"]
+    tasks += [f"C+custom_degradation_{i:04d}" for i in range(400)]
+    tasks += [f"{'x' * n}" for n in range(1, 60)]
+    names = ["pretrain", "tune"] + [f"{t}:{s}" for t in tasks for s in steps]
+    seeds = {
+        (name, stream): stage_seed(config, name, stream)
+        for name in names
+        for stream in SEED_STREAMS
+    }
+    assert len(names) > 2_500
+    assert len(set(seeds.values())) == len(seeds)
+    assert stage_seed(config, "C+stripes:train") != stage_seed(config, "C+stripes:prune")
+    # a function of (seed, stage, stream) only
+    assert stage_seed(smoke(Path("elsewhere")), "C:train") == stage_seed(config, "C:train")
+    assert stage_seed(smoke(Path("unused"), seed=1), "C:train") != stage_seed(config, "C:train")
+    with pytest.raises(ValueError, match=r"`stream` must be one of \['data'"):
+        stage_seed(config, "C:train", "noise")
+
+
+def test_a_run_of_an_earlier_version_is_not_resumed(tmp_path):
+    """A version-2 checkpoint (other stage seeds) is refused for resuming, and still
+    readable for its model."""
+    config = smoke(tmp_path, tasks=("C",))
+    run(config, progress=False, stop_after="pretrain")
+    path = Path(config.out) / "checkpoint.pt"
+    data = load_checkpoint(path)
+    save_checkpoint(path, data | {"version": 2})
+    assert load_checkpoint(path)["version"] == 2
+    with pytest.raises(CheckpointError, match=r"earlier sepkit_torch \(checkpoint version 2\)"):
+        run(config, resume=True, progress=False)
+    run(config, overwrite=True, progress=False, stop_after="pretrain")
+    assert load_checkpoint(path)["version"] == checkpoint_module.VERSION == 3
 
 
 def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
@@ -280,13 +318,13 @@ def test_the_cpu_preset_trains_on_windows_of_detailed_frames(tmp_path):
 
 def test_sep_scores_whole_degraded_frames(tmp_path, monkeypatch):
     pools = []
-    real = stages_module.select_groups
+    real = strategies_module.select_groups
 
     def recording(model, task, images, **kwargs):
         pools.append([tuple(b.shape) for b in images])
         return real(model, task, images, **kwargs)
 
-    monkeypatch.setattr(stages_module, "select_groups", recording)
+    monkeypatch.setattr(strategies_module, "select_groups", recording)
     config = smoke(tmp_path, tasks=("N",), frame_size=(24, 32), stride=8, sep_pool=3)
     run(config, progress=False, stop_after="N:prune")
     assert pools == [[(3, 1, 24, 32)]]  # three frames, whole, not 16-px training windows

@@ -17,7 +17,7 @@ from sepkit_torch.continual.recognition import (
 )
 from sepkit_torch.data import make_dataset, parse_task
 from sepkit_torch.models import DegradationRecognizer
-from sepkit_torch.pipeline.recognizer import window_batches
+from sepkit_torch.pipeline.recognition_stage import window_batches
 
 from .conftest import images
 

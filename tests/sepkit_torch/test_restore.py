@@ -22,12 +22,11 @@ from sepkit_torch import (
     train_step,
 )
 from sepkit_torch.__main__ import main as package_main
-from sepkit_torch.data import thermal_scenes
+from sepkit_torch.data import read_grey, thermal_scenes, write_grey
 from sepkit_torch.inference import tile_windows, tiled_apply
 from sepkit_torch.models import DegradationRecognizer
 from sepkit_torch.pipeline.state import save_checkpoint
 from sepkit_torch.restore_cli import main as restore_main
-from sepkit_torch.restore_cli import read_grey, write_grey
 
 from .conftest import images, pretend_pretrained
 

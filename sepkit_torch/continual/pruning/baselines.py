@@ -14,8 +14,12 @@ from torch import nn
 
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
+from sepkit_torch.training import Recipe, fit
 
 __all__ = ["gate_scores", "magnitude_scores", "top_groups"]
+
+# The gates' training: Adam at a constant rate (a cosine from `lr` to `lr`).
+_GATES = Recipe("srp-gates", min_lr=1.0)
 
 
 def magnitude_scores(branch: Branch, config: BackboneConfig) -> dict[str, np.ndarray]:
@@ -70,20 +74,26 @@ def gate_scores(
 
         return pre_hook
 
+    def objective(batch) -> torch.Tensor:
+        degraded, clean = batch
+        loss = torch.nn.functional.l1_loss(model(degraded, task=task), clean)
+        return loss + penalty * sum(g.abs().sum() for g in gates.values())
+
+    batches = pairs if hasattr(pairs, "__len__") else list(pairs)
     hooks = [getattr(branch, s).exit.register_forward_pre_hook(gate(s)) for s in STAGE_NAMES]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     was_training = model.training
-    optimizer = torch.optim.Adam(list(gates.values()), lr=lr)
     try:
         model.requires_grad_(False)
-        model.eval()
-        for _ in range(epochs):
-            for degraded, clean in pairs:
-                optimizer.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.l1_loss(model(degraded, task=task), clean)
-                loss = loss + penalty * sum(g.abs().sum() for g in gates.values())
-                loss.backward()
-                optimizer.step()
+        fit(
+            model,
+            batches,
+            lr=lr,
+            epochs=epochs,
+            recipe=_GATES,
+            parameters=list(gates.values()),
+            objective=objective,
+        )
     finally:
         for h in hooks:
             h.remove()

@@ -10,37 +10,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sepkit_torch._progress import progress_bar
 from sepkit_torch.complexity import COUNT_SHAPE, complexity
-from sepkit_torch.continual.recognition import evaluate_recognition, train_letter
+from sepkit_torch.continual.recognition import (
+    RECOGNIZER_MODES,
+    evaluate_recognition,
+    train_letter,
+)
 from sepkit_torch.data import parse_task
 from sepkit_torch.distributed import ShardedBatchSampler
 from sepkit_torch.models.recognizer import DegradationRecognizer
 
 __all__ = [
     "RECOGNIZER_MODES",
+    "RECOGNIZE",
     "is_recognizer_stage",
-    "load_recognizer",
     "recognizer_stage",
     "window_batches",
 ]
 
-#: Values of the pipeline's ``recognizer`` setting: ``"context"`` trains each letter's
-#: head around the letters learned before it, ``"pairs"`` on its task's pairs only,
-#: ``"none"`` leaves the recognizer out.
-RECOGNIZER_MODES = ("context", "pairs", "none")
+
+#: The step of the pipeline's ``"<task>:recognize"`` stages.
+RECOGNIZE = "recognize"
 
 
-def is_recognizer_stage(stage: str) -> bool:
-    """True for the pipeline's ``"<task>:recognize"`` stages."""
-    return stage.endswith(":recognize")
-
-
-def load_recognizer(state, device) -> DegradationRecognizer | None:
-    """The recognizer of a checkpoint's ``"recognizer"`` entry (None stays None)."""
-    if state is None:
-        return None
-    return DegradationRecognizer.from_state_dict(state).to(device)
+def is_recognizer_stage(stage) -> bool:
+    """True for the pipeline's ``"<task>:recognize"`` stages (a :class:`Stage`)."""
+    return stage.step == RECOGNIZE
 
 
 def recognizer_stage(
@@ -68,29 +63,20 @@ def recognizer_stage(
     parts = parse_task(task)
     if len(parts) == 1 and task not in recognizer.letters:
         contexts = recognizer.letters if config.recognizer == "context" else ()
-        steps = config.recognizer_epochs * _steps(train_set, config.batch_size)
-        bar = progress_bar(steps, f"{task}:recognize", progress)
-
-        def advance(loss: float) -> None:
-            bar.set_postfix(loss=f"{loss:.4f}")
-            bar.update()
-
-        try:
-            info["loss"][task] = train_letter(
-                recognizer,
-                task,
-                train_set,
-                epochs=config.recognizer_epochs,
-                contexts=contexts,
-                preset=config.degradation_preset,
-                batch_size=config.batch_size,
-                seed=seed,
-                device=device,
-                progress=advance,
-                batch_sampler=window_batches(train_set, config.batch_size),
-            )
-        finally:
-            bar.close()
+        info["loss"][task] = train_letter(
+            recognizer,
+            task,
+            train_set,
+            epochs=config.recognizer_epochs,
+            contexts=contexts,
+            preset=config.degradation_preset,
+            batch_size=config.batch_size,
+            seed=seed,
+            device=device,
+            progress=progress,
+            desc=f"{task}:recognize",
+            batch_sampler=window_batches(train_set, config.batch_size),
+        )
     size = complexity(recognizer, COUNT_SHAPE)
     info["letters"] = list(recognizer.letters)
     info["params"] = size.total_params
@@ -118,8 +104,3 @@ def window_batches(data, batch_size: int):
         )
 
     return batches
-
-
-def _steps(data, batch_size: int) -> int:
-    n = len(data)
-    return n // batch_size if n > batch_size else 1

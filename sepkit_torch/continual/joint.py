@@ -1,11 +1,6 @@
-"""The comparison's strategies on one plain network: fine-tuning, EWC, SI, MAS, LwF, joint.
-
-ECMRNet (``method="ecmrnet"``) grows a branch per task. The baselines train a single
-NAFNet instead: ``finetune`` on each task in turn with nothing against forgetting (the
-floor), ``ewc``/``si``/``mas``/``lwf`` with a regulariser from
-:mod:`sepkit_torch.continual.regularizers`, and ``joint`` on every task at once (a task
-drawn per batch; the all-in-one reference, not continual). The pipeline
-(:mod:`sepkit_torch.pipeline`) runs them with the same data, budgets and evaluation.
+"""Joint training's data: every task's training set side by side, and batches of one task
+each, the task drawn per batch (the all-in-one reference of the comparison, not
+continual; the pipeline's ``joint`` method, :mod:`sepkit_torch.pipeline.strategies`).
 """
 
 from __future__ import annotations
@@ -14,45 +9,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from sepkit_torch._errors import InvalidInputError
-from sepkit_torch.continual.regularizers import EWC, MAS, SI, LwF, Regularizer
 
-__all__ = [
-    "DEFAULT_STRENGTH_GRIDS",
-    "JOINT",
-    "METHODS",
-    "REGULARIZED",
-    "JointData",
-    "TaskPerBatchSampler",
-    "make_regularizer",
-]
-
-#: Joint training: one network learns every task at once (the non-continual reference).
-JOINT = "joint"
-#: Every strategy the pipeline runs, ECMRNet first.
-METHODS = ("ecmrnet", "finetune", "ewc", "si", "mas", "lwf", JOINT)
-
-#: The strategies with a regulariser, and its class.
-REGULARIZED: dict[str, type[Regularizer]] = {"ewc": EWC, "si": SI, "mas": MAS, "lwf": LwF}
-
-#: Strengths tried on the validation split when none is given (decades around each
-#: method's usual value for an L1-trained restorer; the pick is reported, and one at the
-#: edge of its grid is flagged in the report).
-DEFAULT_STRENGTH_GRIDS: dict[str, tuple[float, ...]] = {
-    "ewc": (10.0, 100.0, 1000.0),
-    "si": (0.1, 1.0, 10.0),
-    "mas": (0.0001, 0.001, 0.01, 0.1),
-    "lwf": (0.01, 0.1, 1.0),
-}
-
-
-def make_regularizer(method: str, strength: float) -> Regularizer | None:
-    """The regulariser of `method` at `strength` (None for ``finetune``/``joint``)."""
-    if method not in METHODS or method == "ecmrnet":
-        raise InvalidInputError(
-            f"`method` must be one of the baselines {list(METHODS[1:])}; got {method!r}"
-        )
-    cls = REGULARIZED.get(method)
-    return None if cls is None else cls(strength)
+__all__ = ["JointData", "TaskPerBatchSampler"]
 
 
 class JointData(Dataset):
