@@ -60,12 +60,15 @@ def test_tree_entropy_equals_the_definition_in_every_format(case):
 
 @given(graph_and_levels(max_levels=1), st.sampled_from([2.0, np.e, 10.0]))
 def test_one_level_is_h2_and_no_level_is_h1(case, base):
+    # The tree kernel and the 1D/2D kernels sum the same terms in different orders, so
+    # they agree to rounding, not bit for bit (a 7-node case differs in the last bit).
     G, levels = case
-    assert structural_entropy_tree(G, [], base=base) == sepkit.structural_entropy_1d(G, base=base)
+    same = dict(rel=1e-14, abs=1e-15)
+    h1 = sepkit.structural_entropy_1d(G, base=base)
+    assert structural_entropy_tree(G, [], base=base) == pytest.approx(h1, **same)
     if levels:
-        assert structural_entropy_tree(G, levels, base=base) == sepkit.structural_entropy_2d(
-            G, levels[0], base=base
-        )
+        h2 = sepkit.structural_entropy_2d(G, levels[0], base=base)
+        assert structural_entropy_tree(G, levels, base=base) == pytest.approx(h2, **same)
 
 
 @given(graph_and_levels(), st.randoms(use_true_random=False))
