@@ -8,7 +8,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from sepkit._errors import InvalidLabelsError
-from sepkit._options import check_seed, log_scale  # noqa: F401  (detachment.py imports them from here)
 from sepkit.graph import Graph
 
 _COLLECTIONS = (set, frozenset, list, tuple, range)

@@ -18,6 +18,16 @@ from sepkit._errors import InvalidOptionError, InvalidTypeError
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
 
+# The searches' defaults, shared by codeseg and coding_tree.
+# A move is taken only when it lowers V * H2 by more than MOVE_TOL * (node degree):
+# float noise can never make the search cycle.
+MOVE_TOL = 1e-12
+# One descent and a pass of single-node moves: further rounds seldom lower H2.
+MULTILEVEL_MAX_ROUNDS = 1
+# Graphs up to this many nodes are polished by default: solved exactly up to 10
+# nodes, else the best of several starts (cheap there, where local optima abound).
+POLISH_MAX_NODES = 256
+
 
 def log_scale(base) -> float:
     """``1 / ln(base)``: converts natural-log results to ``base``."""

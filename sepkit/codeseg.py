@@ -31,6 +31,9 @@ from sepkit._kernels import codeseg as _k
 from sepkit._kernels import entropy as _ke
 from sepkit._kernels import fixed_k as _kf
 from sepkit._options import (
+    MOVE_TOL,
+    MULTILEVEL_MAX_ROUNDS,
+    POLISH_MAX_NODES,
     check_bool,
     check_choice,
     check_int,
@@ -47,17 +50,9 @@ _METHODS = ("game", "multilevel", "sweep")
 # Kernel codes of the methods (sepkit/_kernels/codeseg.py).
 _METHOD_CODES = {"game": 0, "multilevel": 1, "sweep": 2}
 _ORDERS = ("index", "edges", "random")
-# A move is taken only when it lowers V * H2 by more than _TOL * (node degree):
-# float noise can never make the search cycle.
-_TOL = 1e-12
 _GAME_MAX_ITER = 5
 _GAME_TAU = 0.3
 _SWEEP_MAX_ITER = 10
-# One descent and a pass of single-node moves: further rounds seldom lower H2.
-_MULTILEVEL_MAX_ROUNDS = 1
-# Graphs up to this many nodes are polished by default: solved exactly up to 10
-# nodes, else the best of several starts (cheap there, where local optima abound).
-_POLISH_MAX_NODES = 256
 # One seed per start is held in memory: a bound that keeps n_starts an honest count.
 _MAX_STARTS = 2**20
 
@@ -373,7 +368,7 @@ def codeseg_batch(
         order_arr = _check_order("index" if order is None else order, None, n_nodes=n)
         seeds = seeds[:0]  # one fixed order instead of seeded random ones
     labels, entropy, detachment = _k.batch(
-        A, _METHOD_CODES[method], order_arr, seeds, opt.max_iter, opt.tau, _TOL, opt.polish
+        A, _METHOD_CODES[method], order_arr, seeds, opt.max_iter, opt.tau, MOVE_TOL, opt.polish
     )
     n_clusters = labels.max(axis=1) + 1 if B and n else np.zeros(B, dtype=np.int64)
     return BatchPartition(
@@ -398,9 +393,9 @@ def _fixed_k(g: Graph, labels: np.ndarray, k: int, opt) -> tuple:
     """The multilevel result brought to exactly ``k`` clusters (see codeseg)."""
     args = (g.indptr, g.indices, g.data, g.degree)
     seed = opt.seeds[0]
-    labels = _kf.to_k(*args, labels, k, seed, _TOL)
+    labels = _kf.to_k(*args, labels, k, seed, MOVE_TOL)
     if opt.polish:
-        labels = _kf.polish_k(*args, labels, k, seed, _TOL)
+        labels = _kf.polish_k(*args, labels, k, seed, MOVE_TOL)
     return _k.compact(labels)
 
 
@@ -410,9 +405,9 @@ def _search(g: Graph, seed, opt) -> tuple:
     if opt.polish and g.n_nodes <= _k.EXACT_MAX_NODES:
         return _k.search_exact(*args)
     if opt.polish and g.n_nodes <= _k.DENSE_MAX_NODES:
-        return _k.search_dense(g.indptr, g.indices, g.data, seed, opt.max_iter, _TOL)
+        return _k.search_dense(g.indptr, g.indices, g.data, seed, opt.max_iter, MOVE_TOL)
     return _k.search_multilevel(
-        *args, seed, opt.max_iter, _TOL, opt.polish, numba.get_num_threads()
+        *args, seed, opt.max_iter, MOVE_TOL, opt.polish, numba.get_num_threads()
     )
 
 
@@ -423,7 +418,7 @@ def _entropy(g: Graph, labels: np.ndarray) -> float:
 
 def _check_polish(polish, n_nodes: int) -> bool:
     if check_bool("polish", polish, none=True) is None:
-        return n_nodes <= _POLISH_MAX_NODES
+        return n_nodes <= POLISH_MAX_NODES
     return bool(polish)
 
 
@@ -474,7 +469,7 @@ def _resolve_options(method, *, base, seed, n_starts, max_iter, tau, order, poli
             '`order` applies to methods "game" and "sweep" only (multilevel visits nodes in '
             f"seeded random order); got {order!r}"
         )
-    max_iter = _MULTILEVEL_MAX_ROUNDS if max_iter is None else check_int("max_iter", max_iter, 1)
+    max_iter = MULTILEVEL_MAX_ROUNDS if max_iter is None else check_int("max_iter", max_iter, 1)
     return _Options(scale, seeds, max_iter, 0.0, _check_polish(polish, n_nodes))
 
 

@@ -7,7 +7,8 @@ import numpy as np
 from sepkit._errors import InvalidLabelsError, InvalidOptionError
 from sepkit._jit import serial_launches
 from sepkit._kernels import entropy as _k
-from sepkit._labels import as_labels, check_seed, log_scale
+from sepkit._labels import as_labels
+from sepkit._options import check_seed, log_scale
 from sepkit.graph import as_graph
 
 __all__ = ["TIE_RULES", "detachment_cost", "representatives"]

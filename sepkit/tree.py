@@ -20,8 +20,16 @@ from sepkit._kernels import codeseg as _kc
 from sepkit._kernels import entropy as _ke
 from sepkit._kernels import tree as _k
 from sepkit._labels import as_labels
-from sepkit._options import check_bool, check_int, check_seed, log_scale
-from sepkit.codeseg import _MULTILEVEL_MAX_ROUNDS, _POLISH_MAX_NODES, _TOL, codeseg
+from sepkit._options import (
+    MOVE_TOL,
+    MULTILEVEL_MAX_ROUNDS,
+    POLISH_MAX_NODES,
+    check_bool,
+    check_int,
+    check_seed,
+    log_scale,
+)
+from sepkit.codeseg import codeseg
 from sepkit.entropy import structural_entropy_1d
 from sepkit.graph import Graph, as_graph
 
@@ -396,7 +404,7 @@ def _derive(seed: int, step: int, height: int) -> int:
 
 
 def _polish(polish, n_nodes: int) -> bool:
-    return n_nodes <= _POLISH_MAX_NODES if polish is None else bool(polish)
+    return n_nodes <= POLISH_MAX_NODES if polish is None else bool(polish)
 
 
 def _regroup(indptr, indices, data, degree, group, n_groups, init, seed, polish, parallel=None):
@@ -414,8 +422,8 @@ def _regroup(indptr, indices, data, degree, group, n_groups, init, seed, polish,
         n_groups,
         init,
         np.uint64(seed),
-        _MULTILEVEL_MAX_ROUNDS,
-        _TOL,
+        MULTILEVEL_MAX_ROUNDS,
+        MOVE_TOL,
         _polish(polish, degree.size),
     )
 
@@ -538,7 +546,7 @@ def _refine(g: Graph, levels: list, seed: int, polish, passes: int | None = None
         order = np.arange(n)
         _kc.shuffle_into(order, np.uint64(_derive(seed, step, -1)))
         if _k.tree_local_move(
-            g.indptr, g.indices, g.data, g.degree, codes, order, g.volume, _TOL, small
+            g.indptr, g.indices, g.data, g.degree, codes, order, g.volume, MOVE_TOL, small
         ):
             h_new = _entropy(g, _stack(codes, n))
             if h_new < h - _IMPROVE * abs(h):

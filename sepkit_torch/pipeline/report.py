@@ -24,6 +24,43 @@ from sepkit_torch.data import SCENE_STYLES, list_images, read_image
 from sepkit_torch.data.registry import DEFAULT_PRESET
 from sepkit_torch.metrics import psnr, ssim
 
+
+@dataclass
+class PruneReport:
+    """What pruning one task's branch did (the pipeline fills it at the prune and fine-tune steps).
+
+    Attributes
+    ----------
+    task : str
+    groups_before, groups_after : list of int
+        Groups per stage ``e1 .. d3``.
+    pool : int
+        Images the selection used.
+    frequency : dict of str -> list of float
+        Selection frequency of every group, per stage.
+    seconds : dict of str -> float
+        Forward, similarity and sepkit time of the selection.
+    before, after_pruning : dict
+        ``activated_params`` and ``macs`` of the task's path (at 1 x 1 x 512 x 640) and
+        ``psnr``/``ssim`` on the task's test set.
+    after_finetuning : dict
+        ``psnr``/``ssim`` after fine-tuning (empty until then).
+    """
+
+    task: str
+    groups_before: list[int]
+    groups_after: list[int]
+    pool: int
+    frequency: dict[str, list[float]]
+    seconds: dict[str, float]
+    before: dict[str, float]
+    after_pruning: dict[str, float]
+    after_finetuning: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 __all__ = ["Report", "matrix_table", "write_comparison", "write_report"]
 
 log = logging.getLogger("sepkit_torch.pipeline")

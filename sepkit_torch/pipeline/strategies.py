@@ -38,7 +38,7 @@ from sepkit_torch._errors import InvalidInputError, TaskStateError
 from sepkit_torch.complexity import COUNT_SHAPE, complexity
 from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.continual.joint import JointData, TaskPerBatchSampler
-from sepkit_torch.continual.pruning import PruneReport, prune, select_groups
+from sepkit_torch.continual.pruning import prune, select_groups
 from sepkit_torch.continual.regularizers import (
     DEFAULT_STRENGTH_GRIDS,
     REGULARIZED,
@@ -64,7 +64,7 @@ from sepkit_torch.pipeline.data import (
     validation_set,
 )
 from sepkit_torch.pipeline.recognition_stage import RECOGNIZE, recognizer_stage
-from sepkit_torch.pipeline.report import Report
+from sepkit_torch.pipeline.report import PruneReport, Report
 from sepkit_torch.speed import loader_options, set_grouped_conv, to_channels_last
 from sepkit_torch.training import fit
 

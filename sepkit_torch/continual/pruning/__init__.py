@@ -15,7 +15,6 @@ from sepkit_torch.continual.pruning.sep import (
     SIMILARITIES,
     TIES,
     GroupSelection,
-    PruneReport,
     allocate_budget,
     group_contributions,
     group_graphs,
@@ -29,7 +28,6 @@ from sepkit_torch.continual.pruning.surgery import compensate_exits, prune, prun
 
 __all__ = [
     "GroupSelection",
-    "PruneReport",
     "CRITERIA",
     "METHODS",
     "SIMILARITIES",

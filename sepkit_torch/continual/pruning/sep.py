@@ -19,7 +19,6 @@ stage's stack of graphs crosses to sepkit once.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -38,7 +37,6 @@ __all__ = [
     "GroupSelection",
     "allocate_budget",
     "group_parameters",
-    "PruneReport",
     "CRITERIA",
     "METHODS",
     "SIMILARITIES",
@@ -116,42 +114,6 @@ class GroupSelection:
     def kept_counts(self) -> tuple[int, ...]:
         """Groups kept per stage, ``e1 .. d3``."""
         return tuple(int(self.keep[s].sum()) for s in STAGE_NAMES)
-
-
-@dataclass
-class PruneReport:
-    """What pruning one task's branch did (the pipeline fills it stage by stage).
-
-    Attributes
-    ----------
-    task : str
-    groups_before, groups_after : list of int
-        Groups per stage ``e1 .. d3``.
-    pool : int
-        Images the selection used.
-    frequency : dict of str -> list of float
-        Selection frequency of every group, per stage.
-    seconds : dict of str -> float
-        Forward, similarity and sepkit time of the selection.
-    before, after_pruning : dict
-        ``activated_params`` and ``macs`` of the task's path (at 1 x 1 x 512 x 640) and
-        ``psnr``/``ssim`` on the task's test set.
-    after_finetuning : dict
-        ``psnr``/``ssim`` after fine-tuning (empty until then).
-    """
-
-    task: str
-    groups_before: list[int]
-    groups_after: list[int]
-    pool: int
-    frequency: dict[str, list[float]]
-    seconds: dict[str, float]
-    before: dict[str, float]
-    after_pruning: dict[str, float]
-    after_finetuning: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def similarity(x: torch.Tensor, kind: str = "pearson") -> torch.Tensor:
