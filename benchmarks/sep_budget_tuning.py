@@ -48,8 +48,7 @@ def cell_rows(folder: Path, budgets, tasks) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = ECMRNet.from_state_dict(state["model"])
         seed = mix_seed(args.seed, ord(task[0]))
-        frames = study.training_frames(task, args, seed, length=args.pool)
-        pool = torch.stack([frames.frame(f)[0] for f in range(args.pool)])
+        pool = study.pool_frames(task, args, seed)
         val = study.validation_frames(task, args, seed)
 
         def score(keep, compensate=False, model=model, task=task, val=val, pool=pool):

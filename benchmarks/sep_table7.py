@@ -206,6 +206,12 @@ def training_frames(task: str | None, args, seed: int, length=None) -> Synthetic
     )
 
 
+def pool_frames(task: str, args, seed: int) -> torch.Tensor:
+    """SEP's pool: whole degraded training frames, as the paper's N full-size images."""
+    frames = training_frames(task, args, seed, length=args.pool)
+    return torch.stack([frames.frame(f)[0] for f in range(args.pool)])
+
+
 def batch_of(data, index) -> tuple[torch.Tensor, torch.Tensor]:
     items = [data[i] for i in index]
     return torch.stack([d for d, _ in items]), torch.stack([c for _, c in items])
@@ -335,9 +341,7 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
     )
     items = [test_data[i] for i in range(len(test_data))]
     test = (torch.stack([d for d, _ in items]), torch.stack([c for _, c in items]))
-    # the pool: whole degraded training frames, as the paper's N full-size images
-    frames = training_frames(task, args, seed, length=args.pool)
-    pool = torch.stack([frames.frame(f)[0] for f in range(args.pool)])
+    pool = pool_frames(task, args, seed)
     if args.record_graphs:
         record_graphs(Path(args.record_graphs), model, task, pool[: args.record_frames])
 
@@ -496,8 +500,7 @@ def finetune_task(study: Study, task: str, name: str, args) -> None:
         keep = {s: np.asarray(rows[name]["keep"][s]) for s in STAGE_NAMES}
         pool = None
         if rows[name].get("compensated"):
-            frames = training_frames(task, args, seed, length=args.pool)
-            pool = torch.stack([frames.frame(f)[0] for f in range(args.pool)])
+            pool = pool_frames(task, args, seed)
         m = pruned(model, task, keep, pool)
         test_data = SyntheticThermalDataset(
             task, length=args.test, size=args.frame, split="test", seed=args.test_seed
