@@ -7,6 +7,7 @@ model records the kept indices so that the pruned model reloads from its checkpo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -163,13 +164,11 @@ def compensate_exits(
     """
     if not isinstance(pool, torch.Tensor) or pool.ndim != 4 or pool.shape[0] == 0:
         raise InvalidInputError(f"`pool` must be a non-empty (N, 1, H, W) tensor; got {pool!r}")
-    targets = _exit_io(original, task, pool, batch_size, outputs=True)
+    targets = _exit_outputs(original, task, pool, batch_size)
     errors = {}
     for s in STAGE_NAMES:
         exit_conv = getattr(model.branches[model.task(task).name], s).exit
-        gram, cross, target_energy = _exit_io(
-            model, task, pool, batch_size, outputs=False, stage=s, targets=targets[s]
-        )
+        gram, cross, target_energy = _normal_equations(model, task, pool, batch_size, s, targets[s])
         c = gram.shape[0] - 1  # the last row/column is the bias's constant input
         scale = gram.diagonal()[:c].mean().clamp_min(1e-12)
         regularised = gram + ridge * scale * torch.diag(
@@ -183,44 +182,54 @@ def compensate_exits(
     return errors
 
 
-def _exit_io(model, task, pool, batch_size, *, outputs, stage=None, targets=None):
-    """Either every stage's exit outputs on `pool` (``outputs=True``), or, for `stage`,
-    the Gram matrix of its exit inputs (with a constant 1 appended), their cross
-    products with `targets` and the targets' energy, in float64."""
-    branch = model.branches[model.task(task).name]
-    names = STAGE_NAMES if outputs else (stage,)
-    seen: dict[str, torch.Tensor] = {}
-    hooks = [
-        getattr(branch, s).exit.register_forward_hook(
-            lambda mod, args, out, s=s: seen.__setitem__(s, out if outputs else args[0])
-        )
-        for s in names
-    ]
-    collected: dict[str, list] = {s: [] for s in names}
-    gram = cross = energy = None
+def _exit_outputs(model, task, pool, batch_size) -> dict[str, torch.Tensor]:
+    """Every stage's exit-convolution output on `pool`, float64."""
+    seen: dict[str, list[torch.Tensor]] = {s: [] for s in STAGE_NAMES}
+    with _exit_hooks(model, task, STAGE_NAMES, lambda s, args, out: seen[s].append(out)):
+        for batch in pool.split(batch_size):
+            model(batch, task=task)
+    return {s: torch.cat(v).to(torch.float64) for s, v in seen.items()}
+
+
+def _normal_equations(model, task, pool, batch_size, stage, targets):
+    """For `stage`: the Gram matrix of its exit inputs (a constant 1 appended for the
+    bias), their cross products with `targets` and the targets' energy, float64."""
+    sums = {"gram": 0.0, "cross": 0.0, "energy": 0.0}
     start = 0
+
+    def accumulate(s, args, out):
+        nonlocal start
+        x = args[0].to(torch.float64)
+        x = x.transpose(0, 1).reshape(x.shape[1], -1)
+        x = torch.cat([x, torch.ones(1, x.shape[1], dtype=x.dtype, device=x.device)])
+        y = targets[start : start + args[0].shape[0]]
+        y = y.transpose(0, 1).reshape(y.shape[1], -1)
+        start += args[0].shape[0]
+        sums["gram"] = sums["gram"] + x @ x.T
+        sums["cross"] = sums["cross"] + y @ x.T
+        sums["energy"] = sums["energy"] + (y * y).sum()
+
+    with _exit_hooks(model, task, (stage,), accumulate):
+        for batch in pool.split(batch_size):
+            model(batch, task=task)
+    return sums["gram"].cpu(), sums["cross"].cpu(), sums["energy"].cpu()
+
+
+@contextlib.contextmanager
+def _exit_hooks(model, task, stages, hook):
+    """`hook(stage, inputs, output)` on the exit convolutions of `stages`, in eval mode."""
+    branch = model.branches[model.task(task).name]
+    handles = [
+        getattr(branch, s).exit.register_forward_hook(
+            lambda mod, args, out, s=s: hook(s, args, out)
+        )
+        for s in stages
+    ]
     was_training = model.training
     model.eval()
     try:
-        for batch in pool.split(batch_size):
-            model(batch, task=task)
-            if outputs:
-                for s in names:
-                    collected[s].append(seen[s].to(torch.float64))
-                continue
-            x = seen[stage].to(torch.float64)
-            x = x.transpose(0, 1).reshape(x.shape[1], -1)
-            x = torch.cat([x, torch.ones(1, x.shape[1], dtype=x.dtype, device=x.device)])
-            y = targets[start : start + batch.shape[0]]
-            y = y.transpose(0, 1).reshape(y.shape[1], -1)
-            start += batch.shape[0]
-            gram = x @ x.T if gram is None else gram + x @ x.T
-            cross = y @ x.T if cross is None else cross + y @ x.T
-            energy = (y * y).sum() if energy is None else energy + (y * y).sum()
+        yield
     finally:
-        for h in hooks:
+        for h in handles:
             h.remove()
         model.train(was_training)
-    if outputs:
-        return {s: torch.cat(v) for s, v in collected.items()}
-    return gram.cpu(), cross.cpu(), energy.cpu()
