@@ -96,7 +96,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_stage(tmp_path, mon
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sepkit_torch.pipeline.strategies, "fit", crash)
+    monkeypatch.setattr(sepkit_torch.pipeline.strategy_base, "fit", crash)
     with pytest.raises(KeyboardInterrupt):  # killed inside its first stage
         run(smoke(out, seed=3), overwrite=True, progress=False)
     assert (out / CHECKPOINT).read_bytes() == before
