@@ -46,6 +46,14 @@ class PipelineConfig:
     frames are degraded whole, then cut. Procedural frames are ``frame_size`` (empty: the
     crop size, one item per frame). SEP's pool is ``sep_pool`` whole degraded frames.
 
+    SEP keeps the groups represented in at least ``sep_rho`` of the pool, in every stage
+    (the paper's rule). ``sep_budget`` (a share in (0, 1)) instead removes that share of
+    each path's stage parameters, the expensive stages first (this project's allocation,
+    :func:`~sepkit_torch.continual.pruning.allocate_budget`); ``sep_compensate`` refits
+    the pruned path's exit convolutions on the pool by least squares
+    (:func:`~sepkit_torch.continual.pruning.compensate_exits`) before fine-tuning
+    (``docs/pruning.md``, "A SEP that wins: a budget, and refitted exits").
+
     The baselines' settings: ``baseline`` is the NAFNet preset; ``strength`` the
     regulariser's strength (None: the best of ``strength_grid``, or of the method's
     default grid, by average PSNR on a validation split after training the first
@@ -82,6 +90,8 @@ class PipelineConfig:
     sep_tie: str = "random"
     sep_criterion: str = "published"
     sep_similarity: str = "pearson"
+    sep_budget: float | None = None
+    sep_compensate: bool = False
     skmm: str = "released"
     device: str = "cpu"
     out: str = "runs/demo"
@@ -142,6 +152,13 @@ class PipelineConfig:
                 raise ConfigError(
                     f"`strength` and `strength_grid` must be finite and >= 0; got {value!r}"
                 )
+        if self.sep_budget is not None and not (
+            math.isfinite(self.sep_budget) and 0 < self.sep_budget < 1
+        ):
+            raise ConfigError(
+                f"`sep_budget` must be None or a share of the path's stage parameters in "
+                f"(0, 1); got {self.sep_budget!r}"
+            )
         for name, choices in _CHOICES.items():
             _choice(name, getattr(self, name), choices)
         parse_grouped_conv(self.grouped_conv)
@@ -225,7 +242,13 @@ class PipelineConfig:
 
 # Fields of several values (and the type of each), and fields that may be None.
 _TUPLES = {"tasks": str, "strength_grid": float, "frame_size": int}
-_OPTIONAL = {"data": str, "examples": str, "strength": float, "loss": str}
+_OPTIONAL = {
+    "data": str,
+    "examples": str,
+    "strength": float,
+    "loss": str,
+    "sep_budget": float,
+}
 _FIELD_TYPES = {
     f.name: tuple if f.name in _TUPLES else _OPTIONAL.get(f.name) or type(f.default)
     for f in dataclasses.fields(PipelineConfig)

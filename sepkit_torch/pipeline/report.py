@@ -45,6 +45,9 @@ class PruneReport:
         ``psnr``/``ssim`` on the task's test set.
     after_finetuning : dict
         ``psnr``/``ssim`` after fine-tuning (empty until then).
+
+    With ``sep_compensate`` the pipeline adds ``exit_refit_error`` to the dict: per
+    stage, the relative squared error of the refitted exit convolution on the pool.
     """
 
     task: str
@@ -200,12 +203,21 @@ def _ecmrnet_heading(report) -> list[str]:
         "",
         f"Preset `{cfg['preset']}`, model `{cfg['model']}`, tasks {', '.join(report.tasks)}, "
         f"data {_data(cfg)}, seed {cfg['seed']}, SEP {'on' if cfg['prune'] else 'off'} "
-        f"(rho {cfg['sep_rho']}, {cfg['sep_method']}, ties {cfg.get('sep_tie', 'index')}, "
+        f"({_sep_rule(cfg)}, {cfg['sep_method']}, ties {cfg.get('sep_tie', 'index')}, "
         f"criterion {cfg.get('sep_criterion', 'published')}, "
         f"{cfg['sep_similarity']}), "
         f"SKMM `{cfg['skmm']}`.",
         "",
     ]
+
+
+def _sep_rule(cfg: dict) -> str:
+    """How many groups SEP keeps: the paper's rho, or this project's budget (and refit)."""
+    if cfg.get("sep_budget") is None:
+        rule = f"rho {cfg['sep_rho']}"
+    else:
+        rule = f"budget {cfg['sep_budget']} of the stage parameters"
+    return rule + (", exits refitted" if cfg.get("sep_compensate") else "")
 
 
 def _baseline_heading(report) -> list[str]:

@@ -36,7 +36,7 @@ from sepkit_torch._errors import InvalidInputError, TaskStateError
 from sepkit_torch.complexity import COUNT_SHAPE, complexity
 from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.continual.joint import JointData, TaskPerBatchSampler
-from sepkit_torch.continual.pruning import prune, select_groups
+from sepkit_torch.continual.pruning import compensate_exits, prune, select_groups
 from sepkit_torch.continual.regularizers import (
     DEFAULT_STRENGTH_GRIDS,
     REGULARIZED,
@@ -158,9 +158,16 @@ class ECMRNetStrategy(Strategy):
             seed=cfg.seed,
             sample_ids=list(mine),
             reduce=self.ctx.all_reduce_sum if self.ctx.distributed else None,
+            budget=cfg.sep_budget,
         )
+        unpruned = copy.deepcopy(self.model) if cfg.sep_compensate else None
         prune(self.model, name, selection.keep)
         self.model.to(self.device)
+        refit = None
+        if unpruned is not None:  # exits refit to the unpruned stage outputs on the pool
+            with torch.no_grad():
+                refit = compensate_exits(self.model, name, unpruned, pool)
+            del unpruned
         self.report.pruning[task] = PruneReport(
             task=task,
             groups_before=groups_before,
@@ -171,6 +178,10 @@ class ECMRNetStrategy(Strategy):
             before=before,
             after_pruning={**self._size(task), **self._evaluate_one(task)},
         ).to_dict()
+        if refit is not None:
+            self.report.pruning[task]["exit_refit_error"] = {
+                s: round(v, 6) for s, v in refit.items()
+            }
         log.info("%s: groups %s -> %s", stage, groups_before, list(selection.kept_counts))
 
     def step_finetune(self, stage: Stage) -> None:

@@ -11,12 +11,14 @@ import torch
 import sepkit_torch
 import sepkit_torch.checkpoint as checkpoint_module
 import sepkit_torch.pipeline.strategies as strategies_module
-from sepkit_torch import TaskStateError
+from sepkit_torch import ECMRNet, TaskStateError
+from sepkit_torch.continual.pruning import group_parameters
 from sepkit_torch.data import thermal_scene
 from sepkit_torch.pipeline import CheckpointError, PipelineConfig, run, train_set
 from sepkit_torch.pipeline import test_set as fixed_test_set
 from sepkit_torch.pipeline.cli import main
 from sepkit_torch.pipeline.data import SEED_STREAMS, stage_seed, validation_set
+from sepkit_torch.pipeline.report import write_report
 from sepkit_torch.pipeline.state import KEYS, load_checkpoint, save_checkpoint
 
 TASKS = ("C", "B", "CB")
@@ -214,6 +216,9 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
         ({"tasks": ["C", "C"]}, r"lists 'C' twice"),
         ({"tasks": ["X"]}, r"unknown degradation"),
         ({"sep_rho": 0.0}, r"`sep_rho` must be a number in \(0, 1\]; got 0.0"),
+        ({"sep_budget": 1.0}, r"`sep_budget` must be None or a share .* in \(0, 1\); got 1.0"),
+        ({"sep_budget": "half"}, r"`sep_budget` must be float; got 'half'"),
+        ({"sep_compensate": 1}, r"`sep_compensate` must be bool; got 1"),
         ({"skmm": "big"}, r"`skmm` must be one of"),
         ({"recognizer": "yes"}, r"`recognizer` must be one of \['context', 'pairs', 'none'\]"),
         ({"recognizer_epochs": -1}, r"`recognizer_epochs` must be >= 0; got -1"),
@@ -328,3 +333,37 @@ def test_sep_scores_whole_degraded_frames(tmp_path, monkeypatch):
     config = smoke(tmp_path, tasks=("N",), frame_size=(24, 32), stride=8, sep_pool=3)
     run(config, progress=False, stop_after="N:prune")
     assert pools == [[(3, 1, 24, 32)]]  # three frames, whole, not 16-px training windows
+
+
+def test_sep_budget_and_refitted_exits(tmp_path):
+    settings = dict(tasks=("N",), frame_size=(24, 32), stride=8, sep_pool=3)
+
+    def pruning(name, **overrides):
+        config = smoke(tmp_path, name, **settings, **overrides)
+        report = run(config, progress=False, stop_after="N:prune")
+        return config, report, report.pruning["N"]
+
+    _, _, plain = pruning("rho")
+    _, _, budget = pruning("budget", sep_budget=0.3)
+    config, report, refit = pruning("refit", sep_budget=0.3, sep_compensate=True)
+    # the budget removes 30% of the stage parameters, give or take one group
+    model = ECMRNet.from_preset(config.model)
+    model.add_task("N")
+    per_group = group_parameters(model.branches[model.task("N").name])
+    stages = list(per_group)
+    total = sum(per_group[s] * n for s, n in zip(stages, budget["groups_before"], strict=True))
+    removed = sum(
+        per_group[s] * (b - a)
+        for s, b, a in zip(stages, budget["groups_before"], budget["groups_after"], strict=True)
+    )
+    assert 0.3 <= removed / total < 0.3 + max(per_group.values()) / total
+    assert budget["groups_after"] != plain["groups_after"]
+    # refitting changes the exits of the same selection, and says how well they fit
+    assert refit["groups_after"] == budget["groups_after"]
+    assert refit["after_pruning"]["psnr"] != budget["after_pruning"]["psnr"]
+    assert set(refit["exit_refit_error"]) == set(stages)
+    assert all(0 <= v < 1 for v in refit["exit_refit_error"].values())
+    assert "exit_refit_error" not in budget
+    write_report(report, tmp_path / "written")
+    heading = (tmp_path / "written" / "report.md").read_text()
+    assert "budget 0.3 of the stage parameters, exits refitted" in heading

@@ -606,3 +606,20 @@ def test_compensation_lowers_the_stage_errors_of_any_pruning(model):
     assert all(0 <= e < 1 for e in errors.values()) and after < before
     with pytest.raises(InvalidInputError, match="`pool` must be"):
         compensate_exits(model, "C", original, pool[0])
+
+
+def test_compensation_takes_batches_of_different_sizes(model):
+    keep = {s: np.arange(g) % 2 == 0 for s, g in zip(STAGE_NAMES, model.config.groups, strict=True)}
+    original = copy.deepcopy(model)
+    prune(model, "C", keep)
+    pruned = copy.deepcopy(model)
+    pool = images(4, 1, 24, 32, seed=8)
+    # one tensor split in two batches, or the same two batches as a list: the same fit
+    whole = compensate_exits(model, "C", original, pool, batch_size=2)
+    listed = compensate_exits(pruned, "C", original, [pool[:2], pool[2:]])
+    assert whole == pytest.approx(listed, rel=1e-9)
+    # frames of two sizes (a folder's images) fit together
+    mixed = compensate_exits(pruned, "C", original, [pool[:2], images(1, 1, 32, 40, seed=9)])
+    assert set(mixed) == set(STAGE_NAMES) and all(0 <= e < 1 for e in mixed.values())
+    with pytest.raises(InvalidInputError, match=r"list of such batches; got \[\]"):
+        compensate_exits(pruned, "C", original, [])

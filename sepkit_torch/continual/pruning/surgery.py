@@ -151,8 +151,8 @@ def compensate_exits(
         Holds the pruned branch of `task` (changed in place).
     original : ECMRNet
         The same model before pruning (the targets).
-    pool : Tensor (N, 1, H, W)
-        Degraded training images of the task.
+    pool : Tensor (N, 1, H, W) or list of such batches
+        Degraded training images of the task (batches may differ in image size).
     ridge : float
         Added to the Gram matrix's diagonal, relative to its mean diagonal entry.
 
@@ -162,13 +162,12 @@ def compensate_exits(
         Per stage, the relative squared error of the refitted exit on the pool
         (0: the unpruned outputs rebuilt exactly).
     """
-    if not isinstance(pool, torch.Tensor) or pool.ndim != 4 or pool.shape[0] == 0:
-        raise InvalidInputError(f"`pool` must be a non-empty (N, 1, H, W) tensor; got {pool!r}")
-    targets = _exit_outputs(original, task, pool, batch_size)
+    batches = _pool_batches(pool, batch_size)
+    targets = _exit_outputs(original, task, batches)
     errors = {}
     for s in STAGE_NAMES:
         exit_conv = getattr(model.branches[model.task(task).name], s).exit
-        gram, cross, target_energy = _normal_equations(model, task, pool, batch_size, s, targets[s])
+        gram, cross, target_energy = _normal_equations(model, task, batches, s, targets[s])
         c = gram.shape[0] - 1  # the last row/column is the bias's constant input
         scale = gram.diagonal()[:c].mean().clamp_min(1e-12)
         regularised = gram + ridge * scale * torch.diag(
@@ -182,35 +181,53 @@ def compensate_exits(
     return errors
 
 
-def _exit_outputs(model, task, pool, batch_size) -> dict[str, torch.Tensor]:
-    """Every stage's exit-convolution output on `pool`, float64."""
+def _pool_batches(pool, batch_size: int) -> list[torch.Tensor]:
+    """`pool` as a list of ``(n, 1, H, W)`` batches (a tensor is split into `batch_size`)."""
+    if isinstance(pool, torch.Tensor):
+        if pool.ndim != 4 or pool.shape[0] == 0:
+            raise InvalidInputError(
+                f"`pool` must be a non-empty (N, 1, H, W) tensor or list of such batches; "
+                f"got a tensor of shape {tuple(pool.shape)}"
+            )
+        return list(pool.split(batch_size))
+    batches = list(pool) if isinstance(pool, (list, tuple)) else None
+    if not batches or not all(isinstance(b, torch.Tensor) and b.ndim == 4 for b in batches):
+        raise InvalidInputError(
+            f"`pool` must be a non-empty (N, 1, H, W) tensor or list of such batches; got {pool!r}"
+        )
+    return batches
+
+
+def _exit_outputs(model, task, batches) -> dict[str, list[torch.Tensor]]:
+    """Every stage's exit-convolution output on each batch, float64."""
     seen: dict[str, list[torch.Tensor]] = {s: [] for s in STAGE_NAMES}
     with _exit_hooks(model, task, STAGE_NAMES, lambda s, args, out: seen[s].append(out)):
-        for batch in pool.split(batch_size):
+        for batch in batches:
             model(batch, task=task)
-    return {s: torch.cat(v).to(torch.float64) for s, v in seen.items()}
+    return {s: [t.to(torch.float64) for t in v] for s, v in seen.items()}
 
 
-def _normal_equations(model, task, pool, batch_size, stage, targets):
+def _normal_equations(model, task, batches, stage, targets):
     """For `stage`: the Gram matrix of its exit inputs (a constant 1 appended for the
-    bias), their cross products with `targets` and the targets' energy, float64."""
+    bias), their cross products with `targets` (one per batch) and the targets' energy,
+    float64."""
     sums = {"gram": 0.0, "cross": 0.0, "energy": 0.0}
-    start = 0
+    seen = 0
 
     def accumulate(s, args, out):
-        nonlocal start
+        nonlocal seen
         x = args[0].to(torch.float64)
         x = x.transpose(0, 1).reshape(x.shape[1], -1)
         x = torch.cat([x, torch.ones(1, x.shape[1], dtype=x.dtype, device=x.device)])
-        y = targets[start : start + args[0].shape[0]]
+        y = targets[seen]
         y = y.transpose(0, 1).reshape(y.shape[1], -1)
-        start += args[0].shape[0]
+        seen += 1
         sums["gram"] = sums["gram"] + x @ x.T
         sums["cross"] = sums["cross"] + y @ x.T
         sums["energy"] = sums["energy"] + (y * y).sum()
 
     with _exit_hooks(model, task, (stage,), accumulate):
-        for batch in pool.split(batch_size):
+        for batch in batches:
             model(batch, task=task)
     return sums["gram"].cpu(), sums["cross"].cpu(), sums["energy"].cpu()
 
