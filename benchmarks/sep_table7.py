@@ -241,9 +241,9 @@ def fit(
     if val is not None:
 
         def validate():
-            score = evaluate(model, task, val)
+            score = validation_score(model, task, val)
             model.train()
-            return (1 - score["ssim"]) + (50 - score["psnr"]) / 50
+            return score
 
     return training.fit(
         model,
@@ -491,54 +491,93 @@ def record_graphs(path: Path, model, task: str, pool) -> None:
 
 
 def finetune_task(study: Study, task: str, name: str, args) -> None:
+    """Fine-tune `name`'s pruned branch of `task`: the row ``"<name> fine-tuned"`` (the
+    last weights, or the code recipe's best average) and ``"<name> fine-tuned,
+    validated"`` (of the starting weights and those at the curve's marks, or the best
+    average, the one best on validation frames: a fine-tuning that keeps its start unless
+    validation improves). Fine-tuning is deterministic, so a cell that has the first row
+    only gets the second by running it again."""
+    tuned, validated = f"{name} fine-tuned", f"{name}{VALIDATED}"
+    rows = study.results["tasks"][task]
+    if tuned in rows and validated in rows:
+        return
+    outcome = _finetune(study, task, name, args)
+    study.row(task, tuned, lambda: outcome["last"])
+    study.row(task, validated, lambda: outcome["validated"])
+
+
+#: The suffix of the fine-tuned rows whose weights are chosen on validation frames.
+VALIDATED = " fine-tuned, validated"
+#: The rows of every fine-tuned selection.
+TUNED_SUFFIXES = (" fine-tuned", VALIDATED)
+
+
+def _finetune(study: Study, task: str, name: str, args) -> dict:
     seed = mix_seed(args.seed, ord(task[0]))
     averaged = RECIPES[args.recipe].ema_decay is not None
+    start = time.perf_counter()
+    model = study.model(f"trained-{task}", lambda: None)
+    rows = study.results["tasks"][task]
+    keep = {s: np.asarray(rows[name]["keep"][s]) for s in STAGE_NAMES}
+    pool = None
+    if rows[name].get("compensated"):
+        pool = pool_frames(task, args, seed)
+    m = pruned(model, task, keep, pool)
+    test_data = SyntheticThermalDataset(
+        task, length=args.test, size=args.frame, split="test", seed=args.test_seed
+    )
+    items = [test_data[i] for i in range(len(test_data))]
+    test = (torch.stack([d for d, _ in items]), torch.stack([c for _, c in items]))
+    val = validation_frames(task, args, seed)
+    torch.manual_seed(seed)
+    curve = {0: evaluate(m, task, test)}
+    # the candidates of the validated row: the start, then the weights at each mark
+    best = {"score": validation_score(m, task, val), "step": 0, "model": copy.deepcopy(m)}
 
-    def finetune():
-        model = study.model(f"trained-{task}", lambda: None)
-        rows = study.results["tasks"][task]
-        keep = {s: np.asarray(rows[name]["keep"][s]) for s in STAGE_NAMES}
-        pool = None
-        if rows[name].get("compensated"):
-            pool = pool_frames(task, args, seed)
-        m = pruned(model, task, keep, pool)
-        test_data = SyntheticThermalDataset(
-            task, length=args.test, size=args.frame, split="test", seed=args.test_seed
-        )
-        items = [test_data[i] for i in range(len(test_data))]
-        test = (torch.stack([d for d, _ in items]), torch.stack([c for _, c in items]))
-        torch.manual_seed(seed)
-        curve = {0: evaluate(m, task, test)}
+    def consider(step: int) -> None:
+        score = validation_score(m, task, val)
+        m.train()
+        if score < best["score"]:
+            best.update(score=score, step=step, model=copy.deepcopy(m))
 
-        def on_step(step):
-            if step in args.marks:
-                curve[step] = evaluate(m, task, test)
+    def on_step(step):
+        if step in args.marks:
+            curve[step] = evaluate(m, task, test)
+            if not averaged:
+                consider(step)
 
-        data = training_frames(task, args, mix_seed(seed, 2))
-        val = validation_frames(task, args, seed) if averaged else None
-        result = fit(
-            m,
-            task,
-            data,
-            args.finetune_steps,
-            args.finetune_lr,
-            args,
-            mix_seed(seed, 3),
-            on_step,
-            val=val,
-            epochs=20,
-        )
-        final = curve.get(result.steps) or evaluate(m, task, test)
-        if averaged:  # the public code reports (and keeps) the best weight average
-            result.use_averaged()
-            final = evaluate(m, task, test)
-        return {
-            "curve": {str(k): v for k, v in curve.items()},
-            "steps": result.steps,
-            **final,
-        }
+    data = training_frames(task, args, mix_seed(seed, 2))
+    result = fit(
+        m,
+        task,
+        data,
+        args.finetune_steps,
+        args.finetune_lr,
+        args,
+        mix_seed(seed, 3),
+        on_step,
+        val=val if averaged else None,
+        epochs=20,
+    )
+    final = curve.get(result.steps) or evaluate(m, task, test)
+    if averaged:  # the public code reports (and keeps) the best weight average
+        result.use_averaged()
+        final = evaluate(m, task, test)
+        consider(result.best_step or result.steps)
+    last = {"curve": {str(k): v for k, v in curve.items()}, "steps": result.steps, **final}
+    chosen = {
+        "step": best["step"],
+        "validation_score": round(best["score"], 6),
+        **evaluate(best["model"], task, test),
+    }
+    seconds = round(time.perf_counter() - start, 1)
+    return {"last": {**last, "run_seconds": seconds}, "validated": chosen}
 
-    study.row(task, f"{name} fine-tuned", finetune)
+
+def validation_score(model, task, val) -> float:
+    """The public training code's validation score (lower is better)."""
+    score = evaluate(model, task, val)
+    return (1 - score["ssim"]) + (50 - score["psnr"]) / 50
 
 
 def _compensated(name: str) -> str:
@@ -645,7 +684,7 @@ def _complete(path: Path, args) -> bool:
         return False
     tasks = json.loads(path.read_text()).get("tasks", {})
     wanted = {*SEP_VARIANTS, "MP", "SRP"} | {
-        f"{n} fine-tuned" for n in args.finetune.split(";") if n
+        f"{n}{suffix}" for n in args.finetune.split(";") if n for suffix in TUNED_SUFFIXES
     }
     return all(t in tasks and wanted <= set(tasks[t]) for t in args.tasks.split(","))
 
@@ -742,16 +781,20 @@ def render(results: dict) -> str:
             marks = list(next(iter(tuned.values()))["curve"])
             lines += [
                 "",
-                "| fine-tuned | " + " | ".join(f"{m} steps" for m in marks) + " | vs unpruned |",
-                "|---|" + "---:|" * (len(marks) + 1),
+                "| fine-tuned | "
+                + " | ".join(f"{m} steps" for m in marks)
+                + " | vs unpruned | best on validation: step, vs unpruned |",
+                "|---|" + "---:|" * (len(marks) + 2),
             ]
             for n, r in tuned.items():
                 # early stopping can end a fine-tuning before a mark
                 cells = [f"{r['curve'][m]['psnr']:.2f}" if m in r["curve"] else "-" for m in marks]
+                v = rows.get(n[: -len(" fine-tuned")] + VALIDATED)
+                chosen = "-" if v is None else f"{v['step']}, {v['psnr'] - full['psnr']:+.2f}"
                 lines.append(
                     f"| {n[: -len(' fine-tuned')]} | "
                     + " | ".join(cells)
-                    + f" | {r['psnr'] - full['psnr']:+.2f} |"
+                    + f" | {r['psnr'] - full['psnr']:+.2f} | {chosen} |"
                 )
     return "\n".join(lines) + "\n"
 
@@ -846,28 +889,35 @@ def render_summary(cells: list[dict]) -> str:
                     f"{_spread([a - b for a, b in zip(sel, mp, strict=True)])} | "
                     f"{_spread([a - max(b, c) for a, b, c in zip(sel, mp, srp, strict=True)])} |"
                 )
-    lines += [
-        "",
-        "### After fine-tuning (20% of the training steps), minus the unpruned branch (dB)",
-        "",
-        "| steps | recipe | task | " + " | ".join(SUMMARY_TUNED) + " |",
-        "|---:|---|---|" + "---:|" * len(SUMMARY_TUNED),
-    ]
-    for (steps, recipe), group in sorted(groups.items()):
-        for task in list(group[0].get("tasks", {})):
-            cells_ = [c["tasks"][task] for c in group if "unpruned" in c["tasks"].get(task, {})]
-            cols = []
-            for name in SUMMARY_TUNED:
-                cols.append(
+    for suffix, title in (
+        (" fine-tuned", "After fine-tuning (20% of the training steps)"),
+        (
+            VALIDATED,
+            "After fine-tuning, the weights best on validation frames (the start "
+            "included: a fine-tuning that keeps its start unless validation improves)",
+        ),
+    ):
+        lines += [
+            "",
+            f"### {title}, minus the unpruned branch (dB)",
+            "",
+            "| steps | recipe | task | " + " | ".join(SUMMARY_TUNED) + " |",
+            "|---:|---|---|" + "---:|" * len(SUMMARY_TUNED),
+        ]
+        for (steps, recipe), group in sorted(groups.items()):
+            for task in list(group[0].get("tasks", {})):
+                cells_ = [c["tasks"][task] for c in group if "unpruned" in c["tasks"].get(task, {})]
+                cols = [
                     _spread(
                         [
-                            r[f"{name} fine-tuned"]["psnr"] - r["unpruned"]["psnr"]
+                            r[name + suffix]["psnr"] - r["unpruned"]["psnr"]
                             for r in cells_
-                            if f"{name} fine-tuned" in r
+                            if name + suffix in r
                         ]
                     )
-                )
-            lines.append(f"| {steps} | {recipe} | {task} | " + " | ".join(cols) + " |")
+                    for name in SUMMARY_TUNED
+                ]
+                lines.append(f"| {steps} | {recipe} | {task} | " + " | ".join(cols) + " |")
     return "\n".join(lines) + "\n"
 
 
