@@ -27,6 +27,7 @@ __all__ = [
     "BUILTIN_PRESETS",
     "DEFAULT_PRESET",
     "DEGRADATION_PRESETS",
+    "HMTIR_FITTED",
     "PAPER_TASKS",
     "Degradation",
     "UnknownDegradationError",
@@ -49,11 +50,13 @@ PAPER_TASKS = ("C", "B", "N", "CB", "CN", "BN", "CBN")
 APPENDIX_TASKS = ("D", "CBND")
 
 #: The parameter presets of the built-in degradations: ECMRNet's public code (default),
-#: PPFN's harsher ranges, and ``broad``, the two together (each range from the lower of
-#: their lows to the higher of their highs), which covers the low contrast, blur and noise
-#: of both published HM-TIR severities (``docs/data.md``). A registered degradation may
-#: add presets of its own.
-DEGRADATION_PRESETS = ("ecmrnet", "ppfn", "broad")
+#: PPFN's harsher ranges, ``broad``, the two together (each range from the lower of their
+#: lows to the higher of their highs), which covers the low contrast, blur and noise of
+#: both published HM-TIR severities up to a few values (``docs/data.md``), and ``hmtir``,
+#: ``broad`` widened to every parameter fitted to the ten published HM-TIR pairs
+#: (:data:`HMTIR_FITTED`; the stripe gains of the strongest ``hard`` frame lie outside
+#: ``broad``). A registered degradation may add presets of its own.
+DEGRADATION_PRESETS = ("ecmrnet", "ppfn", "broad", "hmtir")
 
 #: The preset used when none is named, and the ranges of a built-in function's unset arguments.
 DEFAULT_PRESET = "ecmrnet"
@@ -98,11 +101,42 @@ _PUBLISHED = {
     "D": {"ecmrnet": {"dead": 0.002, "hot": 0.001}, "ppfn": {"dead": 0.002, "hot": 0.001}},
 }
 
+#: Smallest and largest value of each parameter that ``estimate_degradation`` fits to the
+#: five ``normal`` and five ``hard`` HM-TIR pairs (their statistics, not their pixels; the
+#: table of ``docs/data.md``, ``benchmarks/thermal_realism.py``). Not the kernel size, which
+#: the estimator cannot identify, nor D, which the pairs lack.
+HMTIR_FITTED: Mapping[str, Mapping[str, tuple[float, float]]] = MappingProxyType(
+    {
+        "C": {"contrast": (0.304, 0.695), "brightness": (38.21, 98.01)},
+        "B": {"sigma": (1.05, 2.7)},
+        "N": {
+            "delta": (14, 62),
+            "gain_std": (0.0338, 0.123),
+            "offset_std": (0.0, 5.45),
+            "sigma": (7.56, 18.87),
+        },
+    }
+)
+
+
+def _widen(preset: Mapping[str, Any], fitted: Mapping[str, tuple]) -> dict[str, Any]:
+    """`preset`'s ranges, each widened to hold the fitted values of its keyword."""
+    out = dict(preset)
+    for key, (lo, hi) in fitted.items():
+        out[key] = (min(out[key][0], lo), max(out[key][1], hi))
+    return out
+
+
+def _presets(published: Mapping[str, Any], fitted: Mapping[str, tuple]) -> dict[str, Any]:
+    broad = _hull(published["ecmrnet"], published["ppfn"])
+    return {**published, "broad": broad, "hmtir": _widen(broad, fitted)}
+
+
 #: Keyword arguments of the built-in degradations per preset (ranges in grey levels, as on
 #: the design page).
 BUILTIN_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType(
     {
-        name: {**published, "broad": _hull(published["ecmrnet"], published["ppfn"])}
+        name: _presets(published, HMTIR_FITTED.get(name, {}))
         for name, published in _PUBLISHED.items()
     }
 )
@@ -380,8 +414,8 @@ def degrade(image, task: str, generator, *, preset: str = DEFAULT_PRESET) -> tor
     generator : torch.Generator or int
         CPU generator, or an int seed (one generator is made from it for the whole task).
     preset : str
-        ``"ecmrnet"`` (the public code's ranges, default), ``"ppfn"`` (harsher) or
-        ``"broad"`` (both).
+        ``"ecmrnet"`` (the public code's ranges, default), ``"ppfn"`` (harsher),
+        ``"broad"`` (both) or ``"hmtir"`` (``broad`` widened to the published pairs).
 
     Returns
     -------

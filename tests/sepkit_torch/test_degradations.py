@@ -28,6 +28,8 @@ from sepkit_torch.data import (
     unregister_degradation,
     vignetting,
 )
+from sepkit_torch.data.registry import HMTIR_FITTED
+from sepkit_torch.data.statistics import line_spectra
 
 from .conftest import images
 
@@ -195,6 +197,83 @@ def test_broad_preset_spans_both_published_ones():
     assert get_degradation("D").kwargs("broad") == get_degradation("D").kwargs("ecmrnet")
 
 
+def test_hmtir_preset_is_broad_widened_to_the_fitted_pairs():
+    for name in ("C", "B", "N", "D"):
+        broad, hmtir = (get_degradation(name).kwargs(p) for p in ("broad", "hmtir"))
+        fitted = HMTIR_FITTED.get(name, {})
+        assert hmtir.keys() == broad.keys() and set(fitted) <= set(hmtir)
+        for key, value in hmtir.items():
+            if key not in fitted:
+                assert value == broad[key]
+                continue
+            (lo, hi), (b_lo, b_hi), (f_lo, f_hi) = value, broad[key], fitted[key]
+            assert lo <= min(b_lo, f_lo) and hi >= max(b_hi, f_hi)  # holds both
+            assert lo in (b_lo, f_lo) and hi in (b_hi, f_hi)  # and nothing more
+    # The decision of docs/data.md: the strongest fitted stripe gains lie outside broad.
+    assert HMTIR_FITTED["N"]["gain_std"][1] > get_degradation("N").kwargs("broad")["gain_std"][1]
+
+
+def test_hmtir_stripe_gains_span_their_range():
+    lo, hi = get_degradation("N").kwargs("hmtir")["gain_std"]
+    x = torch.full((300, 1, 128, 128), 0.5, dtype=torch.float64)
+    y = stripe_noise(x, gen(0), gain_std=(lo, hi), offset_std=0.0)
+    gains = (y - 0.5) / 0.5
+    s = line_spectra(gains / 255)  # one image at a time would do: each is one orientation
+    per_column = (y == y[:, :, :1, :]).flatten(1).all(-1)
+    std = torch.where(per_column, gains[:, 0, 0, :].std(-1), gains[:, 0, :, 0].std(-1))
+    # 128 gains per image: their spread is within 4 x 6.3% of s_g ~ U[lo, hi].
+    assert float(std.max()) > hi - 0.2 * (hi - lo) and float(std.max()) < 1.25 * hi
+    assert float(std.min()) < lo + 0.2 * (hi - lo) and float(std.min()) > 0.75 * lo
+    assert abs(float(std.mean()) - (lo + hi) / 2) < 0.006  # 300 draws: sd of the mean 0.0016
+    assert s.column_std > 0 and s.row_std > 0  # both orientations occur over the batch
+
+
+def test_line_spectra_measure_stripes_and_white_noise():
+    g = gen(0)
+    offsets = torch.randn(1, 1, 1, 256, generator=g, dtype=torch.float64) * 6.0
+    stripes = line_spectra(offsets.expand(1, 1, 64, 256) / 255)
+    assert stripes.column_std == pytest.approx(float(offsets.std(correction=0)), rel=1e-9)
+    assert stripes.row_std < 1e-9 and float(stripes.rows.abs().max()) < 1e-18
+    assert stripes.columns.shape == (128,) and float(stripes.column_frequencies[-1]) == 0.5
+    # Parseval: over all 256 bins (k and -k alike, k = 0 and 128 once) the mean power is the
+    # profile's variance.
+    full = torch.cat([stripes.columns[:-1], stripes.columns[:-1], stripes.columns[-1:]])
+    assert float(full.sum()) / 256 == pytest.approx(stripes.column_std**2, rel=1e-9)
+
+    noise = torch.randn(32, 1, 64, 128, generator=g, dtype=torch.float64) * 10.0
+    white = line_spectra(noise / 255)
+    for power, n in ((white.columns, 64), (white.rows, 128)):
+        # flat at sigma^2 / n: each half of the band is a mean of >= 1000 exponential-like
+        # values (sd 3%), so 15% is five sd
+        low, high = power[: len(power) // 2].mean(), power[len(power) // 2 :].mean()
+        assert float(low) == pytest.approx(100.0 / n, rel=0.15)
+        assert float(high) == pytest.approx(100.0 / n, rel=0.15)
+
+    wave = torch.cos(2 * torch.pi * 3 * torch.arange(96, dtype=torch.float64) / 96)
+    low_frequency = line_spectra(wave.expand(40, 96) / 255)
+    assert int(low_frequency.columns.argmax()) == 2  # k = 3: bins start at k = 1
+    assert float(low_frequency.columns[2]) > 0.99 * float(low_frequency.columns.sum())
+
+
+def test_line_spectra_mask_leaves_out_pixels():
+    ramp = torch.linspace(0, 1, 40, dtype=torch.float64).expand(30, 40)
+    keep = torch.ones(30, 40, dtype=torch.bool)
+    keep[5:9, 3:20] = False
+    x = ramp.clone()
+    x[~keep] = 1.0  # clipped pixels, left out
+    masked, clean = line_spectra(x, keep), line_spectra(ramp)
+    assert masked.column_std == pytest.approx(clean.column_std, rel=1e-12)
+    assert line_spectra(x).column_std != pytest.approx(clean.column_std, rel=1e-3)
+    with pytest.raises(TypeError, match="`mask` must be a boolean tensor; got dtype torch.float64"):
+        line_spectra(x, keep.double())
+    with pytest.raises(
+        InvalidInputError, match=r"broadcast to the images' shape \(1, 30, 40\); got shape \(3, 4\)"
+    ):
+        line_spectra(x, keep[:3, :4])
+    with pytest.raises(InvalidInputError, match=r"`images` must be at least 2 x 2; got \(1, 40\)"):
+        line_spectra(x[:1])
+
+
 def test_paper_tasks_parse():
     for task in PAPER_TASKS + APPENDIX_TASKS:
         assert degrade(X, task, 0).shape == X.shape
@@ -274,7 +353,7 @@ def test_unknown_names_list_the_known_ones():
     with pytest.raises(InvalidInputError, match="`task` 'CC' repeats a degradation"):
         parse_task("CC")
     with pytest.raises(
-        InvalidInputError, match=r"`preset` must be one of \['broad', 'ecmrnet', 'ppfn'\]"
+        InvalidInputError, match=r"`preset` must be one of \['broad', 'ecmrnet', 'hmtir', 'ppfn'\]"
     ):
         degrade(X, "C", 0, preset="harsh")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,9 +11,11 @@ from sepkit_torch import InvalidInputError
 from sepkit_torch.data import (
     gaussian_blur,
     gaussian_noise,
+    get_degradation,
     low_contrast,
     optical_nonuniformity,
     quantize,
+    read_image,
     register_degradation,
     stripe_noise,
     thermal_scene,
@@ -19,6 +23,7 @@ from sepkit_torch.data import (
     vignetting,
 )
 from sepkit_torch.data.estimation import estimate_degradation
+from sepkit_torch.data.registry import HMTIR_FITTED
 
 
 def textured(h: int = 160, w: int = 200, seed: int = 0) -> torch.Tensor:
@@ -103,3 +108,25 @@ def test_bad_input():
         unregister_degradation("V")
     with pytest.raises(InvalidInputError, match="fewer than 16 pixels that are not clipped"):
         estimate_degradation(x, torch.ones_like(x), "C")
+
+
+EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hm-tir-examples"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="needs ../shared/data/hm-tir-examples")
+def test_hmtir_preset_holds_what_the_estimator_fits_to_the_published_pairs():
+    fitted: dict[tuple[str, str], list[float]] = {}
+    for severity in ("normal", "hard"):
+        for path in sorted((EXAMPLES / "imgs").glob("*.png")):
+            clean, degraded = read_image(path), read_image(EXAMPLES / severity / path.name)
+            for letter, values in estimate_degradation(clean, degraded, "CBN").parameters.items():
+                for key, value in values.items():
+                    fitted.setdefault((letter, key), []).append(value)
+    assert len(fitted[("N", "gain_std")]) == 10
+    for (letter, key), values in fitted.items():
+        if key == "kernel_size":  # not identifiable, not in the table
+            continue
+        assert HMTIR_FITTED[letter][key] == (min(values), max(values)), (letter, key)
+        lo, hi = get_degradation(letter).kwargs("hmtir")[key]
+        assert lo <= min(values) and max(values) <= hi
