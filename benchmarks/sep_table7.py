@@ -36,6 +36,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from torch.utils.data import DataLoader
 
 from sepkit_torch import ECMRNet, complexity, psnr, ssim, training
@@ -154,6 +155,14 @@ class Study:
     def __init__(self, out: Path, config: dict):
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
+        # one process per folder: two would overwrite each other's models and results
+        self._lock = FileLock(out / ".study.lock")
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise SystemExit(
+                f"error: another process is running the study in {out}; use another --out"
+            ) from None
         path = out / "results.json"
         self.results = json.loads(path.read_text()) if path.is_file() else {"config": config}
         if self.results["config"] != config:

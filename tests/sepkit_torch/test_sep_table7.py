@@ -6,6 +6,7 @@ import copy
 import json
 
 import numpy as np
+import pytest
 
 from benchmarks import sep_table7
 
@@ -106,3 +107,11 @@ def test_a_grid_of_lengths_and_recipes_keeps_each_cell_and_summarises(tmp_path):
     )
     assert not (tmp_path / "elsewhere").exists()
     assert {p.name: p.read_text() for p in results.glob("*.json")} == before
+
+
+def test_a_study_folder_takes_one_process_at_a_time(tmp_path):
+    first = sep_table7.Study(tmp_path / "cell", {"steps": 1})
+    with pytest.raises(SystemExit, match="another process is running the study in"):
+        sep_table7.Study(tmp_path / "cell", {"steps": 1})
+    del first
+    sep_table7.Study(tmp_path / "cell", {"steps": 1})  # free again
