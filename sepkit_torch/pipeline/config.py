@@ -102,7 +102,9 @@ class PipelineConfig:
     workers: int = 0
     pin_memory: bool = False
     # the degradation recognizer (blind restoration): "context" trains each letter's head
-    # around the letters learned before it, "pairs" on its task's pairs only, "none" skips it
+    # around the letters learned before it, "pairs" on its task's pairs only, "mixtures"
+    # around every other letter of the tasks (its own strength mild beside them) and
+    # calibrates its threshold on validation frames, "none" skips it
     recognizer: str = "context"
     recognizer_epochs: int = 3
 

@@ -215,7 +215,10 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
         ({"tasks": ["X"]}, r"unknown degradation"),
         ({"sep_rho": 0.0}, r"`sep_rho` must be a number in \(0, 1\]; got 0.0"),
         ({"skmm": "big"}, r"`skmm` must be one of"),
-        ({"recognizer": "yes"}, r"`recognizer` must be one of \['context', 'pairs', 'none'\]"),
+        (
+            {"recognizer": "yes"},
+            r"`recognizer` must be one of \['context', 'pairs', 'mixtures', 'none'\]",
+        ),
         ({"recognizer_epochs": -1}, r"`recognizer_epochs` must be >= 0; got -1"),
         ({"colour": 3}, r"unknown setting\(s\) \['colour'\]"),
         ({"examples": "x", "tasks": ["C"]}, r"`examples_task` must be one of `tasks`"),
