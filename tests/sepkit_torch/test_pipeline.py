@@ -315,6 +315,9 @@ def test_the_cpu_preset_trains_on_windows_of_detailed_frames(tmp_path):
     assert test.style == "detailed" and test[0][0].shape == (1, 256, 256)
     assert validation_set(config, "N").style == "detailed"
     assert PipelineConfig.from_preset("demo").scene_style == "soft"
+    # the cpu preset's recognizer trains on mixtures; the demo's keeps the default
+    assert config.recognizer == "mixtures"
+    assert PipelineConfig.from_preset("demo").recognizer == "context"
     folder = PipelineConfig.from_preset("smoke", data=str(tmp_path))
     assert folder.scene_style == "soft"
 
