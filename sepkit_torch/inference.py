@@ -279,7 +279,9 @@ class Restorer:
     batch_size : int, default 4
         Images (or tiles) per forward pass.
     threshold : float, default 0.5
-        A letter counts as recognized when its probability is at least this.
+        A letter counts as recognized when its probability is at least this (the
+        probabilities are shifted by the heads' calibrated thresholds, if any, so that 0.5
+        is each head's own boundary).
     source : str, optional
         Where the networks come from, for messages (set by :func:`load`).
 

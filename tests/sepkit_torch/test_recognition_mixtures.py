@@ -384,6 +384,13 @@ def test_a_mixtures_run_calibrates_each_head_and_keeps_the_restorer(tmp_path):
 def test_the_recognizer_command_retrains_and_writes_weights(tmp_path, capsys):
     config = _smoke(tmp_path)
     run(config, progress=False)
+    # retraining the context run's own mode gives its heads bit for bit, without thresholds
+    again, _ = retrain_recognizer(config, evaluate=False)
+    saved = load_checkpoint(Path(config.out) / "checkpoint.pt")["recognizer"]
+    assert again.state_dict()["_extra_state"] == saved["_extra_state"]
+    for key, value in again.state_dict().items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, saved[key]), key
     out = tmp_path / "mixtures.pt"
     assert main(["recognizer", config.out, "--out", str(out), "--mode", "mixtures", "--quiet"]) == 0
     printed = capsys.readouterr().out
