@@ -44,6 +44,7 @@ from sepkit_torch.data import parse_task, read_image
 from sepkit_torch.inference import Restorer
 from sepkit_torch.models import DegradationRecognizer
 from sepkit_torch.pipeline import PipelineConfig, stage_seed, test_set, train_set
+from sepkit_torch.pipeline.recognition_stage import retrain_recognizer as retrain_run_recognizer
 from sepkit_torch.pipeline.recognition_stage import window_batches
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,24 +61,23 @@ def test_sets(config: PipelineConfig, length: int | None = None) -> dict:
 
 
 def retrain_recognizer(config: PipelineConfig, mode: str) -> DegradationRecognizer:
-    """The pipeline's recognizer stages again, with ``mode`` "context", "pairs" or "joint"."""
+    """The pipeline's recognizer stages again, with ``mode`` "context", "pairs",
+    "mixtures" (the pipeline's own retraining) or "joint" (not a pipeline mode)."""
+    if mode != "joint":
+        changed = dataclasses.replace(config, recognizer=mode)
+        return retrain_run_recognizer(changed, evaluate=False)[0]
     torch.manual_seed(0)
     recognizer = DegradationRecognizer()
     singles = [t for t in config.tasks if len(parse_task(t)) == 1]
     for task in singles:
         stage = f"{task}:recognize"
         data = train_set(config, task, stage)
-        contexts = {
-            "context": recognizer.letters,
-            "pairs": (),
-            "joint": tuple(singles),
-        }[mode]
         train_letter(
             recognizer,
             task,
             data,
             epochs=config.recognizer_epochs,
-            contexts=contexts,
+            contexts=tuple(singles),  # every letter, those learned later included
             preset=config.degradation_preset,
             batch_size=config.batch_size,
             seed=stage_seed(config, stage, "recognizer"),

@@ -23,7 +23,10 @@ deterministic on the CPU; a few minutes with one thread.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.real_restoration [--model runs/cpu] \\
         [--before runs/demo] [--examples ../shared/data/hm-tir-examples] \\
-        [--figure docs/images/restore_real_default.png] [--test-length 60]
+        [--figure docs/images/restore_real_default.png] [--test-length 60] [--blind-only]
+
+``--blind-only`` prints the blind table (2.) alone, e.g. for a retrained recognizer
+(``python -m sepkit_torch.pipeline recognizer``).
 """
 
 from __future__ import annotations
@@ -119,8 +122,9 @@ def print_pairs(rows: dict[str, list[dict]], names: list[str], task: str) -> Non
             print()
 
 
-def blind(restorer: Restorer, folder: Path) -> list[dict]:
-    """The recognizer's verdict on every real degraded image, and the blind restoration."""
+def blind(restorer: Restorer, folder: Path, task: str = "CBN") -> list[dict]:
+    """The recognizer's verdict on every real degraded image, the blind restoration, and
+    the restoration with `task` known."""
     rows = []
     for severity in SEVERITIES:
         for path in sorted((folder / severity).glob("*.png")):
@@ -128,6 +132,7 @@ def blind(restorer: Restorer, folder: Path) -> list[dict]:
             clean = read_image(folder / "imgs" / path.name)[None]
             (verdict,) = restorer.recognize(degraded)
             restored, _ = restorer.restore(degraded)
+            known = restorer(degraded, task=task) if task in restorer.tasks else None
             rows.append(
                 {
                     "image": f"{severity}/{path.stem}",
@@ -136,30 +141,41 @@ def blind(restorer: Restorer, folder: Path) -> list[dict]:
                     "task": verdict.task,
                     "degraded": scores(degraded, clean)[0],
                     "blind": scores(restored, clean)[0],
+                    "known": None if known is None else scores(known, clean)[0],
                 }
             )
     return rows
 
 
-def print_blind(rows: list[dict], letters: tuple[str, ...]) -> None:
+def print_blind(rows: list[dict], letters: tuple[str, ...], task: str = "CBN") -> None:
     print("### Blind restoration of the real images (all are C + B + N)\n")
     letters = sorted(letters, key=lambda name: get_degradation(name).order)
+    known = all(r["known"] is not None for r in rows)
     print(
         "| image | "
         + " | ".join(f"p({x})" for x in letters)
         + " | recognized | routed to | degraded PSNR | blind PSNR |"
+        + (f" {task} known PSNR |" if known else "")
     )
-    print("|---|" + "---:|" * len(letters) + "---|---|---:|---:|")
+    print("|---|" + "---:|" * len(letters) + "---|---|---:|---:|" + ("---:|" if known else ""))
     for r in rows:
         p = " | ".join(f"{r['p'][x]:.2f}" for x in letters)
         print(
             f"| {r['image']} | {p} | {r['letters']} | {r['task'] or 'left as is'} "
             f"| {r['degraded']:.2f} | {r['blind']:.2f} |"
+            + (f" {r['known']:.2f} |" if known else "")
         )
     full = sum(
         r["task"] is not None and {"C", "B", "N"} <= set(parse_task(r["task"])) for r in rows
     )
-    print(f"\nRouted to a task holding C, B and N: {full} of {len(rows)}.\n")
+    print(f"\nRouted to a task holding C, B and N: {full} of {len(rows)}.")
+    if known:
+        gain = {k: np.mean([r[k] - r["degraded"] for r in rows]) for k in ("blind", "known")}
+        print(
+            f"Mean gain over the input: blind {gain['blind']:+.2f} dB, {task} known "
+            f"{gain['known']:+.2f} dB (blind - known: {gain['blind'] - gain['known']:+.2f} dB)."
+        )
+    print()
 
 
 def gap(restorer: Restorer, config: PipelineConfig, folder: Path, task: str, draws: int) -> None:
@@ -276,6 +292,9 @@ def main(argv=None) -> None:
     p.add_argument("--figure-image", default="hard/Villa", help="severity/name of it")
     p.add_argument("--draws", type=int, default=2, help="degradations per image in the gap study")
     p.add_argument("--test-length", type=int, help="procedural test images per task")
+    p.add_argument(
+        "--blind-only", action="store_true", help="only the blind restoration of the real images"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -290,10 +309,16 @@ def main(argv=None) -> None:
         print(f"Before: {models['before'].source}.\n")
 
     folder = Path(args.examples)
+    if args.blind_only:
+        if (folder / "hard").is_dir() and model.recognizer is not None:
+            print_blind(blind(model, folder, args.task), model.recognizer.letters, args.task)
+        else:
+            print(f"(no real examples in {folder}, or no recognizer)\n")
+        return
     if (folder / "hard").is_dir():
         print_pairs(real_pairs(models, folder, args.task), list(models), args.task)
         if model.recognizer is not None:
-            print_blind(blind(model, folder), model.recognizer.letters)
+            print_blind(blind(model, folder, args.task), model.recognizer.letters, args.task)
         gap(model, configs["the model"], folder, args.task, args.draws)
         if args.figure:
             figure(models, folder, args.figure_image, args.task, Path(args.figure))

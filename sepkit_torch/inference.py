@@ -279,7 +279,9 @@ class Restorer:
     batch_size : int, default 4
         Images (or tiles) per forward pass.
     threshold : float, default 0.5
-        A letter counts as recognized when its probability is at least this.
+        A letter counts as recognized when its probability is at least this (the
+        probabilities are shifted by the heads' calibrated thresholds, if any, so that 0.5
+        is each head's own boundary).
     source : str, optional
         Where the networks come from, for messages (set by :func:`load`).
 
@@ -428,14 +430,16 @@ class Restorer:
         return verdicts(p, self.recognizer.letters, self.routable, self.threshold)
 
     def _probabilities(self, image: torch.Tensor) -> torch.Tensor:
-        """Per letter, from the whole image, or from the mean logit over its tiles."""
+        """Per letter, from the whole image, or from the mean logit over its tiles (shifted
+        by the heads' calibrated thresholds)."""
         h, w = image.shape[-2:]
         windows = tile_windows(h, w, tile=self.tile, overlap=self.overlap)
         logits = torch.stack([self.recognizer(image[..., t:b, lf:r])[0] for t, b, lf, r in windows])
         area = torch.tensor([(b - t) * (r - lf) for t, b, lf, r in windows], dtype=logits.dtype).to(
             logits.device
         )
-        return torch.sigmoid((logits * area[:, None]).sum(0, keepdim=True) / area.sum())
+        mean = (logits * area[:, None]).sum(0, keepdim=True) / area.sum()
+        return torch.sigmoid(self.recognizer.decision_logits(mean))
 
     def _restore_task(self, x: torch.Tensor, task: str) -> torch.Tensor:
         name = task.replace("+", "_")

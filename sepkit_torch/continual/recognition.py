@@ -10,6 +10,11 @@ what that costs on the fixed test sets of every task learned so far.
 whose set of letters is most probable when the heads are read as independent
 probabilities (the maximum-likelihood learned task; see its Notes). When the thresholded
 set of letters is itself a learned task, that is the task chosen.
+
+The ``"mixtures"`` mode trains each head around every other letter of the run's task list
+at realistic relative strengths (the head's own letter at the mild end of its ranges when
+others are present: :data:`MILD_ENDS`), then :func:`calibrate_letter` sets the head's
+threshold on procedural validation frames (:func:`calibrate_threshold`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -31,9 +37,14 @@ from sepkit_torch.training import fit
 
 __all__ = [
     "CLEAN",
+    "MILD_ENDS",
+    "MILD_SHARE",
     "RECOGNIZER_MODES",
     "Recognition",
+    "calibrate_letter",
+    "calibrate_threshold",
     "evaluate_recognition",
+    "mild_kwargs",
     "recognize",
     "route",
     "train_letter",
@@ -42,8 +53,27 @@ __all__ = [
 
 #: How a task sequence grows the recognizer (the pipeline's ``recognizer`` setting):
 #: ``"context"`` trains each letter's head around the letters learned before it,
-#: ``"pairs"`` on its task's pairs only, ``"none"`` leaves the recognizer out.
-RECOGNIZER_MODES = ("context", "pairs", "none")
+#: ``"pairs"`` on its task's pairs only, ``"mixtures"`` around every other letter of the
+#: task list at realistic relative strengths and calibrates its threshold on validation
+#: frames, ``"none"`` leaves the recognizer out.
+RECOGNIZER_MODES = ("context", "pairs", "mixtures", "none")
+
+#: Which end of each range of a built-in degradation is the mild one: ``"low"`` (a smaller
+#: value degrades less: blur sigma, noise levels, brightness offset) or ``"high"`` (the
+#: contrast gain, 1 being no loss). A registered degradation not listed keeps its ranges.
+MILD_ENDS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "C": MappingProxyType({"contrast": "high", "brightness": "low"}),
+        "B": MappingProxyType({"sigma": "low"}),
+        "N": MappingProxyType(
+            {"delta": "low", "gain_std": "low", "offset_std": "low", "sigma": "low"}
+        ),
+    }
+)
+
+#: In the ``"mixtures"`` mode, the share of each of its ranges (at the mild end) a letter's
+#: strength is drawn from when other letters are present: mild blur beside strong noise.
+MILD_SHARE = 0.5
 
 #: The name of "no degradation recognized" in routes and confusion matrices; such an image
 #: is passed through unchanged.
@@ -190,6 +220,7 @@ def train_letter(
     progress: bool = False,
     desc: str = "recognize",
     batch_sampler: Callable[[torch.Generator], Sampler[list[int]]] | None = None,
+    mild: float | None = None,
 ) -> float:
     """Add the head of `letter` to `recognizer` and train it; returns the last loss.
 
@@ -219,6 +250,10 @@ def train_letter(
         ``batch_sampler(generator)``: the batches of `data` (lists of item indices), drawn
         from the seeded `generator` (e.g. visiting the windows of whole frames a few frames
         at a time); default: a plain shuffle of `batch_size` items.
+    mild : float, optional
+        With `contexts` chosen for a pair, draw `letter`'s own parameters from this share
+        of each of its ranges, at the mild end (:func:`mild_kwargs`); the contexts keep
+        their full ranges. None (default): `letter` at its full ranges too.
 
     Notes
     -----
@@ -234,6 +269,8 @@ def train_letter(
     contexts = tuple(c for c in contexts if c != letter)
     for c in contexts:
         parse_task(c)
+    if mild is not None:
+        mild_kwargs(letter, preset, mild)  # checks `mild` before any training
     with torch.random.fork_rng(devices=[]):  # the new head's initial weights from `seed`
         torch.manual_seed(seed)
         recognizer.add_letter(letter)
@@ -252,7 +289,9 @@ def train_letter(
 
     def objective(batch) -> torch.Tensor:
         degraded, clean = batch
-        positives, negatives = _with_contexts(degraded, clean, letter, contexts, preset, context_g)
+        positives, negatives = _with_contexts(
+            degraded, clean, letter, contexts, preset, context_g, mild
+        )
         x = torch.cat([positives, negatives]).to(device)
         target = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
         return F.binary_cross_entropy_with_logits(head(x), target.to(device))
@@ -277,17 +316,179 @@ def train_letter(
     return round(result.loss, 6)
 
 
-def _with_contexts(degraded, clean, letter, contexts, preset, g):
+def _with_contexts(degraded, clean, letter, contexts, preset, g, mild=None):
     positives, negatives = [], []
     for d, c in zip(degraded, clean, strict=True):
         chosen = [x for x in contexts if float(torch.rand((), generator=g)) < 0.5]
         if chosen:
-            positives.append(quantize(degrade(c, task_name([*chosen, letter]), g, preset=preset)))
+            positives.append(quantize(_degrade_around(c, letter, chosen, preset, g, mild)))
             negatives.append(quantize(degrade(c, task_name(chosen), g, preset=preset)))
         else:
             positives.append(quantize(d))
             negatives.append(quantize(c))
     return torch.stack(positives), torch.stack(negatives)
+
+
+def _degrade_around(clean, letter, chosen, preset, g, mild):
+    """`clean` degraded by `chosen` and `letter` in canonical order, one generator running
+    through them; with `mild`, `letter` at the mild end of its ranges."""
+    if mild is None:
+        return degrade(clean, task_name([*chosen, letter]), g, preset=preset)
+    y = clean
+    for name in parse_task(task_name([*chosen, letter])):
+        degradation = get_degradation(name)
+        if name == letter:
+            y = degradation.fn(y, g, **mild_kwargs(letter, preset, mild))
+        else:
+            y = degradation(y, g, preset=preset)
+    return y
+
+
+def mild_kwargs(letter: str, preset: str, share: float) -> dict[str, Any]:
+    """The keyword arguments of degradation `letter` under `preset`, each range listed in
+    :data:`MILD_ENDS` cut to its mildest `share` (integer ranges stay integer).
+
+    Examples
+    --------
+    >>> from sepkit_torch.continual.recognition import mild_kwargs
+    >>> mild_kwargs("B", "broad", 0.5)  # sigma 1-3 -> 1-2; the kernel sizes kept
+    {'kernel_size': (7, 23), 'sigma': (1.0, 2.0)}
+    >>> mild_kwargs("N", "broad", 0.5)["sigma"], mild_kwargs("N", "broad", 0.5)["delta"]
+    ((5.0, 12.5), (15, 45))
+    >>> mild_kwargs("C", "broad", 0.5)["contrast"]  # mild = a gain near 1
+    (0.5, 0.8)
+    """
+    if (
+        not isinstance(share, (int, float))
+        or isinstance(share, bool)
+        or not 0.0 < float(share) <= 1.0
+    ):
+        raise InvalidInputError(f"`mild` must be a share of the ranges in (0, 1]; got {share!r}")
+    kwargs = get_degradation(letter).kwargs(preset)
+    for key, end in MILD_ENDS.get(letter, {}).items():
+        value = kwargs.get(key)
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            continue  # a fixed value (or none under this preset): nothing to cut
+        lo, hi = value
+        span = (hi - lo) * float(share)
+        if isinstance(lo, int) and isinstance(hi, int):
+            span = int(round(span))
+        # (clamped: in floats, hi - (hi - lo) may fall below lo)
+        kwargs[key] = (lo, min(hi, lo + span)) if end == "low" else (max(lo, hi - span), hi)
+    return kwargs
+
+
+def calibrate_threshold(logits, labels) -> float:
+    """The threshold (a probability) that best separates `labels` by `logits`: the one of
+    largest balanced accuracy (the mean of the hit rates on positives and on negatives).
+
+    Parameters
+    ----------
+    logits : sequence of float or 1-D tensor
+        A head's logits on validation images.
+    labels : sequence of {0, 1} or 1-D tensor
+        1 where the letter is present; both classes must occur.
+
+    Returns
+    -------
+    float
+        ``sigmoid(t)``, with ``t`` the cut (midway between two neighbouring logits, or
+        beyond the extremes) whose rule ``logit >= t`` has the largest balanced accuracy;
+        among equally good cuts, the one closest to logit 0 (threshold 0.5).
+
+    Examples
+    --------
+    >>> from sepkit_torch.continual.recognition import calibrate_threshold
+    >>> round(calibrate_threshold([-3.0, -2.0, -1.5, 0.5], [0, 0, 1, 1]), 4)  # cut at -1.75
+    0.148
+    """
+    x = torch.as_tensor(logits, dtype=torch.float64).flatten()
+    y = torch.as_tensor(labels).flatten()
+    if x.numel() != y.numel() or x.numel() == 0:
+        raise InvalidInputError(
+            f"`logits` and `labels` must be non-empty and of one length; got {x.numel()} "
+            f"and {y.numel()}"
+        )
+    if not torch.isfinite(x).all():
+        raise InvalidInputError("`logits` must be finite; got inf or nan")
+    if not bool(((y == 0) | (y == 1)).all()) or not (bool((y == 1).any()) and bool((y == 0).any())):
+        raise InvalidInputError(
+            f"`labels` must be 0 or 1, with both present; got values {sorted(set(y.tolist()))}"
+        )
+    y = y.bool()
+    values = torch.unique(x)  # sorted
+    cuts = torch.cat([values[:1] - 1.0, (values[1:] + values[:-1]) / 2, values[-1:] + 1.0])
+    predicted = x[None, :] >= cuts[:, None]  # (cuts, images)
+    hit_positive = (predicted & y).sum(1).double() / y.sum()
+    hit_negative = (~predicted & ~y).sum(1).double() / (~y).sum()
+    balanced = (hit_positive + hit_negative) / 2
+    best = balanced >= balanced.max() - 1e-12
+    cut = cuts[best][cuts[best].abs().argmin()]
+    return float(torch.sigmoid(cut).clamp(1e-6, 1 - 1e-6))
+
+
+def calibrate_letter(
+    recognizer: DegradationRecognizer,
+    letter: str,
+    frames: Sequence[torch.Tensor],
+    *,
+    contexts: Sequence[str] = (),
+    preset: str = "ecmrnet",
+    mild: float | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Set the threshold of `letter`'s head on validation frames; returns what was found.
+
+    Every clean frame of `frames` (``(1, H, W)``, e.g. procedural scenes of a split
+    distinct from training and test) gives one positive and one negative, drawn as in
+    :func:`train_letter` with the same `contexts`, `preset` and `mild` (the positive
+    without contexts is the frame degraded by `letter` at its full ranges). The head's
+    threshold is the :func:`calibrate_threshold` of its logits on them.
+
+    Returns
+    -------
+    dict
+        ``threshold``; ``n`` (validation images); ``balanced_accuracy`` at 0.5 and at the
+        threshold (``before`` and ``after``).
+    """
+    if letter not in recognizer.letters:
+        raise InvalidInputError(
+            f"`letter` must be one of the recognizer's letters {list(recognizer.letters)}; "
+            f"got {letter!r}"
+        )
+    if len(frames) < 1:
+        raise InvalidInputError(f"`frames` must hold at least one frame; got {len(frames)}")
+    contexts = tuple(c for c in contexts if c != letter)
+    g = torch.Generator().manual_seed(seed)
+    head = recognizer.heads[letter]
+    logits, labels = [], []
+    mode = head.training
+    head.eval()
+    try:
+        with torch.no_grad():
+            for frame in frames:  # one at a time: frames may differ in size
+                clean = frame.unsqueeze(0)
+                degraded = degrade(clean, letter, g, preset=preset)
+                pos, neg = _with_contexts(degraded, clean, letter, contexts, preset, g, mild)
+                logits += head(torch.cat([pos, neg]).to(device)).cpu().tolist()
+                labels += [1, 0]
+    finally:
+        head.train(mode)
+    threshold = calibrate_threshold(logits, labels)
+    recognizer.set_threshold(letter, threshold)
+    x, y = torch.tensor(logits), torch.tensor(labels).bool()
+
+    def balanced(cut: float) -> float:
+        hit = x >= cut
+        return round(float(((hit & y).sum() / y.sum() + (~hit & ~y).sum() / (~y).sum()) / 2), 4)
+
+    cut = math.log(threshold / (1 - threshold))
+    return {
+        "threshold": threshold,
+        "n": len(labels),
+        "balanced_accuracy": {"before": balanced(0.0), "after": balanced(cut)},
+    }
 
 
 def evaluate_recognition(

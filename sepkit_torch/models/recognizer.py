@@ -12,9 +12,17 @@ A head sees the image twice, as it is and standardised per image (zero mean, uni
 variance), so it can judge absolute levels (contrast, black level) and texture
 (sharpness, noise) independently; its features are pooled over the whole image by mean,
 log standard deviation and maximum, so any image size works.
+
+Each head may carry a calibrated threshold (:meth:`DegradationRecognizer.set_threshold`):
+the probability at which its letter counts as present, chosen on validation images
+(:func:`~sepkit_torch.continual.recognition.calibrate_threshold`). The recognizer's
+:meth:`~DegradationRecognizer.probabilities` are shifted in logit space so that every
+head's threshold reads 0.5; a head without one is not shifted.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -24,7 +32,10 @@ from sepkit_torch.models.backbone import check_images
 
 __all__ = ["DegradationRecognizer", "LetterHead"]
 
+# 1: width and letters; 2: also the heads' calibrated thresholds (written only when a head
+# has one, so a recognizer without thresholds saves the state it always did)
 _STATE_FORMAT = 1
+_STATE_FORMAT_THRESHOLDS = 2
 
 
 def _check_width(width) -> None:
@@ -85,9 +96,9 @@ class DegradationRecognizer(nn.Module):
 
     Notes
     -----
-    Only the newest head trains (:meth:`trainable_parameters`); the letters and the width
-    are the module's extra state, so :meth:`from_state_dict` rebuilds it from a
-    checkpoint.
+    Only the newest head trains (:meth:`trainable_parameters`); the letters, the width and
+    the calibrated thresholds are the module's extra state, so :meth:`from_state_dict`
+    rebuilds it from a checkpoint (plain data: it loads with ``weights_only=True``).
 
     Examples
     --------
@@ -102,6 +113,9 @@ class DegradationRecognizer(nn.Module):
     torch.Size([3, 2])
     >>> DegradationRecognizer.from_state_dict(recognizer.state_dict()).letters
     ('C', 'B')
+    >>> recognizer.set_threshold("B", 0.3)
+    >>> DegradationRecognizer.from_state_dict(recognizer.state_dict()).thresholds
+    {'B': 0.3}
     """
 
     def __init__(self, width: int = 16):
@@ -109,6 +123,7 @@ class DegradationRecognizer(nn.Module):
         _check_width(width)
         self.width = width
         self.heads = nn.ModuleDict()
+        self._thresholds: dict[str, float] = {}
 
     @classmethod
     def from_state_dict(cls, state_dict) -> DegradationRecognizer:
@@ -128,6 +143,42 @@ class DegradationRecognizer(nn.Module):
     def letters(self) -> tuple[str, ...]:
         """The degradations recognized, in the order added (the logits' order)."""
         return tuple(self.heads.keys())
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The calibrated thresholds, per letter that has one (a copy; the others: 0.5)."""
+        return dict(self._thresholds)
+
+    def set_threshold(self, letter: str, threshold: float | None) -> None:
+        """Set the probability at which the head of `letter` counts its letter present
+        (None: back to 0.5, no shift)."""
+        if letter not in self.heads:
+            raise InvalidInputError(
+                f"`letter` must be one of the recognizer's letters {list(self.letters)}; "
+                f"got {letter!r}"
+            )
+        if threshold is None:
+            self._thresholds.pop(letter, None)
+            return
+        if (
+            not isinstance(threshold, (int, float))
+            or isinstance(threshold, bool)
+            or not 0.0 < float(threshold) < 1.0
+        ):
+            raise InvalidInputError(
+                f"`threshold` of {letter!r} must be a probability strictly between 0 and 1; "
+                f"got {threshold!r}"
+            )
+        self._thresholds[letter] = float(threshold)
+
+    def decision_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """`logits` ``(B, len(letters))`` minus each head's calibrated offset (the logit of
+        its threshold): 0 is every head's decision boundary. Without thresholds, `logits`
+        itself."""
+        if not self._thresholds:
+            return logits
+        offsets = [_logit(self._thresholds.get(letter, 0.5)) for letter in self.letters]
+        return logits - torch.tensor(offsets, dtype=logits.dtype, device=logits.device)
 
     def add_letter(self, letter: str) -> None:
         """Add a head for degradation `letter` (trainable) and freeze all earlier heads."""
@@ -167,16 +218,25 @@ class DegradationRecognizer(nn.Module):
         return torch.stack([head(x) for head in self.heads.values()], 1)
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """``sigmoid`` of the logits: per image and letter, the belief it is present."""
-        return torch.sigmoid(self(x))
+        """Per image and letter, the belief it is present: ``sigmoid`` of the
+        :meth:`decision_logits`, so 0.5 at each head's calibrated threshold."""
+        return torch.sigmoid(self.decision_logits(self(x)))
 
     def get_extra_state(self) -> dict:
-        return {"format": _STATE_FORMAT, "width": self.width, "letters": list(self.letters)}
+        state = {"format": _STATE_FORMAT, "width": self.width, "letters": list(self.letters)}
+        if self._thresholds:
+            state["format"] = _STATE_FORMAT_THRESHOLDS
+            state["thresholds"] = {
+                k: self._thresholds[k] for k in self.letters if k in self._thresholds
+            }
+        return state
 
     def set_extra_state(self, state) -> None:
-        if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+        formats = (_STATE_FORMAT, _STATE_FORMAT_THRESHOLDS)
+        if not isinstance(state, dict) or state.get("format") not in formats:
             raise InvalidInputError(
-                f"recognizer extra state must be a dict with format {_STATE_FORMAT}; got {state!r}"
+                f"recognizer extra state must be a dict with format {_STATE_FORMAT} or "
+                f"{_STATE_FORMAT_THRESHOLDS}; got {state!r}"
             )
         if int(state["width"]) != self.width:
             raise InvalidInputError(
@@ -188,7 +248,15 @@ class DegradationRecognizer(nn.Module):
                 del self.heads[letter]
             for letter in state["letters"]:
                 self.heads[letter] = LetterHead(self.width)
+        self._thresholds = {}
+        for letter, threshold in dict(state.get("thresholds") or {}).items():
+            self.set_threshold(letter, threshold)
         self._apply_freezing()
 
     def extra_repr(self) -> str:
-        return f"letters={list(self.letters)}, width={self.width}"
+        extra = f", thresholds={self.thresholds}" if self._thresholds else ""
+        return f"letters={list(self.letters)}, width={self.width}{extra}"
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))

@@ -3,7 +3,8 @@
 Parses arguments into a :class:`~sepkit_torch.pipeline.PipelineConfig` and calls
 :func:`~sepkit_torch.pipeline.run`, or, after the word ``compare``,
 :func:`~sepkit_torch.pipeline.compare`, or, after the word ``export``,
-:func:`~sepkit_torch.pipeline.weights.export_weights`; no logic of its own. Every error a
+:func:`~sepkit_torch.pipeline.weights.export_weights`, or, after the word ``recognizer``,
+:func:`~sepkit_torch.pipeline.weights.retrain_weights`; no logic of its own. Every error a
 user can cause is printed as ``error: ...`` with exit status 2.
 """
 
@@ -16,11 +17,12 @@ import sys
 import tomllib
 
 from sepkit_torch._errors import SepkitTorchError
+from sepkit_torch.continual.recognition import RECOGNIZER_MODES
 from sepkit_torch.pipeline.comparison import compare
 from sepkit_torch.pipeline.config import RUN_PRESETS, PipelineConfig
 from sepkit_torch.pipeline.runner import run
 from sepkit_torch.pipeline.strategies import METHODS
-from sepkit_torch.pipeline.weights import export_weights
+from sepkit_torch.pipeline.weights import export_weights, retrain_weights
 
 
 def _value(text: str):
@@ -104,10 +106,56 @@ def export(argv: list[str]) -> int:
     return 0
 
 
+def recognizer_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sepkit_torch.pipeline recognizer",
+        description="Retrain the degradation recognizer of a finished run (all its "
+        "recognize stages, with the run's data and seeds; the restorer is left as it is) "
+        "and write a weights file with both. RUN may also be a weights file.",
+    )
+    p.add_argument("run", metavar="RUN", help="a finished run folder, its checkpoint or weights")
+    p.add_argument("--out", required=True, metavar="FILE", help="the weights file to write")
+    p.add_argument(
+        "--mode",
+        choices=[m for m in RECOGNIZER_MODES if m != "none"],
+        help="how the heads train (default: the run's recognizer setting)",
+    )
+    p.add_argument("--epochs", type=int, help="epochs per head (default: the run's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def retrain(argv: list[str]) -> int:
+    args = recognizer_parser().parse_args(argv)
+    try:
+        path, info = retrain_weights(
+            args.run, args.out, mode=args.mode, epochs=args.epochs, progress=not args.quiet
+        )
+    except (SepkitTorchError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} (recognizer {info['mode']}, heads {', '.join(info['loss'])})")
+    for letter, c in info.get("calibration", {}).items():
+        ba = c["balanced_accuracy"]
+        print(
+            f"  {letter}: threshold {c['threshold']:.4f} on {c['n']} validation images "
+            f"(balanced accuracy {ba['before']:.3f} at 0.5, {ba['after']:.3f} calibrated)"
+        )
+    for result in info["after"].values():
+        print(f"routing accuracy on the run's test sets: {result['accuracy']:.3f}")
+        print("| true \\ routed | " + " | ".join(result["columns"]) + " |")
+        print("|---|" + "---:|" * len(result["columns"]))
+        for row, counts in zip(result["rows"], result["confusion"], strict=True):
+            print(f"| {row} | " + " | ".join(str(c) for c in counts) + " |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "export":
         return export(argv[1:])
+    if argv and argv[0] == "recognizer":
+        return retrain(argv[1:])
     comparing = bool(argv) and argv[0] == "compare"
     args = parser(comparing).parse_args(argv[1:] if comparing else argv)
     logging.basicConfig(

@@ -112,7 +112,9 @@ class PipelineConfig:
     workers: int = 0
     pin_memory: bool = False
     # the degradation recognizer (blind restoration): "context" trains each letter's head
-    # around the letters learned before it, "pairs" on its task's pairs only, "none" skips it
+    # around the letters learned before it, "pairs" on its task's pairs only, "mixtures"
+    # around every other letter of the tasks (its own strength mild beside them) and
+    # calibrates its threshold on validation frames, "none" skips it
     recognizer: str = "context"
     recognizer_epochs: int = 3
 
@@ -328,9 +330,12 @@ RUN_PRESETS: dict[str, dict[str, Any]] = {
     # for real footage without a GPU: scenes that look like thermal footage, degraded whole
     # as frames of 256 x 320 with the ranges that hold both published HM-TIR severities,
     # six random 96-px windows each (960 per epoch). Noise is learned before blur, so that
-    # the blur head of the recognizer is trained around noise (docs/restore.md).
+    # the blur head of the recognizer is trained around noise; the recognizer's heads train
+    # on mixtures with calibrated thresholds, which routes real CBN frames to CBN
+    # (docs/restore.md).
     "cpu": dict(
         tasks=("C", "N", "B", "CB", "CN", "BN", "CBN"),
+        recognizer="mixtures",
         scene_style="detailed",
         degradation_preset="broad",
         crop_size=96,

@@ -12,7 +12,9 @@ from sepkit_torch.data import make_dataset
 from sepkit_torch.data.sampling import mix_seed
 
 __all__ = [
+    "CALIBRATION_FRAMES",
     "SEED_STREAMS",
+    "calibration_frames",
     "frame_batches",
     "stage_seed",
     "test_set",
@@ -22,6 +24,11 @@ __all__ = [
 
 # seed of the validation images (strength tuning), apart from every stage's seed
 _VALIDATION_SEED = 0x5EED_7A11
+# seed of the recognizer's calibration frames, apart from every other seed
+_CALIBRATION_SEED = 0x5EED_CA1B
+
+#: Clean frames the ``"mixtures"`` recognizer calibrates each head's threshold on.
+CALIBRATION_FRAMES = 64
 
 
 #: The independent random streams of a stage: its training data (crops and degradations),
@@ -111,6 +118,29 @@ def validation_set(config, task: str):
     )
     data.set_epoch(0)
     return data
+
+
+def calibration_frames(config, length: int = CALIBRATION_FRAMES) -> list[torch.Tensor]:
+    """Clean frames ``(1, H, W)`` to calibrate the recognizer's thresholds on: procedural
+    scenes of the run's style and frame size (the test size without frames), or random
+    crops of a folder's training images, from a seed of their own (neither the training
+    nor the test images)."""
+    if config.data is None:
+        size = tuple(config.frame_size) or config.test_size
+        extra = {"length": length, "style": config.scene_style}
+    else:
+        size, extra = config.crop_size, {}
+    data = make_dataset(
+        config.data,
+        config.tasks[0],
+        split="train",
+        crop_size=size,
+        preset=config.degradation_preset,
+        seed=mix_seed(config.seed, _CALIBRATION_SEED),
+        **extra,
+    )
+    data.set_epoch(0)
+    return [data[i][1] for i in range(min(length, len(data)))]
 
 
 def frame_batches(frames: list[torch.Tensor], device, size: int = 4) -> list[torch.Tensor]:

@@ -417,15 +417,16 @@ def recognizer_markdown(info: Mapping[str, Any]) -> list[str]:
     tasks = list(info["after"])
     final = info["after"][tasks[-1]]
     letters = final["letters"]
+    trained = {
+        "pairs": "each task's pairs only",
+        "mixtures": "each task's pairs, around every other letter of the tasks, its own "
+        "strength mild beside them; thresholds calibrated on validation frames",
+    }.get(info["mode"], "each task's pairs, around the letters learned before it")
     lines = [
         "## Degradation recognizer",
         "",
         f"Heads {', '.join(letters)} (trained on "
-        + (
-            "each task's pairs only"
-            if info["mode"] == "pairs"
-            else "each task's pairs, around the letters learned before it"
-        )
+        + trained
         + f"); {info['params']:,} params, {info['macs'] / 1e9:.3f} GMACs at 1 x 1 x 512 x 640. "
         "Routed: share of the task's test images sent to that task; exact: share whose "
         "recognized letters are exactly the task's; then per letter, the share on which "
@@ -438,6 +439,19 @@ def recognizer_markdown(info: Mapping[str, Any]) -> list[str]:
         r = final["per_task"][row]
         cells = " | ".join(f"{r['letter'][letter]:.2f}" for letter in letters)
         lines.append(f"| {row} | {r['routed']:.2f} | {r['exact']:.2f} | {cells} |")
+    calibration = info.get("calibration") or {}
+    if calibration:
+        lines += [
+            "",
+            "Thresholds: "
+            + ", ".join(
+                f"{letter} {c['threshold']:.3f} (balanced accuracy on {c['n']} validation "
+                f"images {c['balanced_accuracy']['before']:.3f} at 0.5, "
+                f"{c['balanced_accuracy']['after']:.3f} calibrated)"
+                for letter, c in calibration.items()
+            )
+            + ".",
+        ]
     lines += [
         "",
         f"Mean routing accuracy over the degraded test sets: {final['accuracy']:.3f}.",

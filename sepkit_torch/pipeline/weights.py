@@ -14,8 +14,10 @@ preset's run (``make weights`` retrains and exports it; ``docs/pipeline.md``), u
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 from sepkit_torch._errors import CheckpointError
 from sepkit_torch.checkpoint import (
@@ -28,7 +30,7 @@ from sepkit_torch.pipeline.config import PipelineConfig
 from sepkit_torch.pipeline.state import MAY_CHANGE
 from sepkit_torch.pipeline.strategies import strategy_class
 
-__all__ = ["export_weights"]
+__all__ = ["export_weights", "retrain_weights"]
 
 # Settings left out of a weights file: where the run lived and the speed switches, which
 # do not change the weights, so that the same training exported anywhere is the same file.
@@ -62,9 +64,51 @@ def export_weights(run: str | os.PathLike, path: str | os.PathLike) -> Path:
     >>> state["tasks"], sorted(torch.load(path, weights_only=True))
     (['C'], ['config', 'kind', 'model', 'recognizer', 'tasks', 'version'])
     """
+    return save_checkpoint(path, _payload(run, allow_weights=False))
+
+
+def retrain_weights(
+    run: str | os.PathLike,
+    path: str | os.PathLike,
+    *,
+    mode: str | None = None,
+    epochs: int | None = None,
+    device="cpu",
+    progress: bool = False,
+) -> tuple[Path, dict[str, Any]]:
+    """Retrain the recognizer of a finished run (a run folder, its checkpoint, or a weights
+    file such as the built-in one) and write a weights file with the run's restorer, left
+    as it is, and the new recognizer; returns the path and the recognizer's info.
+
+    Every ``recognize`` stage of the run is done again with the run's training data and
+    stage seeds (:func:`~sepkit_torch.pipeline.recognition_stage.retrain_recognizer`), in
+    `mode` (default: the run's ``recognizer`` setting) for `epochs` (default: the run's
+    ``recognizer_epochs``); both are written into the file's settings.
+    """
+    from sepkit_torch.pipeline.recognition_stage import retrain_recognizer
+
+    payload = _payload(run, allow_weights=True)
+    changes = {}
+    if mode is not None:
+        changes["recognizer"] = mode
+    if epochs is not None:
+        changes["recognizer_epochs"] = epochs
+    settings = {**payload["config"], **changes}
+    known = {f.name for f in dataclasses.fields(PipelineConfig)}
+    config = PipelineConfig(**{k: v for k, v in settings.items() if k in known})
+    recognizer, info = retrain_recognizer(config, device=device, progress=progress)
+    payload["config"] = {**payload["config"], **changes}
+    payload["recognizer"] = recognizer.cpu().state_dict()
+    return save_checkpoint(path, payload), info
+
+
+def _payload(run, *, allow_weights: bool) -> dict[str, Any]:
+    """What a weights file of `run` holds (a run must be a finished ECMRNet run)."""
     source = checkpoint_path(run, "run")
     data = load_checkpoint(source)
     if data.get("kind") == WEIGHTS_KIND:
+        if allow_weights:
+            return {k: data[k] for k in ("kind", "config", "model", "recognizer", "tasks")}
         raise CheckpointError(f"`run` {str(source)!r} is a weights file already, not a run")
     saved = data.get("config") or {}
     config = PipelineConfig(**saved)
@@ -81,13 +125,10 @@ def export_weights(run: str | os.PathLike, path: str | os.PathLike) -> Path:
             f"{missing[0]!r}; continue it with --resume, then export"
         )
     settings = {k: v for k, v in saved.items() if k not in _NOT_EXPORTED}
-    return save_checkpoint(
-        path,
-        {
-            "kind": WEIGHTS_KIND,
-            "config": settings,
-            "model": data["model"],
-            "recognizer": data["recognizer"],
-            "tasks": list(data["report"]["tasks"]),
-        },
-    )
+    return {
+        "kind": WEIGHTS_KIND,
+        "config": settings,
+        "model": data["model"],
+        "recognizer": data["recognizer"],
+        "tasks": list(data["report"]["tasks"]),
+    }

@@ -220,7 +220,10 @@ def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
         ({"sep_budget": "half"}, r"`sep_budget` must be float; got 'half'"),
         ({"sep_compensate": 1}, r"`sep_compensate` must be bool; got 1"),
         ({"skmm": "big"}, r"`skmm` must be one of"),
-        ({"recognizer": "yes"}, r"`recognizer` must be one of \['context', 'pairs', 'none'\]"),
+        (
+            {"recognizer": "yes"},
+            r"`recognizer` must be one of \['context', 'pairs', 'mixtures', 'none'\]",
+        ),
         ({"recognizer_epochs": -1}, r"`recognizer_epochs` must be >= 0; got -1"),
         ({"colour": 3}, r"unknown setting\(s\) \['colour'\]"),
         ({"examples": "x", "tasks": ["C"]}, r"`examples_task` must be one of `tasks`"),
@@ -317,6 +320,9 @@ def test_the_cpu_preset_trains_on_windows_of_detailed_frames(tmp_path):
     assert test.style == "detailed" and test[0][0].shape == (1, 256, 256)
     assert validation_set(config, "N").style == "detailed"
     assert PipelineConfig.from_preset("demo").scene_style == "soft"
+    # the cpu preset's recognizer trains on mixtures; the demo's keeps the default
+    assert config.recognizer == "mixtures"
+    assert PipelineConfig.from_preset("demo").recognizer == "context"
     folder = PipelineConfig.from_preset("smoke", data=str(tmp_path))
     assert folder.scene_style == "soft"
 

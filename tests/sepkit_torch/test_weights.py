@@ -101,6 +101,10 @@ def test_the_builtin_model_is_small_safe_and_complete():
     # preset's loss None means its recipe's, which the file names
     cpu = PipelineConfig.from_preset("cpu").to_dict()
     cpu["loss"] = cpu["loss"] or RECIPES[cpu["recipe"]].loss
+    # the shipped file predates the preset's "mixtures" recognizer: its heads were trained
+    # in the "context" mode (docs/restore.md); everything else is the preset's
+    assert data["config"]["recognizer"] == "context" and cpu["recognizer"] == "mixtures"
+    cpu["recognizer"] = "context"
     assert {k: cpu[k] for k in data["config"]} == data["config"]
     # trained before stage seeds hashed the whole stage name: `make weights` now draws
     # other seeds and gives another file (docs/pipeline.md, "The cpu preset")
