@@ -101,14 +101,14 @@ def test_the_builtin_model_is_small_safe_and_complete():
     # preset's loss None means its recipe's, which the file names
     cpu = PipelineConfig.from_preset("cpu").to_dict()
     cpu["loss"] = cpu["loss"] or RECIPES[cpu["recipe"]].loss
-    # the shipped file predates the preset's "mixtures" recognizer: its heads were trained
-    # in the "context" mode (docs/restore.md); everything else is the preset's
-    assert data["config"]["recognizer"] == "context" and cpu["recognizer"] == "mixtures"
-    cpu["recognizer"] = "context"
+    # its recognizer was retrained in the preset's "mixtures" mode, with thresholds
+    assert data["config"]["recognizer"] == "mixtures"
     assert {k: cpu[k] for k in data["config"]} == data["config"]
-    # trained before stage seeds hashed the whole stage name: `make weights` now draws
-    # other seeds and gives another file (docs/pipeline.md, "The cpu preset")
-    assert data["version"] == 2 < VERSION
+    thresholds = restorer.recognizer.thresholds
+    assert set(thresholds) == {"C", "B", "N"} and all(0 < t < 1 for t in thresholds.values())
+    # written by the current format; its restorer was trained before stage seeds hashed
+    # the whole stage name, so `make weights` gives another file (docs/pipeline.md)
+    assert data["version"] == VERSION
 
 
 def test_the_package_ships_the_builtin_weights():
