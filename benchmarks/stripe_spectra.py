@@ -37,17 +37,14 @@ import torch
 
 from sepkit_torch.data import (
     degrade,
-    gaussian_blur,
-    gaussian_noise,
     get_degradation,
-    low_contrast,
     optical_nonuniformity,
     quantize,
     read_image,
     stripe_noise,
 )
 from sepkit_torch.data.degradations import gaussian_filter
-from sepkit_torch.data.estimation import estimate_degradation
+from sepkit_torch.data.estimation import estimate_degradation, nonuniformity_bump
 from sepkit_torch.data.statistics import line_spectra
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,22 +55,13 @@ FIGURE_PAIR = "Leaning_Tower"  # the strongest stripes, the one pair outside bro
 LOW, HIGH = 0.05, 0.25  # cycles per pixel: the bands of the flatness ratio
 
 
-def bump(h: int, w: int, cy: float, cx: float) -> torch.Tensor:
-    """``cos(pi/2 r)^4``, r the distance to ``(cy, cx)`` over that of the farthest corner."""
-    yy = torch.arange(h, dtype=torch.float64)[:, None]
-    xx = torch.arange(w, dtype=torch.float64)[None, :]
-    far = max(math.hypot(py - cy, px - cx) for py in (0, h - 1) for px in (0, w - 1))
-    r = torch.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) / far
-    return torch.cos(r * (math.pi / 2)) ** 4
-
-
 def residual(clean: torch.Tensor, degraded: torch.Tensor):
     """The degraded frame less its fitted ``a G*x + b + delta bump`` (grey levels / 255)."""
     fit = estimate_degradation(clean, degraded, "CBN")
     x, y = clean.reshape(clean.shape[-2:]).double(), degraded.reshape(clean.shape[-2:]).double()
     b = fit.parameters["B"]
     gx = gaussian_filter(x[None, None], b["kernel_size"], b["sigma"])[0, 0]
-    features = torch.stack([gx, torch.ones_like(y), bump(*y.shape, *fit.centre)], -1)
+    features = torch.stack([gx, torch.ones_like(y), nonuniformity_bump(*y.shape, *fit.centre)], -1)
     keep = (y > 0.5 / 255) & (y < 254.5 / 255)  # clipped pixels say nothing
     for _ in range(2):  # then also where the model itself would clip
         coef = torch.linalg.lstsq(features[keep], y[keep][:, None]).solution[:, 0]
@@ -174,16 +162,6 @@ def strengths_table(strengths: dict, real: dict[str, float]) -> list[str]:
     return lines
 
 
-def matched(clean: torch.Tensor, p: dict, seed: int) -> torch.Tensor:
-    """Our CBN with the point values `p` of a fit, 8-bit."""
-    g = torch.Generator().manual_seed(seed)
-    y = low_contrast(clean, g, **p["C"])
-    y = gaussian_blur(y, g, **p["B"])
-    y = optical_nonuniformity(y, g, delta=p["N"]["delta"])
-    y = stripe_noise(y, g, gain_std=p["N"]["gain_std"], offset_std=p["N"]["offset_std"])
-    return quantize(gaussian_noise(y, g, sigma=p["N"]["sigma"]))
-
-
 def log_bins(f: torch.Tensor, p: torch.Tensor, bins: int = 24):
     """Mean power in log-spaced frequency bins (readable on a log axis)."""
     edges = torch.logspace(math.log10(float(f[0])), math.log10(0.5), bins + 1, dtype=torch.float64)
@@ -207,7 +185,7 @@ def figure(examples: Path, table: dict, out: Path) -> None:
     clean = read_image(examples / "imgs" / f"{FIGURE_PAIR}.png")
     fitted = estimate_degradation(clean, real, "CBN")
     for seed in range(20):  # the orientation is drawn anew: the first seed that matches
-        ours = matched(clean, fitted.parameters, seed)
+        ours = fitted.degrade(clean, seed)
         r, keep, fit = residual(clean, ours)
         if fit.stripes == fitted.stripes:
             break

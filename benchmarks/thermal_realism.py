@@ -30,17 +30,11 @@ import torch
 
 from sepkit_torch.data import (
     SCENE_STYLES,
-    gaussian_blur,
-    gaussian_noise,
     get_degradation,
-    low_contrast,
-    optical_nonuniformity,
-    quantize,
     read_image,
-    stripe_noise,
     thermal_scenes,
 )
-from sepkit_torch.data.estimation import estimate_degradation
+from sepkit_torch.data.estimation import DegradationEstimate, estimate_degradation
 from sepkit_torch.data.sampling import randint, uniform
 from sepkit_torch.data.statistics import gradient_magnitudes, scene_statistics, wasserstein_1d
 
@@ -120,22 +114,13 @@ def draw_parameters(g: torch.Generator) -> dict[str, dict]:
     }
 
 
-def apply(clean: torch.Tensor, p: dict, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    y = low_contrast(clean, g, **p["C"])
-    y = gaussian_blur(y, g, **p["B"])
-    y = optical_nonuniformity(y, g, delta=p["N"]["delta"])
-    y = stripe_noise(y, g, gain_std=p["N"]["gain_std"], offset_std=p["N"]["offset_std"])
-    return quantize(gaussian_noise(y, g, sigma=p["N"]["sigma"]))
-
-
 def accuracy(clean: list[torch.Tensor], trials: int) -> tuple[list[str], dict]:
     g = torch.Generator().manual_seed(2024)
     errors: dict[str, list[float]] = {label: [] for _, _, label in PARAMETERS}
     seconds = []
     for t in range(trials):
         truth = draw_parameters(g)
-        degraded = apply(clean[t % len(clean)], truth, seed=t)
+        degraded = DegradationEstimate("CBN", truth).degrade(clean[t % len(clean)], t)
         start = time.perf_counter()
         fit = estimate_degradation(clean[t % len(clean)], degraded, "CBN").parameters
         seconds.append(time.perf_counter() - start)

@@ -21,11 +21,11 @@ from typing import Any
 import torch
 
 from sepkit_torch._errors import InvalidInputError
-from sepkit_torch.data.degradations import GREY, gaussian_filter
-from sepkit_torch.data.registry import parse_task
-from sepkit_torch.data.sampling import as_batch
+from sepkit_torch.data.degradations import GREY, gaussian_filter, quantize
+from sepkit_torch.data.registry import get_degradation, parse_task
+from sepkit_torch.data.sampling import as_batch, as_generator
 
-__all__ = ["DegradationEstimate", "estimate_degradation"]
+__all__ = ["DegradationEstimate", "estimate_degradation", "nonuniformity_bump"]
 
 #: The degradations whose parameters :func:`estimate_degradation` can fit.
 ESTIMABLE = ("C", "B", "N", "D")
@@ -60,6 +60,16 @@ class DegradationEstimate:
     stripes: str | None = None
     centre: tuple[float, float] | None = None
     residual: float = 0.0
+
+    def degrade(self, clean, generator) -> torch.Tensor:
+        """`clean` degraded by the task's registered functions at the fitted point values,
+        8-bit (the draws these do not fix, such as the stripes' orientation and the
+        non-uniformity's centre, come from `generator`)."""
+        g = as_generator(generator)
+        y = clean
+        for letter in parse_task(self.task):
+            y = get_degradation(letter).fn(y, g, **self.parameters[letter])
+        return quantize(y)
 
 
 def _plane(image, name: str) -> torch.Tensor:
@@ -99,7 +109,7 @@ def _fit_all(y, features, mask):
     return coef, fitted.reshape(y.shape), var, inverse
 
 
-def _bump(h: int, w: int, cy: float, cx: float, step: int = 1) -> torch.Tensor:
+def nonuniformity_bump(h: int, w: int, cy: float, cx: float, step: int = 1) -> torch.Tensor:
     """``cos(pi/2 r)^4`` around ``(cy, cx)`` on every `step`-th row and column of an
     ``h x w`` image, r the distance over its largest value (to the farthest corner)."""
     yy = torch.arange(0, h, step, dtype=torch.float64)[:, None]
@@ -159,7 +169,7 @@ def _fit_centre(gx, y, mask) -> tuple[float, float]:
     ones = torch.ones_like(ys)
 
     def rss(cy: float, cx: float) -> float:
-        return _rss(ys, _fit_all(ys, [gs, ones, _bump(h, w, cy, cx, 2)], ms)[1], ms)
+        return _rss(ys, _fit_all(ys, [gs, ones, nonuniformity_bump(h, w, cy, cx, 2)], ms)[1], ms)
 
     step_y, step_x = (h - 1) / 7, (w - 1) / 9
     best = min(
@@ -294,7 +304,7 @@ def estimate_degradation(clean, degraded, task: str = "CBN", *, max_sigma: float
         if noise:
             if not second_pass:
                 centre = _fit_centre(gx, y, mask)
-                features.append(_bump(*y.shape, *centre))
+                features.append(nonuniformity_bump(*y.shape, *centre))
         coef, fitted, var, _ = _fit_all(y, features, mask)
         if second_pass:
             break

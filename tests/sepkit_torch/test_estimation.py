@@ -22,7 +22,7 @@ from sepkit_torch.data import (
     unregister_degradation,
     vignetting,
 )
-from sepkit_torch.data.estimation import estimate_degradation
+from sepkit_torch.data.estimation import DegradationEstimate, estimate_degradation
 from sepkit_torch.data.registry import HMTIR_FITTED
 
 
@@ -130,3 +130,18 @@ def test_hmtir_preset_holds_what_the_estimator_fits_to_the_published_pairs():
         assert HMTIR_FITTED[letter][key] == (min(values), max(values)), (letter, key)
         lo, hi = get_degradation(letter).kwargs("hmtir")[key]
         assert lo <= min(values) and max(values) <= hi
+
+
+def test_an_estimate_degrades_with_its_point_values():
+    x = thermal_scene((48, 64), 1)
+    p = {
+        "C": {"contrast": 0.5, "brightness": 40.0},
+        "B": {"kernel_size": 9, "sigma": 1.5},
+        "N": {"delta": 30, "gain_std": 0.05, "offset_std": 2.0, "sigma": 8.0},
+    }
+    g = torch.Generator().manual_seed(3)
+    y = gaussian_blur(low_contrast(x, g, **p["C"]), g, **p["B"])
+    y = optical_nonuniformity(y, g, delta=30)
+    y = gaussian_noise(stripe_noise(y, g, gain_std=0.05, offset_std=2.0), g, sigma=8.0)
+    assert torch.equal(DegradationEstimate("CBN", p).degrade(x, 3), quantize(y))
+    assert not torch.equal(DegradationEstimate("CB", p).degrade(x, 3), quantize(y))
