@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.sep_table7 import _spread
+from benchmarks.sep_table7 import mean_sd
 
 AT_BUDGET = " @ SEP (budget) counts"
 PUBLISHED = ("SEP", "SEP (published ties)", "MP", "SRP")
@@ -53,8 +53,8 @@ def tables(groups: dict) -> str:
         for task in cells[0]["tasks"]:
             rows = [c["tasks"][task] for c in cells if "SEP" in c["tasks"].get(task, {})]
             label = _label(steps, recipe, len(rows))
-            raw = _spread([r.get("unpruned, raw weights", r["unpruned"])["psnr"] for r in rows])
-            cut = _spread(
+            raw = mean_sd([r.get("unpruned, raw weights", r["unpruned"])["psnr"] for r in rows])
+            cut = mean_sd(
                 [
                     100 * (r["SEP"]["activated_params"] / r["unpruned"]["activated_params"] - 1)
                     for r in rows
@@ -62,12 +62,12 @@ def tables(groups: dict) -> str:
             )
             a.append(
                 f"| {label} | {task} | {cut}% | {raw} | "
-                + " | ".join(_spread([r[n]["psnr"] for r in rows if n in r]) for n in PUBLISHED)
+                + " | ".join(mean_sd([r[n]["psnr"] for r in rows if n in r]) for n in PUBLISHED)
                 + " |"
             )
             b.append(
                 f"| {label} | {task} | {raw} | "
-                + " | ".join(_spread([r[n]["psnr"] for r in rows if n in r]) for n in BUDGET)
+                + " | ".join(mean_sd([r[n]["psnr"] for r in rows if n in r]) for n in BUDGET)
                 + " |"
             )
     return "\n".join(a) + "\n\n" + "\n".join(b) + "\n"

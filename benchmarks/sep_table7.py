@@ -808,7 +808,8 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _spread(values) -> str:
+def mean_sd(values) -> str:
+    """'mean ± sd' (sample sd) of the values that are not None; one value alone; '-' for none."""
     values = [v for v in values if v is not None]
     if not values:
         return "-"
@@ -892,11 +893,11 @@ def render_summary(cells: list[dict]) -> str:
                 rnd = col(random_name) if random_name else []
                 energy = col(energy_name) if energy_name else []
                 lines.append(
-                    f"| {steps} | {recipe} | {task} | {len(rows)} | {_spread(cut)}% | "
-                    f"{_spread(raw)} | {_spread(sel)} | {_spread(mp)} | "
-                    f"{_spread(srp)} | {_spread(rnd)} | {_spread(energy)} | "
-                    f"{_spread([a - b for a, b in zip(sel, mp, strict=True)])} | "
-                    f"{_spread([a - max(b, c) for a, b, c in zip(sel, mp, srp, strict=True)])} |"
+                    f"| {steps} | {recipe} | {task} | {len(rows)} | {mean_sd(cut)}% | "
+                    f"{mean_sd(raw)} | {mean_sd(sel)} | {mean_sd(mp)} | "
+                    f"{mean_sd(srp)} | {mean_sd(rnd)} | {mean_sd(energy)} | "
+                    f"{mean_sd([a - b for a, b in zip(sel, mp, strict=True)])} | "
+                    f"{mean_sd([a - max(b, c) for a, b, c in zip(sel, mp, srp, strict=True)])} |"
                 )
     for suffix, title in (
         (" fine-tuned", "After fine-tuning (20% of the training steps)"),
@@ -917,7 +918,7 @@ def render_summary(cells: list[dict]) -> str:
             for task in list(group[0].get("tasks", {})):
                 cells_ = [c["tasks"][task] for c in group if "unpruned" in c["tasks"].get(task, {})]
                 cols = [
-                    _spread(
+                    mean_sd(
                         [
                             r[name + suffix]["psnr"] - r["unpruned"]["psnr"]
                             for r in cells_
