@@ -22,7 +22,7 @@ clean. The real images are only measured, never used to train or tune anything. 
 deterministic on the CPU; a few minutes with one thread.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.real_restoration [--model runs/cpu] \\
-        [--before runs/demo] [--examples ../shared/data/hm-tir-examples] \\
+        [--before runs/demo] [--labels before,ours] [--examples ../shared/data/hm-tir-examples] \\
         [--figure docs/images/restore_real_default.png] [--test-length 60] [--blind-only]
 
 ``--blind-only`` prints the blind table (2.) alone, e.g. for a retrained recognizer
@@ -286,6 +286,11 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", help="run folder, checkpoint or weights file (default: built-in)")
     p.add_argument("--before", help="an earlier model to compare with (e.g. the demo run)")
+    p.add_argument(
+        "--labels",
+        default="before,ours",
+        help="names of --before and the model in the tables and figure (comma-separated)",
+    )
     p.add_argument("--task", default="CBN", help="the known task of the real images")
     p.add_argument("--examples", default=str(EXAMPLES), help="HM-TIR example folder")
     p.add_argument("--figure", help="write a real-image figure here (PNG)")
@@ -296,17 +301,21 @@ def main(argv=None) -> None:
         "--blind-only", action="store_true", help="only the blind restoration of the real images"
     )
     args = p.parse_args(argv)
+    labels = args.labels.split(",")
+    if len(labels) != 2 or not all(labels) or labels[0] == labels[1]:
+        p.error(f"--labels: two different names separated by a comma; got {args.labels!r}")
+    before, ours = labels
     torch.set_num_threads(1)
 
     model = sepkit_torch.load(args.model)
-    models = {"ours": model}
+    models = {ours: model}
     configs = {"the model": settings(args.model)}
     if args.before:
-        models = {"before": sepkit_torch.load(args.before), "ours": model}
+        models = {before: sepkit_torch.load(args.before), ours: model}
         configs["the earlier model"] = settings(args.before)
-    print(f"Model: {model.source}.\n")
+    print(f"Model ({ours}): {model.source}.\n")
     if args.before:
-        print(f"Before: {models['before'].source}.\n")
+        print(f"Before ({before}): {models[before].source}.\n")
 
     folder = Path(args.examples)
     if args.blind_only:

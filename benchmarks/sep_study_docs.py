@@ -2,10 +2,13 @@
 
     .venv/bin/python -m benchmarks.sep_study_docs [--results docs/results/sep-study]
 
-Prints two Markdown tables (mean ± sd over the seeds of each training length and recipe,
-PSNR dB on the test frames, no fine-tuning): the published SEP against MP and SRP at its
-counts, and the budgeted SEP with and without refitted exits against the baselines at its
-counts. "unpruned" is the raw weights that pruning reads.
+Prints three Markdown tables (mean ± sd over the seeds of each training length and
+recipe, PSNR dB on the test frames, no fine-tuning): the published SEP against MP and SRP
+at its counts; the budgeted SEP with and without refitted exits against the baselines at
+its counts ("unpruned" is the raw weights that pruning reads); and, from the
+``sensitivity-*.json`` files of ``benchmarks/sep_sensitivity.py``, the published SEP's
+path cut and its lead over MP at each ``rho`` and pool size N (the paper's Tables 6 and 5),
+beside the paper's path cuts.
 """
 
 from __future__ import annotations
@@ -27,6 +30,16 @@ BUDGET = (
     "MP, compensated" + AT_BUDGET,
     "SRP, compensated" + AT_BUDGET,
 )
+
+
+#: The paper's Table 6: params (M) of a task path (4.07 M unpruned) at each rho, N = 300.
+PAPER_TABLE6 = {
+    "C": (3.59, 2.95, 2.42, 1.93),
+    "B": (3.38, 3.11, 2.59, 2.27),
+    "N": (3.81, 3.22, 2.66, 2.10),
+}
+PAPER_RHOS = (0.05, 0.1, 0.15, 0.2)
+PAPER_PATH = 4.07
 
 
 def cells_by_length(results: Path, model: str) -> dict[tuple[int, str], list[dict]]:
@@ -73,12 +86,45 @@ def tables(groups: dict) -> str:
     return "\n".join(a) + "\n\n" + "\n".join(b) + "\n"
 
 
+def sensitivity_table(results: Path, model: str) -> str:
+    """Path cut and SEP - MP (dB, no fine-tuning) per rho / N setting and task."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for path in sorted(results.glob(f"sensitivity-{model}-*.json")):
+        cell = json.loads(path.read_text())
+        groups.setdefault((cell["cell"]["steps"], cell["cell"]["recipe"]), []).append(cell)
+    tasks = ("C", "B", "N")
+    head = "| steps, recipe, seeds | setting | " + " | ".join(
+        f"{t} path cut | {t} SEP - MP" for t in tasks
+    )
+    lines = [head + " |", "|---|---|" + "---:|" * (2 * len(tasks))]
+    for i, rho in enumerate(PAPER_RHOS):
+        cuts = [f"-{100 * (1 - PAPER_TABLE6[t][i] / PAPER_PATH):.1f}% | -" for t in tasks]
+        lines.append(f"| the paper (Table 6) | rho {rho:g}, N 300 | " + " | ".join(cuts) + " |")
+    for (steps, recipe), cells in sorted(groups.items()):
+        settings = list(cells[0]["tasks"][tasks[0]])
+        for name in [n for n in settings if n != "unpruned"]:
+            cols = []
+            for t in tasks:
+                rows = [c["tasks"][t] for c in cells if name in c["tasks"].get(t, {})]
+                cut = [
+                    100
+                    * (r[name]["SEP"]["activated_params"] / r["unpruned"]["activated_params"] - 1)
+                    for r in rows
+                ]
+                lead = [r[name]["SEP"]["psnr"] - r[name]["MP"]["psnr"] for r in rows]
+                cols.append(f"{mean_sd(cut)}% | {mean_sd(lead)}")
+            label = _label(steps, recipe, len(cells))
+            lines.append(f"| {label} | {name} | " + " | ".join(cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="docs/results/sep-study")
     parser.add_argument("--model", default="tiny")
     args = parser.parse_args(argv)
-    print(tables(cells_by_length(Path(args.results), args.model)), end="")
+    print(tables(cells_by_length(Path(args.results), args.model)))
+    print(sensitivity_table(Path(args.results), args.model), end="")
 
 
 if __name__ == "__main__":

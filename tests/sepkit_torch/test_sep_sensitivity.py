@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import sep_sensitivity, sep_table7
+from benchmarks import sep_sensitivity, sep_study_docs, sep_table7
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,16 @@ def test_rows_of_every_rho_and_pool_with_mp_at_the_same_counts(cell, tmp_path):
     assert all(set(high[s]) <= set(low[s]) for s in low)
     table = sep_sensitivity.render(results)
     assert "| C | rho 0.4, N 3 |" in table
+    # the docs' summary: path cut and SEP - MP of each setting, beside the paper's rows
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "sensitivity-smoke-10-s0.json").write_text(out.read_text())
+    summary = sep_study_docs.sensitivity_table(folder, "smoke")
+    row = rows["rho 0.4, N 3"]
+    cut = 100 * (row["SEP"]["activated_params"] / rows["unpruned"]["activated_params"] - 1)
+    lead = row["SEP"]["psnr"] - row["MP"]["psnr"]
+    assert f"| 10, paper, 1 seed | rho 0.4, N 3 | {cut:.2f}% | {lead:.2f} |" in summary
+    assert "| the paper (Table 6) | rho 0.1, N 300 | -27.5% |" in summary
     # a second run reads every row back and recomputes nothing
     before = out.stat().st_mtime_ns
     sep_sensitivity.main(argv)
