@@ -67,6 +67,18 @@ def test_the_same_training_exported_anywhere_is_the_same_file(finished, tmp_path
     assert export_weights(other_seed, tmp_path / "c.pt").read_bytes() != a
 
 
+def test_the_builtin_models_recipe_remakes_the_same_bytes(tmp_path):
+    # what `make weights` relies on: the cpu preset's recipe, degradations and recognizer
+    # mode, run twice, export the same file
+    cpu = PipelineConfig.from_preset("cpu")
+    same = {k: getattr(cpu, k) for k in ("recipe", "degradation_preset", "recognizer")}
+    files = []
+    for name in ("a", "b"):
+        run(smoke(tmp_path / name, tasks=("C", "B"), **same), progress=False)
+        files.append(export_weights(tmp_path / name, tmp_path / f"{name}.pt").read_bytes())
+    assert files[0] == files[1]
+
+
 def test_export_refuses_what_is_not_a_finished_ecmrnet_run(finished, tmp_path, capsys):
     unfinished = tmp_path / "unfinished"
     run(smoke(unfinished), progress=False, stop_after="B:train")
