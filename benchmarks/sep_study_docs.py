@@ -112,7 +112,8 @@ def sensitivity_table(results: Path, model: str) -> str:
                     for r in rows
                 ]
                 lead = [r[name]["SEP"]["psnr"] - r[name]["MP"]["psnr"] for r in rows]
-                cols.append(f"{mean_sd(cut)}% | {mean_sd(lead)}")
+                cut_text = mean_sd(cut)
+                cols.append(f"{cut_text}{'%' if cut else ''} | {mean_sd(lead)}")
             label = _label(steps, recipe, len(cells))
             lines.append(f"| {label} | {name} | " + " | ".join(cols) + " |")
     return "\n".join(lines) + "\n"

@@ -121,6 +121,7 @@ def similarity(x: torch.Tensor, kind: str = "pearson") -> torch.Tensor:
 
     ``"pearson"``: correlation of the centred rows; ``"cosine"``: cosine of the rows.
     A row without variance (Pearson) or of norm 0 (cosine) is similar to nothing (0).
+    The result is exactly symmetric.
     """
     if kind not in SIMILARITIES:
         raise InvalidInputError(f"`similarity` must be one of {SIMILARITIES}; got {kind!r}")
@@ -129,7 +130,10 @@ def similarity(x: torch.Tensor, kind: str = "pearson") -> torch.Tensor:
         x = x - x.mean(dim=-1, keepdim=True)
     norm = x.norm(dim=-1, keepdim=True)
     y = torch.where(norm > 0, x / torch.where(norm > 0, norm, 1.0), 0.0)
-    return y @ y.transpose(-1, -2)
+    s = y @ y.transpose(-1, -2)
+    # a blocked matrix product rounds (i, j) and (j, i) differently, enough to fail a
+    # symmetry check on near-zero entries: make the matrix exactly symmetric
+    return (s + s.transpose(-1, -2)) / 2
 
 
 def group_graphs(
