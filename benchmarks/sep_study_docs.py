@@ -100,7 +100,9 @@ def sensitivity_table(results: Path, model: str) -> str:
     for i, rho in enumerate(PAPER_RHOS):
         cuts = [f"-{100 * (1 - PAPER_TABLE6[t][i] / PAPER_PATH):.1f}% | -" for t in tasks]
         lines.append(f"| the paper (Table 6) | rho {rho:g}, N 300 | " + " | ".join(cuts) + " |")
-    for (steps, recipe), cells in sorted(groups.items()):
+    for (steps, recipe), cells in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "paper")
+    ):
         settings = list(cells[0]["tasks"][tasks[0]])
         for name in [n for n in settings if n != "unpruned"]:
             cols = []
