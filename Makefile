@@ -25,9 +25,8 @@ demo: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/python -m sepkit_torch.pipeline --preset demo --out runs/demo $(DEMO_FLAGS)
 
 # The built-in model (sepkit_torch/weights/default.pt): the cpu preset (tiny model on
-# detailed procedural scenes, about an hour on one CPU core), then its weights exported.
-# The same command gives the same file; the shipped one predates the current stage seeds,
-# so a retrained file differs from it (docs/pipeline.md, "The cpu preset").
+# detailed procedural scenes, about two hours on one CPU core), then its weights exported.
+# The same command gives the same file on the same torch build (docs/pipeline.md).
 WEIGHTS_FLAGS ?= --overwrite
 weights: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/python -m sepkit_torch.pipeline --preset cpu --out runs/cpu $(WEIGHTS_FLAGS)

@@ -308,12 +308,12 @@ def test_paper_preset_trains_on_twelve_windows_per_frame():
 
 
 def test_the_cpu_preset_trains_on_windows_of_detailed_frames(tmp_path):
-    """Detailed scenes and broad degradations reach every set of the run; noise comes before
+    """Detailed scenes and the hmtir degradations reach every set of the run; noise comes before
     blur; a folder run keeps the scene style's default."""
     config = PipelineConfig.from_preset("cpu")
     assert config.tasks == ("C", "N", "B", "CB", "CN", "BN", "CBN")
     data = train_set(config, "CBN", "CBN:train")
-    assert data.style == "detailed" and data.preset == "broad"
+    assert data.style == "detailed" and data.preset == "hmtir"
     assert data.frame_size == (256, 320) and data.frame_items == [6] * 160
     assert data[0][0].shape == (1, 96, 96)
     test = fixed_test_set(config, "B")

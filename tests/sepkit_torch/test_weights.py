@@ -118,8 +118,7 @@ def test_the_builtin_model_is_small_safe_and_complete():
     assert {k: cpu[k] for k in data["config"]} == data["config"]
     thresholds = restorer.recognizer.thresholds
     assert set(thresholds) == {"C", "B", "N"} and all(0 < t < 1 for t in thresholds.values())
-    # written by the current format; its restorer was trained before stage seeds hashed
-    # the whole stage name, so `make weights` gives another file (docs/pipeline.md)
+    # written by the current format, by `make weights` (the cpu preset's run, exported)
     assert data["version"] == VERSION
 
 
