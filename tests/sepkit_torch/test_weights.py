@@ -19,7 +19,6 @@ from sepkit_torch.pipeline import CheckpointError, PipelineConfig, run
 from sepkit_torch.pipeline.cli import main as pipeline_main
 from sepkit_torch.pipeline.weights import export_weights
 from sepkit_torch.restore_cli import main as restore_main
-from sepkit_torch.training import RECIPES
 
 from .conftest import images
 
@@ -109,10 +108,8 @@ def test_the_builtin_model_is_small_safe_and_complete():
     restorer = sepkit_torch.load()
     assert restorer.source.startswith("built-in default model")
     assert "CBN" in restorer.routable and set(restorer.recognizer.letters) == {"C", "B", "N"}
-    # the settings it was trained with are the cpu preset's (the documented command); the
-    # preset's loss None means its recipe's, which the file names
+    # the settings it was trained with are the cpu preset's (the documented command)
     cpu = PipelineConfig.from_preset("cpu").to_dict()
-    cpu["loss"] = cpu["loss"] or RECIPES[cpu["recipe"]].loss
     # its recognizer was retrained in the preset's "mixtures" mode, with thresholds
     assert data["config"]["recognizer"] == "mixtures"
     assert {k: cpu[k] for k in data["config"]} == data["config"]
