@@ -3,16 +3,17 @@
 Each candidate (a backbone size and a training recipe of ``training.fit``) gets the same
 budget of CPU seconds on one thread: its per-step cost is measured first, then it is
 pretrained (clean to clean) and trains one branch of `--task` with the ``cpu`` run
-preset's data (detailed scenes, ``broad`` degradations, 96-px windows of 256 x 320
-frames), its schedule sized to the budget. It is scored on the run preset's validation
-frames (training-split scenes with their own seed, never the test split and never real
-images): with a recipe that keeps a weight average, both the average (what the public
-code reports) and the raw weights (what the pipeline keeps). Writes one JSON per
-candidate into `--out` (resumable: a candidate with its JSON there is read back) and
-prints the table.
+preset's data (detailed scenes, 96-px windows of 256 x 320 frames; ``--degradations``,
+by default the preset's), its schedule sized to the budget. It is scored on the run
+preset's validation frames (training-split scenes with their own seed, never the test
+split and never real images): with a recipe that keeps a weight average, both the
+average (what the public code reports) and the raw weights (what the pipeline keeps).
+Writes one JSON per candidate into `--out` (resumable: a candidate with its JSON there
+is read back) and prints the table.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.model_size --minutes 10 \\
-        --candidates tiny:paper,tiny:code,w12:code,w16:code --out docs/results/model-size
+        --candidates tiny:paper,tiny:code,w12:code,w16:code --degradations broad \\
+        --out docs/results/model-size
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from sepkit_torch import ECMRNet
+from sepkit_torch._files import atomic_write_text
+from sepkit_torch.data import DEGRADATION_PRESETS
 from sepkit_torch.distributed import ShardedBatchSampler
 from sepkit_torch.metrics import psnr, ssim
 from sepkit_torch.models.backbone import MODEL_PRESETS, BackboneConfig
@@ -38,21 +41,19 @@ from sepkit_torch.training import RECIPES, fit
 log = logging.getLogger("model_size")
 
 #: Sizes between the tiny and the paper presets, with the paper's stage structure: the
-#: stage interfaces are ``base_width * (1, 4, 16, 16, 4, 1)``, group widths 2-8.
+#: stage interfaces are ``base_width * (1, 4, 16, 16, 4, 1)``, the tiny preset's groups
+#: (group widths 3-8) and one GResBlock per stage.
 CANDIDATE_SIZES = {
     **MODEL_PRESETS,
-    "w12": BackboneConfig(
-        base_width=12,
-        widths=(12, 48, 192, 192, 48, 12),
-        groups=(4, 8, 32, 32, 8, 4),
-        blocks=(1, 1, 1, 1, 1, 1),
-    ),
-    "w16": BackboneConfig(
-        base_width=16,
-        widths=(16, 64, 256, 256, 64, 16),
-        groups=(4, 8, 32, 32, 8, 4),
-        blocks=(1, 1, 1, 1, 1, 1),
-    ),
+    **{
+        f"w{base}": BackboneConfig(
+            base_width=base,
+            widths=tuple(base * k for k in (1, 4, 16, 16, 4, 1)),
+            groups=MODEL_PRESETS["tiny"].groups,
+            blocks=MODEL_PRESETS["tiny"].blocks,
+        )
+        for base in (12, 16)
+    },
 }
 #: The share of the budget spent pretraining the backbone (the cpu preset: 3 of 3 + 7 x 7
 #: epochs, about 8%; more here, since one task follows rather than seven).
@@ -102,7 +103,9 @@ def score(model: ECMRNet, task: str, data) -> dict[str, float]:
 
 
 def run(size: str, recipe: str, args) -> dict:
-    config = PipelineConfig.from_preset("cpu", recipe=recipe, seed=args.seed)
+    config = PipelineConfig.from_preset(
+        "cpu", recipe=recipe, seed=args.seed, degradation_preset=args.degradations
+    )
     cfg = CANDIDATE_SIZES[size]
     per_step = step_seconds(cfg, config, args.task)
     budget = args.minutes * 60
@@ -151,6 +154,7 @@ def run(size: str, recipe: str, args) -> dict:
     out = {
         "size": size,
         "recipe": recipe,
+        "degradations": args.degradations,
         "task": args.task,
         "seed": args.seed,
         "budget_s": budget,
@@ -192,6 +196,12 @@ def main(argv=None) -> None:
         help=f"size:recipe pairs, sizes from {sorted(CANDIDATE_SIZES)}",
     )
     parser.add_argument("--task", default="CBN")
+    parser.add_argument(
+        "--degradations",
+        default=PipelineConfig.from_preset("cpu").degradation_preset,
+        choices=sorted(DEGRADATION_PRESETS),
+        help="degradation preset of the data (default: the cpu preset's)",
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="CPU minutes per candidate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="a folder for the per-candidate JSON")
@@ -208,12 +218,10 @@ def main(argv=None) -> None:
                 f"candidate {item!r}: size in {sorted(CANDIDATE_SIZES)}, recipe in "
                 f"{sorted(RECIPES)}"
             )
-        path = out / f"{size}-{recipe}-{args.task}-{args.minutes:g}min-s{args.seed}.json"
+        name = f"{size}-{recipe}-{args.degradations}-{args.task}-{args.minutes:g}min-s{args.seed}"
+        path = out / f"{name}.json"
         if not path.is_file():
-            row = run(size, recipe, args)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(row, indent=1))
-            tmp.replace(path)
+            atomic_write_text(path, json.dumps(run(size, recipe, args), indent=1))
         rows.append(json.loads(path.read_text()))
     print(render(rows))
 

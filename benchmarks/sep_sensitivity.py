@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import torch
 
 from benchmarks import sep_table7 as study
 from sepkit_torch import ECMRNet
+from sepkit_torch._files import atomic_write_text
 from sepkit_torch.continual.pruning import magnitude_scores, select_groups, top_groups
 from sepkit_torch.data import SyntheticThermalDataset
 from sepkit_torch.data.sampling import mix_seed
@@ -53,9 +53,7 @@ def _floats(text: str, name: str) -> list[float]:
 
 def _save(path: Path, results: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(results, indent=1) + "\n")
 
 
 def settings(rhos, pools, rho_pool) -> list[tuple[str, float, int]]:
