@@ -7,6 +7,7 @@ every pool size of ``--pools`` (``rho = 0.1``), each beside MP at the same count
 Params and MACs are the task's path at 1 x 1 x 512 x 640, as the paper counts them;
 PSNR / SSIM are on the cell's test frames, without fine-tuning; with ``--finetune`` the
 SEP rows also after the cell's fine-tuning (20% of its training steps, its recipe).
+"unpruned" is the raw weights that pruning reads (for the code recipe, not its average).
 Every finished row is saved to ``--results`` (rerun to resume):
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.sep_sensitivity \\
@@ -59,8 +60,8 @@ def _save(path: Path, results: dict) -> None:
 def settings(rhos, pools, rho_pool) -> list[tuple[str, float, int]]:
     """(row name, rho, pool size) of every SEP row: Table 6's, then Table 5's."""
     rows = [(f"rho {rho:g}, N {rho_pool}", rho, rho_pool) for rho in rhos]
-    rows += [(f"rho 0.1, N {n}", 0.1, n) for n in pools if n != rho_pool or 0.1 not in rhos]
-    return rows
+    rows += [(f"rho 0.1, N {n}", 0.1, n) for n in pools]
+    return list({row[0]: row for row in rows}.values())  # Table 6's rho 0.1 row once
 
 
 def run(cell: Path, out: Path, rhos, pools, rho_pool: int, tasks, finetune: bool) -> dict:
