@@ -29,7 +29,6 @@ import argparse
 import copy
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from filelock import FileLock, Timeout
 from torch.utils.data import DataLoader
 
 from sepkit_torch import ECMRNet, complexity, psnr, ssim, training
+from sepkit_torch._files import atomic_write_text
 from sepkit_torch.complexity import COUNT_SHAPE
 from sepkit_torch.continual.pruning import (
     compensate_exits,
@@ -172,9 +172,7 @@ class Study:
             )
 
     def save(self) -> None:
-        tmp = self.out / ".results.json.tmp"
-        tmp.write_text(json.dumps(self.results, indent=1) + "\n")
-        os.replace(tmp, self.out / "results.json")
+        atomic_write_text(self.out / "results.json", json.dumps(self.results, indent=1) + "\n")
 
     def model(self, name: str, make):
         """The model saved as `name`, or `make()` (then saved)."""
@@ -663,7 +661,7 @@ def main(argv=None) -> None:
             parser.error("--summary-only needs --results")
         grid = []
     for steps, recipe, seed in grid:
-        name = f"{args.model}-{recipe}-{steps}-s{seed}"
+        name = cell_name({"model": args.model, "recipe": recipe, "steps": steps, "seed": seed})
         if results is not None and _complete(results / f"{name}.json", args):
             log.info("%s: complete in %s, skipped", name, results)
             continue
@@ -674,12 +672,38 @@ def main(argv=None) -> None:
         study = run_cell(cell, folder, shared)
         if results is not None:
             results.mkdir(parents=True, exist_ok=True)
-            tmp = results / f".{name}.json.tmp"
-            tmp.write_text(json.dumps(study.results, indent=1) + "\n")
-            os.replace(tmp, results / f"{name}.json")
+            path = results / f"{name}.json"
+            kept = json.loads(path.read_text()) if path.is_file() else None
+            atomic_write_text(path, json.dumps(merged_cell(kept, study.results), indent=1) + "\n")
             write_summary(results, args.model)
     if results is not None:
         write_summary(results, args.model)
+
+
+def merged_cell(kept: dict | None, new: dict) -> dict:
+    """`new` results of a cell with the tasks `kept` holds and `new` does not: a long
+    cell runs task by task (``--tasks C``, then ``--tasks B``, in parallel folders) into
+    one results file. Refuses results of other settings."""
+    if kept is None:
+        return new
+    settings = [{k: v for k, v in r["config"].items() if k != "tasks"} for r in (kept, new)]
+    if settings[0] != settings[1]:
+        raise SystemExit(
+            f"error: the results file of cell {cell_name(new['config'])} holds other settings "
+            f"({settings[0]}); got {settings[1]} (this run's rows stay in its --out)"
+        )
+    cell = copy.deepcopy(kept)
+    cell["config"]["tasks"] = [
+        *kept["config"]["tasks"],
+        *(t for t in new["config"]["tasks"] if t not in kept["config"]["tasks"]),
+    ]
+    for part in ("tasks", "training"):
+        cell.setdefault(part, {}).update(new.get(part, {}))
+    return cell
+
+
+def cell_name(config: dict) -> str:
+    return f"{config['model']}-{config['recipe']}-{config['steps']}-s{config['seed']}"
 
 
 def write_summary(results: Path, model: str) -> None:

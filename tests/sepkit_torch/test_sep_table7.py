@@ -115,3 +115,20 @@ def test_a_study_folder_takes_one_process_at_a_time(tmp_path):
         sep_table7.Study(tmp_path / "cell", {"steps": 1})
     del first
     sep_table7.Study(tmp_path / "cell", {"steps": 1})  # free again
+
+
+def test_a_cell_run_task_by_task_in_two_folders_fills_one_results_file(tmp_path):
+    results = tmp_path / "results"
+    common = ["--model", "smoke", "--steps", "5", "--finetune", "SEP", "--results", str(results)]
+    sep_table7.main([*common, "--tasks", "C", "--out", str(tmp_path / "C")])
+    sep_table7.main([*common, "--tasks", "N", "--out", str(tmp_path / "N")])
+    cell = json.loads((results / "smoke-paper-5-s0.json").read_text())
+    assert cell["config"]["tasks"] == ["C", "N"]
+    assert set(cell["tasks"]) == {"C", "N"} and "SEP fine-tuned" in cell["tasks"]["N"]
+    alone = json.loads((tmp_path / "C" / "results.json").read_text())
+    assert cell["tasks"]["C"] == alone["tasks"]["C"]
+    # a cell of other settings is refused, the file untouched
+    before = (results / "smoke-paper-5-s0.json").read_text()
+    with pytest.raises(SystemExit, match="holds other settings"):
+        sep_table7.main([*common, "--tasks", "B", "--rho", "0.2", "--out", str(tmp_path / "B")])
+    assert (results / "smoke-paper-5-s0.json").read_text() == before
