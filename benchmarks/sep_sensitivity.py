@@ -69,8 +69,10 @@ def run(cell: Path, out: Path, rhos, pools, rho_pool: int, tasks, finetune: bool
     args = argparse.Namespace(**config)
     args.frame = tuple(args.frame)
     results = json.loads(out.read_text()) if out.is_file() else {"cell": config, "tasks": {}}
-    if results["cell"] != config:
+    # a cell run task by task has one folder per part: their rows share one file
+    if study.cell_settings(results["cell"]) != study.cell_settings(config):
         raise SystemExit(f"error: {out} holds the rows of another cell; use another --results")
+    results["cell"]["tasks"] = study.union(results["cell"]["tasks"], config["tasks"])
     for task in tasks:
         path = cell / f"trained-{task}.pt"
         if not path.is_file():

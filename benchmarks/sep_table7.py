@@ -686,20 +686,26 @@ def merged_cell(kept: dict | None, new: dict) -> dict:
     one results file. Refuses results of other settings."""
     if kept is None:
         return new
-    settings = [{k: v for k, v in r["config"].items() if k != "tasks"} for r in (kept, new)]
+    settings = [cell_settings(r["config"]) for r in (kept, new)]
     if settings[0] != settings[1]:
         raise SystemExit(
             f"error: the results file of cell {cell_name(new['config'])} holds other settings "
             f"({settings[0]}); got {settings[1]} (this run's rows stay in its --out)"
         )
     cell = copy.deepcopy(kept)
-    cell["config"]["tasks"] = [
-        *kept["config"]["tasks"],
-        *(t for t in new["config"]["tasks"] if t not in kept["config"]["tasks"]),
-    ]
+    cell["config"]["tasks"] = union(kept["config"]["tasks"], new["config"]["tasks"])
     for part in ("tasks", "training"):
         cell.setdefault(part, {}).update(new.get(part, {}))
     return cell
+
+
+def cell_settings(config: dict) -> dict:
+    """What makes two runs parts of one cell: every setting but the tasks."""
+    return {k: v for k, v in config.items() if k != "tasks"}
+
+
+def union(first: list, second: list) -> list:
+    return [*first, *(x for x in second if x not in first)]
 
 
 def cell_name(config: dict) -> str:

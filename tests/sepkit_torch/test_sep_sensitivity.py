@@ -71,3 +71,22 @@ def test_a_folder_without_a_study_and_a_missing_task_are_refused(cell, tmp_path)
     assert not (tmp_path / "r.json").exists()
     with pytest.raises(SystemExit, match="no trained branch for task 'B'"):
         sep_sensitivity.main([str(cell), "--results", str(tmp_path / "r.json"), "--tasks", "B"])
+
+
+def test_the_parts_of_a_cell_run_task_by_task_fill_one_file(cell, tmp_path):
+    other = tmp_path / "part-N"
+    sep_table7.main(["--model", "smoke", "--out", str(other), "--tasks", "N", "--finetune", ""])
+    out = tmp_path / "sensitivity.json"
+    common = ["--results", str(out), "--rhos", "0.1", "--pools", "2", "--rho-pool", "2"]
+    sep_sensitivity.main([str(cell), "--tasks", "C", *common])
+    sep_sensitivity.main([str(other), "--tasks", "N", *common])
+    results = json.loads(out.read_text())
+    assert list(results["tasks"]) == ["C", "N"] and results["cell"]["tasks"] == ["C", "N"]
+    # another cell's part is refused, the file untouched
+    before = out.read_text()
+    config = json.loads((other / "results.json").read_text())
+    config["config"]["steps"] += 1
+    (other / "results.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match="holds the rows of another cell"):
+        sep_sensitivity.main([str(other), "--tasks", "N", *common])
+    assert out.read_text() == before
