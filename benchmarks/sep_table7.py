@@ -64,6 +64,8 @@ VALIDATION_EPOCH = 10**6
 #: Fine-tuning after pruning: this share of the task's training steps (the paper: 20 of
 #: 100 epochs), at the study's fine-tuning learning rate.
 FINETUNE_SHARE = 0.2
+#: Trainings of this many steps or more show a progress bar (the paper preset's take hours).
+PROGRESS_FROM = 200
 
 
 #: The two studies: budgets chosen so that the paper preset takes about two hours of one
@@ -265,6 +267,8 @@ def fit(
         validate_every=epoch,
         warmup_steps=epoch * RECIPES[args.recipe].warmup_epochs,
         on_step=None if on_step is None else lambda step, loss: on_step(step),
+        progress=steps >= PROGRESS_FROM,
+        desc=f"{task or 'pretrain'}: {args.recipe} recipe",
     )
 
 
