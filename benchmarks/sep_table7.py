@@ -637,6 +637,12 @@ def main(argv=None) -> None:
         action="store_true",
         help="only write the summary of the cells in --results",
     )
+    parser.add_argument(
+        "--pretrained",
+        metavar="PT",
+        help="the pretrained backbone to start from, trained and saved there when missing: "
+        "the parts of a cell run task by task share it (one recipe and seed)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument(
         "--record-graphs", metavar="NPZ", help="save each task's SEP graphs here (test data)"
@@ -658,6 +664,8 @@ def main(argv=None) -> None:
     for _, recipe, _ in grid:
         if recipe not in RECIPES:
             parser.error(f"--recipes: {recipe!r} is not one of {sorted(RECIPES)}")
+    if args.pretrained and len({(recipe, seed) for _, recipe, seed in grid}) > 1:
+        parser.error("--pretrained: one file serves one recipe and seed; got a grid of several")
     out = Path(args.out)
     results = Path(args.results) if args.results else None
     if args.summary_only:
@@ -673,6 +681,8 @@ def main(argv=None) -> None:
         cell.steps, cell.recipe, cell.seed = steps, recipe, seed
         folder = out if len(grid) == 1 else out / name
         shared = out / f"pretrained-{args.model}-{recipe}-s{seed}.pt" if len(grid) > 1 else None
+        if args.pretrained:
+            shared = Path(args.pretrained)
         study = run_cell(cell, folder, shared)
         if results is not None:
             results.mkdir(parents=True, exist_ok=True)
@@ -744,7 +754,7 @@ def run_cell(args, out: Path, shared_pretrained: Path | None) -> Study:
         {m for m in (25, 50, 100, 200, 400, 800) if m < args.finetune_steps} | {args.finetune_steps}
     )
     skip = ("out", "threads", "finetune", "marks", "record_graphs", "record_frames", "results")
-    skip += ("seeds", "recipes", "summary_only")
+    skip += ("seeds", "recipes", "summary_only", "pretrained")
     config = {k: v for k, v in vars(args).items() if k not in skip}
     config["frame"] = list(config["frame"])
     study = Study(out, config)

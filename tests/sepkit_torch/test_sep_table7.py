@@ -119,9 +119,14 @@ def test_a_study_folder_takes_one_process_at_a_time(tmp_path):
 
 def test_a_cell_run_task_by_task_in_two_folders_fills_one_results_file(tmp_path):
     results = tmp_path / "results"
+    shared = tmp_path / "pretrained.pt"
     common = ["--model", "smoke", "--steps", "5", "--finetune", "SEP", "--results", str(results)]
+    common += ["--pretrained", str(shared)]
     sep_table7.main([*common, "--tasks", "C", "--out", str(tmp_path / "C")])
+    made = shared.stat().st_mtime_ns
     sep_table7.main([*common, "--tasks", "N", "--out", str(tmp_path / "N")])
+    # both parts start from the one pretrained backbone, trained once
+    assert shared.stat().st_mtime_ns == made and not (tmp_path / "N" / "pretrained.pt").exists()
     cell = json.loads((results / "smoke-paper-5-s0.json").read_text())
     assert cell["config"]["tasks"] == ["C", "N"]
     assert set(cell["tasks"]) == {"C", "N"} and "SEP fine-tuned" in cell["tasks"]["N"]
@@ -132,3 +137,5 @@ def test_a_cell_run_task_by_task_in_two_folders_fills_one_results_file(tmp_path)
     with pytest.raises(SystemExit, match="holds other settings"):
         sep_table7.main([*common, "--tasks", "B", "--rho", "0.2", "--out", str(tmp_path / "B")])
     assert (results / "smoke-paper-5-s0.json").read_text() == before
+    with pytest.raises(SystemExit):  # one file cannot serve two seeds
+        sep_table7.main([*common, "--seeds", "0,1", "--out", str(tmp_path / "grid")])
