@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.sep_table7 import mean_sd
+from benchmarks.sep_study_tables import mean_sd
 
 AT_BUDGET = " @ SEP (budget) counts"
 PUBLISHED = ("SEP", "SEP (published ties)", "MP", "SRP")

@@ -8,18 +8,19 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks import sep_study_tables as names
 from benchmarks import sep_table7
 
 AT = " @ SEP (contribution) counts"
-ROWS = {"degraded input", "unpruned", *sep_table7.SEP_VARIANTS}
-ROWS |= {f"{b}{at}" for at in sep_table7.REFERENCES.values() for b in ("MP", "SRP", "random x5")}
+ROWS = {"degraded input", "unpruned", *names.SEP_VARIANTS}
+ROWS |= {f"{b}{at}" for at in names.REFERENCES.values() for b in ("MP", "SRP", "random x5")}
 ROWS |= {
     "SEP (budget), compensated",
     "MP, compensated @ SEP (budget) counts",
     "SRP, compensated @ SEP (budget) counts",
     "exit energy @ SEP (budget) counts",
 }
-TUNED = {f"{n}{suffix}" for n in sep_table7.SUMMARY_TUNED for suffix in sep_table7.TUNED_SUFFIXES}
+TUNED = {f"{n}{suffix}" for n in names.SUMMARY_TUNED for suffix in names.TUNED_SUFFIXES}
 
 
 def test_the_study_writes_every_row_and_resumes(tmp_path):
@@ -48,8 +49,8 @@ def test_the_study_writes_every_row_and_resumes(tmp_path):
     assert recorded["N_e3"].shape == (3, 32, 32) and recorded["N_e3"].dtype == np.float32
     # the validated fine-tuning: the start or a mark, never worse on validation
     for task in ("C", "N"):
-        for name in sep_table7.SUMMARY_TUNED:
-            chosen = results["tasks"][task][name + sep_table7.VALIDATED]
+        for name in names.SUMMARY_TUNED:
+            chosen = results["tasks"][task][name + names.VALIDATED]
             assert chosen["step"] in (0, 2)
             if chosen["step"] == 0:
                 start = results["tasks"][task][f"{name} fine-tuned"]["curve"]["0"]
@@ -62,14 +63,14 @@ def test_the_study_writes_every_row_and_resumes(tmp_path):
     complete = copy.deepcopy(results)
     for rows in results["tasks"].values():
         for name in list(rows):
-            if name.endswith(sep_table7.VALIDATED):
+            if name.endswith(names.VALIDATED):
                 del rows[name]
     (out / "results.json").write_text(json.dumps(results))
     sep_table7.main(["--model", "smoke", "--out", str(out), "--tasks", "C,N"])
     again = json.loads((out / "results.json").read_text())
     for rows in (*again["tasks"].values(), *complete["tasks"].values()):
         for name in rows:
-            if name.endswith(sep_table7.VALIDATED):
+            if name.endswith(names.VALIDATED):
                 rows[name].pop("seconds")
     assert again == complete
 
