@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,8 +156,10 @@ def prepare_folder(out: Path, *, resume: bool, overwrite: bool) -> Folder:
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = atomic_write_text(out / ".write-test", "")
-        probe.unlink()
+        # a probe of its own: the ranks of a distributed run check the folder at once
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)
+        os.close(handle)
+        os.unlink(probe)
     except OSError as err:
         raise RunFolderError(f"`out` {str(out)!r} is not a writable folder: {err}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from sepkit_torch.pipeline import test_set as fixed_test_set
 from sepkit_torch.pipeline.cli import main
 from sepkit_torch.pipeline.data import SEED_STREAMS, stage_seed, validation_set
 from sepkit_torch.pipeline.report import write_report
-from sepkit_torch.pipeline.state import KEYS, load_checkpoint, save_checkpoint
+from sepkit_torch.pipeline.state import KEYS, load_checkpoint, prepare_folder, save_checkpoint
 
 TASKS = ("C", "B", "CB")
 
@@ -373,3 +374,24 @@ def test_sep_budget_and_refitted_exits(tmp_path):
     write_report(report, tmp_path / "written")
     heading = (tmp_path / "written" / "report.md").read_text()
     assert "budget 0.3 of the stage parameters, exits refitted" in heading
+
+
+def test_processes_probing_one_run_folder_at_once_do_not_trip_each_other(tmp_path):
+    # the ranks of a distributed run all check the folder at the same moment
+    out = tmp_path / "run"
+    errors = []
+
+    def probe():
+        try:
+            for _ in range(200):
+                prepare_folder(out, resume=False, overwrite=False)
+        except Exception as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=probe) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list(out.iterdir()) == []
