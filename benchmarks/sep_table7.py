@@ -50,6 +50,7 @@ from benchmarks.sep_study_tables import (
 )
 from sepkit_torch import ECMRNet, complexity, psnr, ssim, training
 from sepkit_torch._files import atomic_write_text
+from sepkit_torch.checkpoint import load_checkpoint
 from sepkit_torch.complexity import COUNT_SHAPE
 from sepkit_torch.continual.pruning import (
     compensate_exits,
@@ -222,15 +223,30 @@ def fit(
     on_step=None,
     val=None,
     epochs: int = 100,
+    saved: Path | None = None,
 ):
     """`steps` steps of the study's recipe over the frame-grouped shuffled windows;
     ``on_step(step)`` after each. The recipe's epoch is ``steps / epochs`` steps (the
     public code trains 100 epochs per task and fine-tunes 20): its warm-up and, with
     `val` (degraded, clean) frames, its validation (the public code's score) and early
-    stopping."""
+    stopping. With `saved`, the training's state is written there after every pass over
+    the data and a training stopped part-way goes on from it (to the same weights)."""
     epoch = max(1, steps // epochs)
     g = torch.Generator().manual_seed(seed)
     order = ShardedBatchSampler(len(data), args.batch, generator=g, frame_items=data.frame_items)
+    resume = on_epoch = None
+    if saved is not None:
+        if saved.is_file():
+            state = load_checkpoint(saved)
+            g.set_state(state["sampler"])
+            torch.set_rng_state(state["torch_rng"])  # the data loader draws its seeds there
+            resume = state["fit"]
+            log.info("%s: resuming at step %d of %d", saved.name, resume["step"], steps)
+
+        def on_epoch(state):
+            payload = {"fit": state, "sampler": g.get_state(), "torch_rng": torch.get_rng_state()}
+            save_checkpoint(saved, payload)
+
     validate = None
     if val is not None:
 
@@ -254,6 +270,8 @@ def fit(
         on_step=None if on_step is None else lambda step, loss: on_step(step),
         progress=steps >= PROGRESS_FROM,
         desc=f"{task or 'pretrain'}: {args.recipe} recipe",
+        on_epoch=on_epoch,
+        resume=resume,
     )
 
 
@@ -308,7 +326,15 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
         data = training_frames(task, args, seed)
         start = time.perf_counter()
         result = fit(
-            model, task, data, args.steps, args.lr, args, seed, val=val if averaged else None
+            model,
+            task,
+            data,
+            args.steps,
+            args.lr,
+            args,
+            seed,
+            val=val if averaged else None,
+            saved=in_progress,
         )
         log.info(
             "%s: %d steps in %.0f s, last loss %.4f",
@@ -330,7 +356,9 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
         study.save()
         return model
 
+    in_progress = study.out / f"training-{task}.pt"  # the branch's training, part-way
     model = study.model(f"trained-{task}", train_branch)
+    in_progress.unlink(missing_ok=True)
     reported = study.model(f"trained-{task}-avg", lambda: None) if averaged else model
     test_data = SyntheticThermalDataset(
         task, length=args.test, size=args.frame, split="test", seed=args.test_seed

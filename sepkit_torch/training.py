@@ -9,6 +9,7 @@ Models are not named here: a model that says which of its parameters train has a
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -275,6 +276,8 @@ def fit(
     validate_every: int | None = None,
     warmup_steps: int | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    resume: dict[str, Any] | None = None,
     progress: bool = False,
     desc: str = "train",
 ) -> FitResult:
@@ -341,6 +344,15 @@ def fit(
         Steps of the recipe's linear warm-up (default: its ``warmup_epochs`` epochs).
     on_step : callable, optional
         ``on_step(step, loss)`` after every step.
+    on_epoch : callable, optional
+        ``on_epoch(state)`` after every full pass over `batches` that leaves steps to do:
+        `state` is a dict of tensors and plain data (the step, the trained weights, the
+        optimizer, the schedule, the average, the validations) to save at once
+        (``torch.save``) and pass back as `resume`.
+    resume : dict, optional
+        A `state` given to `on_epoch`: the training goes on from it as if it had never
+        stopped, given the same arguments and the same batches from that pass on (a
+        caller that shuffles saves its generator's state beside it).
     progress : bool
         A progress bar named `desc`.
 
@@ -397,6 +409,35 @@ def fit(
     average = _Average(params, how.ema_decay) if how.ema_decay is not None else None
     result = FitResult(math.nan, 0, {}, {}, parameters=params)
     best = math.inf
+    step, epoch, last = 0, 0, math.nan
+    if resume is not None:
+        _check_resume(resume, params, total, average)
+        with torch.no_grad():
+            torch._foreach_copy_(params, resume["weights"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        if average is not None:
+            average.values = [v.clone() for v in resume["average"]]
+        result.scores = [tuple(s) for s in resume["scores"]]
+        result.averaged, result.best_step = resume["averaged"], resume["best_step"]
+        best, step, epoch, last = resume["best"], resume["step"], resume["epoch"], resume["loss"]
+
+    def state() -> dict[str, Any]:
+        return copy.deepcopy(
+            {
+                "step": step,
+                "epoch": epoch,
+                "loss": last,
+                "weights": [p.detach() for p in params],
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "average": None if average is None else average.values,
+                "averaged": result.averaged,
+                "scores": result.scores,
+                "best": best,
+                "best_step": result.best_step,
+            }
+        )
 
     def check(step) -> bool:
         """Validate at `step`; True when early stopping ends the training."""
@@ -413,8 +454,8 @@ def fit(
         return how.patience is not None and waited >= how.patience
 
     bar = progress_bar(total, desc, progress)
+    bar.update(step)
     model.train()
-    step, epoch, last = 0, 0, math.nan
     try:
         while step < total and not result.stopped_early:
             if set_epoch is not None:
@@ -439,6 +480,8 @@ def fit(
             epoch += 1
             if per_epoch == 0:
                 break
+            if on_epoch is not None and step < total and not result.stopped_early:
+                on_epoch(state())
         if validate is not None and not result.stopped_early and step > 0:
             check(step)
     finally:
@@ -448,6 +491,31 @@ def fit(
     result.loss, result.steps = last, step
     result.optimizer, result.scheduler = optimizer.state_dict(), scheduler.state_dict()
     return result
+
+
+def _check_resume(resume, params, total, average) -> None:
+    """`resume` is a state of a training of these parameters, this length and recipe."""
+    keys = {"step", "epoch", "loss", "weights", "optimizer", "scheduler", "average"}
+    keys |= {"averaged", "scores", "best", "best_step"}
+    if not isinstance(resume, dict) or not keys <= set(resume):
+        got = sorted(resume) if isinstance(resume, dict) else type(resume).__name__
+        raise InvalidInputError(f"`resume` must be a state given to `on_epoch`; got {got}")
+    shapes = [tuple(w.shape) for w in resume["weights"]]
+    if shapes != [tuple(p.shape) for p in params]:
+        raise InvalidInputError(
+            "`resume` holds weights of another set of parameters "
+            f"({len(shapes)} tensors; these are {len(params)})"
+        )
+    if not 0 <= resume["step"] <= total:
+        raise InvalidInputError(
+            f"`resume` stopped at step {resume['step']}, past this training's {total} steps"
+        )
+    if (resume["average"] is None) != (average is None):
+        raise InvalidInputError(
+            "`resume` comes from a recipe "
+            + ("without" if resume["average"] is None else "with")
+            + " a weight average; this one differs"
+        )
 
 
 class _Average:

@@ -147,3 +147,77 @@ def test_early_stopping_keeps_the_best_average_and_stops_after_the_patience():
 def test_unknown_recipe_names_the_known_ones():
     with pytest.raises(InvalidInputError, match=r"`recipe` must be one of \['code', 'paper'\]"):
         fit(_model(), _batches(), lr=1e-3, steps=1, task="C", recipe="sgd")
+
+
+def _shuffled(generator):
+    clean = torch.rand(12, 1, 16, 16, generator=torch.Generator().manual_seed(2))
+    data = torch.utils.data.TensorDataset(0.5 * clean, clean)
+    return torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, generator=generator)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_training_stopped_after_a_pass_resumes_to_the_same_weights():
+    # the code recipe: warm-up, EMA, validation with early stopping, shuffled batches
+    options = dict(lr=1e-3, steps=14, task="C", recipe="code", validate_every=2)
+    full_model = _model()
+    probe = _batches(1)[0]
+
+    def validate(model):
+        @torch.no_grad()
+        def score():
+            return float(l1_loss(model(probe[0], task="C"), probe[1]))
+
+        return score
+
+    full = fit(
+        full_model,
+        _shuffled(torch.Generator().manual_seed(3)),
+        validate=validate(full_model),
+        **options,
+    )
+
+    saved = {}
+    model, g = _model(), torch.Generator().manual_seed(3)
+
+    def stop_after_two_passes(state):
+        saved.update(state=state, generator=g.get_state())
+        if state["epoch"] == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        fit(
+            model, _shuffled(g), validate=validate(model), on_epoch=stop_after_two_passes, **options
+        )
+    assert saved["state"]["step"] == 6
+    model, g = _model(), torch.Generator()  # a new process: nothing but the saved state
+    g.set_state(saved["generator"])
+    ran = []
+    resumed = fit(
+        model,
+        _shuffled(g),
+        validate=validate(model),
+        resume=saved["state"],
+        on_step=lambda step, loss: ran.append(step),
+        **options,
+    )
+    assert ran == list(range(7, 15))  # only the steps after the second pass
+    assert resumed.steps == full.steps == 14 and resumed.scores == full.scores
+    for a, b in zip(model.trainable_parameters(), full_model.trainable_parameters(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(resumed.averaged, full.averaged, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_state_of_another_training_is_refused_by_name():
+    saved = {}
+    fit(_model(), _batches(), lr=1e-3, steps=5, task="C", recipe="code", on_epoch=saved.update)
+    assert saved["step"] == 4
+    with pytest.raises(InvalidInputError, match="stopped at step 4, past this training's 3"):
+        fit(_model(), _batches(), lr=1e-3, steps=3, task="C", recipe="code", resume=saved)
+    with pytest.raises(InvalidInputError, match="from a recipe with a weight average"):
+        fit(_model(), _batches(), lr=1e-3, steps=5, task="C", recipe="paper", resume=saved)
+    with pytest.raises(InvalidInputError, match="must be a state given to `on_epoch`"):
+        fit(_model(), _batches(), lr=1e-3, steps=5, task="C", resume={"step": 1})

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks import sep_study_tables as names
 from benchmarks import sep_table7
+from sepkit_torch import ECMRNet
 
 AT = " @ SEP (contribution) counts"
 ROWS = {"degraded input", "unpruned", *names.SEP_VARIANTS}
@@ -140,3 +143,54 @@ def test_a_cell_run_task_by_task_in_two_folders_fills_one_results_file(tmp_path)
     assert (results / "smoke-paper-5-s0.json").read_text() == before
     with pytest.raises(SystemExit):  # one file cannot serve two seeds
         sep_table7.main([*common, "--seeds", "0,1", "--out", str(tmp_path / "grid")])
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_branch_training_stopped_part_way_resumes_to_the_same_weights(tmp_path):
+    args = argparse.Namespace(**sep_table7.STUDIES["smoke"], recipe="code", seed=0)
+    data = sep_table7.training_frames("C", args, 5)
+    per_pass = len(data) // args.batch
+    steps = 2 * per_pass + 3
+    val = sep_table7.validation_frames("C", args, 5)
+
+    def branch():
+        torch.manual_seed(0)
+        model = ECMRNet.from_preset("tiny")
+        model.add_task("C")
+        return model
+
+    def kill_after_the_first_pass(step):
+        if step == per_pass + 1:
+            raise _Killed
+
+    whole = branch()
+    done = sep_table7.fit(whole, "C", data, steps, 1e-3, args, 7, val=val, epochs=2)
+    saved = tmp_path / "training-C.pt"
+    with pytest.raises(_Killed):
+        sep_table7.fit(
+            branch(),
+            "C",
+            data,
+            steps,
+            1e-3,
+            args,
+            7,
+            val=val,
+            epochs=2,
+            on_step=kill_after_the_first_pass,
+            saved=saved,
+        )
+    assert saved.is_file()
+    torch.manual_seed(123)  # a new process: the saved state alone decides
+    resumed = branch()
+    ran = []
+    result = sep_table7.fit(
+        resumed, "C", data, steps, 1e-3, args, 7, val=val, epochs=2, saved=saved, on_step=ran.append
+    )
+    assert ran == list(range(per_pass + 1, steps + 1))  # only the steps after the first pass
+    assert result.steps == done.steps == steps and result.scores == done.scores
+    for a, b in zip(resumed.trainable_parameters(), whole.trainable_parameters(), strict=True):
+        assert torch.equal(a, b)
