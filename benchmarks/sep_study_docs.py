@@ -103,7 +103,10 @@ def sensitivity_table(results: Path, model: str) -> str:
     for (steps, recipe), cells in sorted(
         groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "paper")
     ):
-        settings = list(cells[0]["tasks"][tasks[0]])
+        # every setting of any task (a cell run task by task may still lack some)
+        settings = list(
+            dict.fromkeys(n for c in cells for rows in c["tasks"].values() for n in rows)
+        )
         for name in [n for n in settings if n != "unpruned"]:
             cols = []
             for t in tasks:

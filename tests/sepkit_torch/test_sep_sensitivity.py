@@ -78,10 +78,17 @@ def test_the_parts_of_a_cell_run_task_by_task_fill_one_file(cell, tmp_path):
     sep_table7.main(["--model", "smoke", "--out", str(other), "--tasks", "N", "--finetune", ""])
     out = tmp_path / "sensitivity.json"
     common = ["--results", str(out), "--rhos", "0.1", "--pools", "2", "--rho-pool", "2"]
-    sep_sensitivity.main([str(cell), "--tasks", "C", *common])
     sep_sensitivity.main([str(other), "--tasks", "N", *common])
+    # the docs' table of a cell still lacking its first task
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "sensitivity-smoke-5-s0.json").write_text(out.read_text())
+    assert "| 10, paper, 1 seed | rho 0.1, N 2 | - | - | - | - | -" in (
+        sep_study_docs.sensitivity_table(folder, "smoke")
+    )
+    sep_sensitivity.main([str(cell), "--tasks", "C", *common])
     results = json.loads(out.read_text())
-    assert list(results["tasks"]) == ["C", "N"] and results["cell"]["tasks"] == ["C", "N"]
+    assert list(results["tasks"]) == ["N", "C"] and results["cell"]["tasks"] == ["N", "C"]
     # another cell's part is refused, the file untouched
     before = out.read_text()
     config = json.loads((other / "results.json").read_text())
