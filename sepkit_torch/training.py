@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from sepkit_torch._errors import InvalidInputError, TaskStateError, TrainingDivergedError
+from sepkit_torch._fit_state import Average, check_resume
 from sepkit_torch._progress import progress_bar
 from sepkit_torch.metrics import LOSSES
 from sepkit_torch.speed import autocast
@@ -406,12 +407,12 @@ def fit(
         run = forward or _default_forward(model, task)
         loss_fn = _loss(how.loss if loss is None else loss)
         objective = _restoration(model, run, loss_fn, amp, reg, clean_to_clean, device)
-    average = _Average(params, how.ema_decay) if how.ema_decay is not None else None
+    average = Average(params, how.ema_decay) if how.ema_decay is not None else None
     result = FitResult(math.nan, 0, {}, {}, parameters=params)
     best = math.inf
     step, epoch, last = 0, 0, math.nan
     if resume is not None:
-        _check_resume(resume, params, total, average)
+        check_resume(resume, params, total, average)
         with torch.no_grad():
             torch._foreach_copy_(params, resume["weights"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -491,59 +492,6 @@ def fit(
     result.loss, result.steps = last, step
     result.optimizer, result.scheduler = optimizer.state_dict(), scheduler.state_dict()
     return result
-
-
-def _check_resume(resume, params, total, average) -> None:
-    """`resume` is a state of a training of these parameters, this length and recipe."""
-    keys = {"step", "epoch", "loss", "weights", "optimizer", "scheduler", "average"}
-    keys |= {"averaged", "scores", "best", "best_step"}
-    if not isinstance(resume, dict) or not keys <= set(resume):
-        got = sorted(resume) if isinstance(resume, dict) else type(resume).__name__
-        raise InvalidInputError(f"`resume` must be a state given to `on_epoch`; got {got}")
-    shapes = [tuple(w.shape) for w in resume["weights"]]
-    if shapes != [tuple(p.shape) for p in params]:
-        raise InvalidInputError(
-            "`resume` holds weights of another set of parameters "
-            f"({len(shapes)} tensors; these are {len(params)})"
-        )
-    if not 0 <= resume["step"] <= total:
-        raise InvalidInputError(
-            f"`resume` stopped at step {resume['step']}, past this training's {total} steps"
-        )
-    if (resume["average"] is None) != (average is None):
-        raise InvalidInputError(
-            "`resume` comes from a recipe "
-            + ("without" if resume["average"] is None else "with")
-            + " a weight average; this one differs"
-        )
-
-
-class _Average:
-    """An exponential moving average of `params` (as timm's ModelEmaV2: no warm-up)."""
-
-    def __init__(self, params, decay: float):
-        self.params = list(params)
-        self.decay = decay
-        self.values = [p.detach().clone() for p in self.params]
-
-    @torch.no_grad()
-    def update(self) -> None:
-        torch._foreach_lerp_(self.values, [p.detach() for p in self.params], 1.0 - self.decay)
-
-    def copy(self) -> list[torch.Tensor]:
-        return [v.clone() for v in self.values]
-
-    @contextlib.contextmanager
-    def swapped(self):
-        """The average in the parameters for the duration; the raw weights after."""
-        with torch.no_grad():
-            raw = [p.detach().clone() for p in self.params]
-            torch._foreach_copy_(self.params, self.values)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                torch._foreach_copy_(self.params, raw)
 
 
 def _schedule(optimizer, lr, total, warmup, how):
