@@ -26,9 +26,10 @@ ALLOWED = {
     "data": set(),
     "metrics": set(),
     "distributed": set(),
+    "_fit_state": set(),  # the training loop's own state (its weight average, resume check)
     "complexity": {"models"},
     "speed": {"models"},
-    "training": {"metrics", "speed", "models"},
+    "training": {"metrics", "speed", "models", "_fit_state"},
     "continual": BELOW_CONTINUAL,
     "checkpoint": {"data"},
     "inference": {"checkpoint", "continual", "models", "data"},
