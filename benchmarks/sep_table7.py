@@ -743,6 +743,26 @@ def _complete(path: Path, args) -> bool:
     return all(t in tasks and wanted <= set(tasks[t]) for t in args.tasks.split(","))
 
 
+# what the pretrained backbone depends on: a shared file must match them all
+PRETRAINING_SETTINGS = ("model", "recipe", "seed", "frame", "crop", "stride", "batch", "frames")
+PRETRAINING_SETTINGS += ("pretrain_steps", "lr")
+
+
+def check_pretrained(path: Path, state: dict, settings: dict) -> None:
+    """Refuse a shared pretrained backbone made with other settings than this cell's."""
+    saved = state.get("settings")
+    if saved is None:  # written before files named their settings
+        log.warning("%s names no pretraining settings; using it as given", path)
+        return
+    differ = [
+        f"{k}: {saved.get(k)!r} there, {v!r} here" for k, v in settings.items() if saved.get(k) != v
+    ]
+    if differ:
+        raise SystemExit(
+            f"--pretrained {path} was pretrained with other settings ({'; '.join(differ)})"
+        )
+
+
 def run_cell(args, out: Path, shared_pretrained: Path | None) -> Study:
     """One study: pretraining, then every task's rows and fine-tuning, in `out`."""
     for key, value in STUDIES[args.model].items():
@@ -776,13 +796,16 @@ def run_cell(args, out: Path, shared_pretrained: Path | None) -> Study:
         log.info("pretrained %d steps in %.0f s", args.pretrain_steps, time.perf_counter() - start)
         return model
 
+    settings = {k: config[k] for k in PRETRAINING_SETTINGS}
     if shared_pretrained is not None and shared_pretrained.is_file():
         state = torch.load(shared_pretrained, map_location="cpu", weights_only=True)
+        check_pretrained(shared_pretrained, state, settings)
         pretrained = ECMRNet.from_state_dict(state["model"])
     else:
         pretrained = study.model("pretrained", pretrain)
         if shared_pretrained is not None:
-            save_checkpoint(shared_pretrained, {"model": pretrained.state_dict()})
+            payload = {"model": pretrained.state_dict(), "settings": settings}
+            save_checkpoint(shared_pretrained, payload)
     for task in args.tasks:
         run_task(study, pretrained, task, args)
     for name in [n for n in args.finetune.split(";") if n]:

@@ -143,6 +143,10 @@ def test_a_cell_run_task_by_task_in_two_folders_fills_one_results_file(tmp_path)
     assert (results / "smoke-paper-5-s0.json").read_text() == before
     with pytest.raises(SystemExit):  # one file cannot serve two seeds
         sep_table7.main([*common, "--seeds", "0,1", "--out", str(tmp_path / "grid")])
+    # nor another seed's cell: the file names the settings it was pretrained with
+    with pytest.raises(SystemExit, match=r"--pretrained .*seed: 0 there, 1 here"):
+        sep_table7.main([*common, "--tasks", "B", "--seeds", "1", "--out", str(tmp_path / "s1")])
+    assert not (tmp_path / "s1" / "results.json").exists()
 
 
 class _Killed(Exception):
