@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sepkit_torch.training import RECIPES
+
 # The SEP variants: options of select_groups (method, tie, criterion, budget). The first
 # is the published rule with this project's random ties, the second the public code's
 # exact selection; the contribution criterion and the budget are this project's.
@@ -42,6 +44,30 @@ def compensated_name(name: str) -> str:
     return f"{head}, compensated{at}{counts}"
 
 
+_LOSS_TEXT = {"paper": "L1 loss", "code": "loss L1 + 0.5 (1 - MS-SSIM) + 0.1 Sobel L1"}
+
+
+def recipe_text(name: str, lr: float) -> str:
+    """What the training recipe `name` of ``training.RECIPES`` does, in a few words."""
+    how = RECIPES[name]
+    optimizer = {"adam": "Adam", "adamw": "AdamW"}[how.optimizer]
+    if how.weight_decay:
+        optimizer += f" (weight decay {how.weight_decay:g})"
+    parts = [f"{name} recipe: {optimizer} lr {lr:g}"]
+    if how.warmup_epochs:
+        parts.append(f"{how.warmup_epochs} epoch{'s' * (how.warmup_epochs > 1)} of warm-up")
+    end = f"{how.min_lr:g}" if how.min_lr is not None else "lr / 100"
+    parts.append(f"cosine to {end}")
+    parts.append(_LOSS_TEXT.get(how.loss, f"the {how.loss!r} loss"))
+    if how.ema_decay is not None:
+        parts.append(f"weight average {how.ema_decay:g}")
+    if how.clip_norm is not None:
+        parts.append(f"clipping at {how.clip_norm:g}")
+    if how.patience is not None:
+        parts.append(f"early stopping after {how.patience} validations without gain")
+    return ", ".join(parts)
+
+
 def render(results: dict) -> str:
     cfg = results["config"]
     lines = [
@@ -49,7 +75,8 @@ def render(results: dict) -> str:
         "",
         f"Procedural frames {cfg['frame'][0]}x{cfg['frame'][1]} cut into {cfg['crop']}-px windows "
         f"at stride {cfg['stride']}; {cfg['pretrain_steps']} pretraining and {cfg['steps']} "
-        f"training steps per task (batch {cfg['batch']}, Adam lr {cfg['lr']:g} cosine, L1); "
+        f"training steps per task (batch {cfg['batch']}, "
+        f"{recipe_text(cfg.get('recipe', 'paper'), cfg['lr'])}); "
         f"SEP pool: {cfg['pool']} whole degraded training frames; test: {cfg['test']} whole "
         f"frames. Params/MACs of the task's path at 1x1x512x640.",
     ]

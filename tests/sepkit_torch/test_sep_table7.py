@@ -198,3 +198,19 @@ def test_a_branch_training_stopped_part_way_resumes_to_the_same_weights(tmp_path
     assert result.steps == done.steps == steps and result.scores == done.scores
     for a, b in zip(resumed.trainable_parameters(), whole.trainable_parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "words"),
+    [
+        ("paper", "Adam lr 0.001, cosine to lr / 100, L1 loss"),
+        ("code", "AdamW (weight decay 1e-05) lr 0.001, 1 epoch of warm-up, cosine to 1e-06"),
+    ],
+)
+def test_a_cells_tables_name_the_recipe_that_trained_it(recipe, words):
+    config = {"model": "tiny", "rho": 0.1, "seed": 0, "frame": [96, 120], "crop": 48}
+    config |= {"stride": 24, "pretrain_steps": 3, "steps": 5, "batch": 8, "lr": 1e-3}
+    config |= {"pool": 4, "test": 2, "recipe": recipe}
+    text = names.render({"config": config, "tasks": {}})
+    assert words in text
+    assert ("early stopping" in text) == (recipe == "code")
