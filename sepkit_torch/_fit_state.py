@@ -9,12 +9,16 @@ import torch
 
 from sepkit_torch._errors import InvalidInputError
 
+#: What a training's state (given to ``on_epoch``, taken back by ``resume``) holds.
+STATE_KEYS = frozenset(
+    {"step", "epoch", "loss", "weights", "optimizer", "scheduler", "average", "averaged"}
+    | {"scores", "best", "best_step"}
+)
+
 
 def check_resume(resume, params, total, average) -> None:
     """`resume` is a state of a training of these parameters, this length and recipe."""
-    keys = {"step", "epoch", "loss", "weights", "optimizer", "scheduler", "average"}
-    keys |= {"averaged", "scores", "best", "best_step"}
-    if not isinstance(resume, dict) or not keys <= set(resume):
+    if not isinstance(resume, dict) or not STATE_KEYS <= set(resume):
         got = sorted(resume) if isinstance(resume, dict) else type(resume).__name__
         raise InvalidInputError(f"`resume` must be a state given to `on_epoch`; got {got}")
     shapes = [tuple(w.shape) for w in resume["weights"]]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sepkit_torch import ECMRNet
+from sepkit_torch._fit_state import STATE_KEYS
 from sepkit_torch.metrics import code_loss, l1_loss
 from sepkit_torch.training import RECIPES, InvalidInputError, fit
 from sepkit_torch.training import _schedule as schedule
@@ -214,7 +215,7 @@ def test_a_training_stopped_after_a_pass_resumes_to_the_same_weights():
 def test_a_state_of_another_training_is_refused_by_name():
     saved = {}
     fit(_model(), _batches(), lr=1e-3, steps=5, task="C", recipe="code", on_epoch=saved.update)
-    assert saved["step"] == 4
+    assert saved["step"] == 4 and set(saved) == STATE_KEYS  # what resume checks is all there is
     with pytest.raises(InvalidInputError, match="stopped at step 4, past this training's 3"):
         fit(_model(), _batches(), lr=1e-3, steps=3, task="C", recipe="code", resume=saved)
     with pytest.raises(InvalidInputError, match="from a recipe with a weight average"):
