@@ -95,7 +95,7 @@ def warmup() -> None:
         codeseg(ring, polish=polish)
         codeseg_batch(ring[None], polish=polish)
     # what only large graphs reach: the coding-tree search's groups in parallel
-    from sepkit.tree import _regroup
+    from sepkit._tree_search import _regroup
 
     g = as_graph(A)
     _regroup(g.indptr, g.indices, g.data, g.degree, labels, 2, labels[:0], 0, True, parallel=True)
