@@ -2,23 +2,24 @@
 
 - :mod:`~sepkit_torch.continual.pruning.sep`: which groups to keep, by 2D structural
   entropy (:func:`select_groups`; ECMRNet, Eqs. 4-10).
-- :mod:`~sepkit_torch.continual.pruning.surgery`: their physical removal
+- :mod:`~sepkit_torch.continual.pruning.budget`: a parameter budget across the stages
+  (:func:`allocate_budget`), the expensive stages first.
+- :mod:`~sepkit_torch.continual.pruning.surgery`: the groups' physical removal
   (:func:`prune`, :func:`prune_branch`).
 - :mod:`~sepkit_torch.continual.pruning.baselines`: magnitude (MP) and sparse-regularised
   (SRP) scores and :func:`top_groups`, for the comparison at equal size.
 """
 
 from sepkit_torch.continual.pruning.baselines import gate_scores, magnitude_scores, top_groups
+from sepkit_torch.continual.pruning.budget import allocate_budget, group_parameters
 from sepkit_torch.continual.pruning.sep import (
     CRITERIA,
     METHODS,
     SIMILARITIES,
     TIES,
     GroupSelection,
-    allocate_budget,
     group_contributions,
     group_graphs,
-    group_parameters,
     select_groups,
     selection_from_graphs,
     similarity,
