@@ -8,7 +8,8 @@ at its counts; the budgeted SEP with and without refitted exits against the base
 its counts ("unpruned" is the raw weights that pruning reads); and, from the
 ``sensitivity-*.json`` files of ``benchmarks/sep_sensitivity.py``, the published SEP's
 path cut and its lead over MP at each ``rho`` and pool size N (the paper's Tables 6 and 5),
-beside the paper's path cuts.
+beside the paper's path cuts; and the seed-paired differences the verdict quotes
+(``paired_table``: each difference taken within a seed, then mean ± sd over seeds).
 """
 
 from __future__ import annotations
@@ -86,6 +87,40 @@ def tables(groups: dict) -> str:
     return "\n".join(a) + "\n\n" + "\n".join(b) + "\n"
 
 
+#: The verdict's paired differences: (column, minuend, subtrahends); "max" of several.
+FINETUNED = "SEP (budget), compensated fine-tuned"
+PAIRED = (
+    ("SEP - max(MP, SRP)", "SEP", ("MP", "SRP")),
+    ("SEP - random x5", "SEP", ("random x5",)),
+    ("budget, compensated - max(MP, SRP)", BUDGET[4], BUDGET[1:3]),
+    ("budget, compensated - max(compensated MP, SRP)", BUDGET[4], BUDGET[5:7]),
+    ("budget, compensated - unpruned", BUDGET[4], ("unpruned, raw weights",)),
+    ("fine-tuned - unpruned", FINETUNED, ("unpruned, raw weights",)),
+)
+
+
+def _paired(row: dict, name: str, others: tuple[str, ...]) -> float | None:
+    """``row[name] - max(row[o])`` in dB; None where the row lacks one of them."""
+    if "unpruned, raw weights" in others and "unpruned, raw weights" not in row:
+        others = ("unpruned",)  # the paper recipe: the raw weights are what it reports
+    if name not in row or any(o not in row for o in others):
+        return None
+    return row[name]["psnr"] - max(row[o]["psnr"] for o in others)
+
+
+def paired_table(groups: dict) -> str:
+    """Seed-paired differences (dB, test frames) per cell and task, mean ± sd over seeds."""
+    head = "| steps, recipe, seeds | task | " + " | ".join(c for c, _, _ in PAIRED)
+    lines = [head + " |", "|---|---|" + "---:|" * len(PAIRED)]
+    for (steps, recipe), cells in groups.items():
+        for task in cells[0]["tasks"]:
+            rows = [c["tasks"][task] for c in cells if "SEP" in c["tasks"].get(task, {})]
+            cols = [mean_sd([_paired(r, n, o) for r in rows]) for _, n, o in PAIRED]
+            label = _label(steps, recipe, len(rows))
+            lines.append(f"| {label} | {task} | " + " | ".join(cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def sensitivity_table(results: Path, model: str) -> str:
     """Path cut and SEP - MP (dB, no fine-tuning) per rho / N setting and task."""
     groups: dict[tuple[int, str], list[dict]] = {}
@@ -129,7 +164,9 @@ def main(argv=None) -> None:
     parser.add_argument("--results", default="docs/results/sep-study")
     parser.add_argument("--model", default="tiny")
     args = parser.parse_args(argv)
-    print(tables(cells_by_length(Path(args.results), args.model)))
+    groups = cells_by_length(Path(args.results), args.model)
+    print(tables(groups))
+    print(paired_table(groups))
     print(sensitivity_table(Path(args.results), args.model), end="")
 
 
