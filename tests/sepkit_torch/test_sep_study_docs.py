@@ -61,3 +61,29 @@ def test_a_cell_without_fine_tuning_leaves_its_column_empty(tmp_path):
     table = sep_study_docs.paired_table(sep_study_docs.cells_by_length(tmp_path, "smoke"))
     row = next(line for line in table.splitlines() if line.startswith("| 10, code"))
     assert row.rstrip().endswith("| -0.10 | - |")
+
+
+def _sensitivity(seed: int, task: str, sep_params: int) -> dict:
+    rows = {
+        "unpruned": {"activated_params": 200},
+        "rho 0.1, N 3": {
+            "SEP": {"activated_params": sep_params, "psnr": 20.0},
+            "MP": {"activated_params": sep_params, "psnr": 19.5},
+        },
+    }
+    cell = {"steps": 10, "recipe": "code", "seed": seed, "tasks": [task]}
+    return {"cell": cell, "tasks": {task: rows}}
+
+
+def test_parts_of_one_seed_run_task_by_task_count_as_one_seed(tmp_path):
+    for task, params in (("C", 150), ("B", 100)):
+        part = tmp_path / f"sensitivity-smoke-10-code-s0-{task}.json"
+        part.write_text(json.dumps(_sensitivity(0, task, params)))
+    table = sep_study_docs.sensitivity_table(tmp_path, "smoke")
+    assert "| 10, code, 1 seed | rho 0.1, N 3 | -25.00% | 0.50 | -50.00% | 0.50 | - | - |" in table
+    # a second seed's file is a second seed
+    (tmp_path / "sensitivity-smoke-10-code-s1.json").write_text(
+        json.dumps(_sensitivity(1, "C", 100))
+    )
+    table = sep_study_docs.sensitivity_table(tmp_path, "smoke")
+    assert "| 10, code, 2 seeds | rho 0.1, N 3 | -37.50 ± 17.68% | 0.50 ± 0.00 |" in table
