@@ -40,6 +40,7 @@ __all__ = [
     "METHODS",
     "SIMILARITIES",
     "TIES",
+    "check_selection",
     "group_contributions",
     "group_graphs",
     "select_groups",
@@ -222,7 +223,7 @@ def selection_from_graphs(
     by ``tie="contribution"`` and ``criterion="contribution"``. Returns (frequency per
     stage, keep mask per stage, seconds spent in sepkit).
     """
-    _check_selection(rho, method, tie, criterion)
+    check_selection(rho=rho, method=method, tie=tie, criterion=criterion)
     counts, seconds = _selection_counts(
         graphs,
         method=method,
@@ -391,14 +392,14 @@ def select_groups(
     GroupSelection
     """
     # checked up front: the forward passes over the pool come first
-    _check_selection(rho, method, tie, criterion)
-    if budget is not None:
-        _check_budget(budget)
-        if reduce is not None:
-            raise InvalidInputError(
-                "`budget` ranks groups by their contributions, which are not summed over "
-                "processes: score the whole pool in one process"
-            )
+    check_selection(
+        rho=rho,
+        method=method,
+        tie=tie,
+        criterion=criterion,
+        budget=budget,
+        split=reduce is not None,
+    )
     if similarity_kind not in SIMILARITIES:
         raise InvalidInputError(
             f"`similarity_kind` must be one of {SIMILARITIES}; got {similarity_kind!r}"
@@ -494,7 +495,18 @@ def select_groups(
     )
 
 
-def _check_selection(rho, method, tie, criterion) -> None:
+def check_selection(
+    *,
+    rho=0.1,
+    method="sweep",
+    tie="random",
+    criterion="published",
+    budget=None,
+    split: bool = False,
+) -> None:
+    """Refuse the options :func:`select_groups` refuses, before any work: the one place
+    these rules live (the pipeline checks its SEP settings with it before training).
+    `split` says that the pool is scored by several processes (``reduce`` is given)."""
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho <= 1:
         raise InvalidInputError(f"`rho` must be a number in (0, 1]; got {rho!r}")
     if method not in METHODS:
@@ -514,6 +526,13 @@ def _check_selection(rho, method, tie, criterion) -> None:
             '`tie="contribution"` breaks ties of the detachment cost; with '
             '`criterion="contribution"` the contribution already decides: use "random" or "index"'
         )
+    if budget is not None:
+        _check_budget(budget)
+        if split:
+            raise InvalidInputError(
+                "`budget` ranks groups by their contributions, which are not summed over "
+                "processes: score the whole pool in one process"
+            )
 
 
 def _capture(store: dict, stage: str):
