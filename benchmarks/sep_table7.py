@@ -212,6 +212,13 @@ def batch_of(data, index) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([d for d, _ in items]), torch.stack([c for _, c in items])
 
 
+def loader(data, args, seed: int) -> DataLoader:
+    """`data`'s windows in batches of ``args.batch``, shuffled frame by frame by `seed`."""
+    g = torch.Generator().manual_seed(seed)
+    order = ShardedBatchSampler(len(data), args.batch, generator=g, frame_items=data.frame_items)
+    return DataLoader(data, batch_sampler=order)
+
+
 def fit(
     model,
     task: str | None,
@@ -232,8 +239,8 @@ def fit(
     stopping. With `saved`, the training's state is written there after every pass over
     the data and a training stopped part-way goes on from it (to the same weights)."""
     epoch = max(1, steps // epochs)
-    g = torch.Generator().manual_seed(seed)
-    order = ShardedBatchSampler(len(data), args.batch, generator=g, frame_items=data.frame_items)
+    batches = loader(data, args, seed)
+    g = batches.batch_sampler.generator
     resume = on_epoch = None
     if saved is not None:
         if saved.is_file():
@@ -257,7 +264,7 @@ def fit(
 
     return training.fit(
         model,
-        DataLoader(data, batch_sampler=order),
+        batches,
         lr=lr,
         steps=steps,
         task=task,
@@ -314,7 +321,10 @@ def scored(model, task, keep, test, pool=None) -> dict:
 # ----------------------------------------------------------------------------- the study
 
 
-def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
+def trained_branch(study: Study, pretrained: ECMRNet, task: str, args):
+    """`task`'s branch trained on `pretrained` (saved in the study, resumable part-way):
+    ``(raw, reported)``, the raw weights (what pruning reads) and those the recipe
+    reports (its weight average, or the raw weights)."""
     seed = mix_seed(args.seed, ord(task[0]))
     val = validation_frames(task, args, seed)
     averaged = RECIPES[args.recipe].ema_decay is not None
@@ -360,11 +370,23 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
     model = study.model(f"trained-{task}", train_branch)
     in_progress.unlink(missing_ok=True)
     reported = study.model(f"trained-{task}-avg", lambda: None) if averaged else model
-    test_data = SyntheticThermalDataset(
+    return model, reported
+
+
+def held_out_test(task: str, args) -> tuple[torch.Tensor, torch.Tensor]:
+    """The study's test frames of `task`: (degraded, clean)."""
+    data = SyntheticThermalDataset(
         task, length=args.test, size=args.frame, split="test", seed=args.test_seed
     )
-    items = [test_data[i] for i in range(len(test_data))]
-    test = (torch.stack([d for d, _ in items]), torch.stack([c for _, c in items]))
+    items = [data[i] for i in range(len(data))]
+    return torch.stack([d for d, _ in items]), torch.stack([c for _, c in items])
+
+
+def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
+    seed = mix_seed(args.seed, ord(task[0]))
+    averaged = RECIPES[args.recipe].ema_decay is not None
+    model, reported = trained_branch(study, pretrained, task, args)
+    test = held_out_test(task, args)
     pool = pool_frames(task, args, seed)
     if args.record_graphs:
         record_graphs(Path(args.record_graphs), model, task, pool[: args.record_frames])
@@ -408,21 +430,11 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
 
     def srp_scores():
         if not gates:  # learned once per task, used at every count
-            data = training_frames(task, args, mix_seed(seed, 1))
-            g = torch.Generator().manual_seed(seed)
-            order = ShardedBatchSampler(
-                len(data), args.batch, generator=g, frame_items=data.frame_items
-            )
-            pairs = []
-            for index in order:
-                pairs.append(batch_of(data, index))
-                if len(pairs) == args.srp_batches:
-                    break
             gates.update(
                 gate_scores(
                     copy.deepcopy(model),
                     task,
-                    pairs,
+                    gate_pairs(task, args, seed),
                     penalty=1e-3,
                     lr=1e-2,
                     epochs=args.srp_epochs,
@@ -490,6 +502,20 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
             study.row(task, compensated_name(name), compensated)
 
 
+def gate_pairs(task: str, args, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The (degraded, clean) batches the SRP gates learn on: ``args.srp_batches`` of a
+    training stream of their own."""
+    data = training_frames(task, args, mix_seed(seed, 1))
+    g = torch.Generator().manual_seed(seed)
+    order = ShardedBatchSampler(len(data), args.batch, generator=g, frame_items=data.frame_items)
+    pairs = []
+    for index in order:
+        pairs.append(batch_of(data, index))
+        if len(pairs) == args.srp_batches:
+            break
+    return pairs
+
+
 @torch.no_grad()
 def record_graphs(path: Path, model, task: str, pool) -> None:
     """Add `task`'s inter-group graphs of the `pool` images (``(N, G, G)`` per stage,
@@ -541,11 +567,7 @@ def _finetune(study: Study, task: str, name: str, args) -> dict:
     if rows[name].get("compensated"):
         pool = pool_frames(task, args, seed)
     m = pruned(model, task, keep, pool)
-    test_data = SyntheticThermalDataset(
-        task, length=args.test, size=args.frame, split="test", seed=args.test_seed
-    )
-    items = [test_data[i] for i in range(len(test_data))]
-    test = (torch.stack([d for d, _ in items]), torch.stack([c for _, c in items]))
+    test = held_out_test(task, args)
     val = validation_frames(task, args, seed)
     torch.manual_seed(seed)
     curve = {0: evaluate(m, task, test)}
@@ -763,22 +785,9 @@ def check_pretrained(path: Path, state: dict, settings: dict) -> None:
         )
 
 
-def run_cell(args, out: Path, shared_pretrained: Path | None) -> Study:
-    """One study: pretraining, then every task's rows and fine-tuning, in `out`."""
-    for key, value in STUDIES[args.model].items():
-        if key != "steps":
-            setattr(args, key, value)
-    args.tasks = [t for t in args.tasks.split(",") if t]
-    args.finetune_steps = max(1, round(FINETUNE_SHARE * args.steps))
-    # fine-tuning curve: a few points, then the budget
-    args.marks = sorted(
-        {m for m in (25, 50, 100, 200, 400, 800) if m < args.finetune_steps} | {args.finetune_steps}
-    )
-    skip = ("out", "threads", "finetune", "marks", "record_graphs", "record_frames", "results")
-    skip += ("seeds", "recipes", "summary_only", "pretrained")
-    config = {k: v for k, v in vars(args).items() if k not in skip}
-    config["frame"] = list(config["frame"])
-    study = Study(out, config)
+def pretrained_backbone(study: Study, args, config: dict, shared: Path | None) -> ECMRNet:
+    """The backbone pretrained clean to clean: from the `shared` file (checked against
+    this cell's settings), or trained and saved in the study (and in `shared`)."""
 
     def pretrain():
         torch.manual_seed(args.seed)
@@ -797,15 +806,34 @@ def run_cell(args, out: Path, shared_pretrained: Path | None) -> Study:
         return model
 
     settings = {k: config[k] for k in PRETRAINING_SETTINGS}
-    if shared_pretrained is not None and shared_pretrained.is_file():
-        state = torch.load(shared_pretrained, map_location="cpu", weights_only=True)
-        check_pretrained(shared_pretrained, state, settings)
-        pretrained = ECMRNet.from_state_dict(state["model"])
-    else:
-        pretrained = study.model("pretrained", pretrain)
-        if shared_pretrained is not None:
-            payload = {"model": pretrained.state_dict(), "settings": settings}
-            save_checkpoint(shared_pretrained, payload)
+    if shared is not None and shared.is_file():
+        state = torch.load(shared, map_location="cpu", weights_only=True)
+        check_pretrained(shared, state, settings)
+        return ECMRNet.from_state_dict(state["model"])
+    pretrained = study.model("pretrained", pretrain)
+    if shared is not None:
+        save_checkpoint(shared, {"model": pretrained.state_dict(), "settings": settings})
+    return pretrained
+
+
+def run_cell(args, out: Path, shared_pretrained: Path | None) -> Study:
+    """One study: pretraining, then every task's rows and fine-tuning, in `out`."""
+    for key, value in STUDIES[args.model].items():
+        if key != "steps":
+            setattr(args, key, value)
+    args.tasks = [t for t in args.tasks.split(",") if t]
+    args.finetune_steps = max(1, round(FINETUNE_SHARE * args.steps))
+    # fine-tuning curve: a few points, then the budget
+    args.marks = sorted(
+        {m for m in (25, 50, 100, 200, 400, 800) if m < args.finetune_steps} | {args.finetune_steps}
+    )
+    skip = ("out", "threads", "finetune", "marks", "record_graphs", "record_frames", "results")
+    skip += ("seeds", "recipes", "summary_only", "pretrained")
+    config = {k: v for k, v in vars(args).items() if k not in skip}
+    config["frame"] = list(config["frame"])
+    study = Study(out, config)
+
+    pretrained = pretrained_backbone(study, args, config, shared_pretrained)
     for task in args.tasks:
         run_task(study, pretrained, task, args)
     for name in [n for n in args.finetune.split(";") if n]:
