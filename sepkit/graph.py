@@ -32,6 +32,12 @@ from sepkit._options import check_choice
 
 __all__ = ["Graph", "as_graph", "symmetrize"]
 
+# A graph whose largest weight is below 2**_MIN_TOP_LOG2 is multiplied by a power of two
+# (exact) that brings it into [2**-64, 2**-63): entropy is scale-free, subnormal arithmetic
+# is not. (Not into [1, 2): weight_scale, up to 2**1010, must stay a finite float.)
+_MIN_TOP_LOG2 = -500
+_LIFTED_TOP_LOG2 = -64
+
 
 @dataclass(frozen=True, eq=False)
 class Graph:
@@ -55,8 +61,10 @@ class Graph:
         for matrices. Position ``i`` is row ``i``.
     weight_scale : float
         The stored weights are the input's times ``weight_scale``: 1.0, or a
-        power of two below 1 when the input's total weight would come near
-        float64's limit (entropies do not depend on the scale of the weights).
+        power of two: below 1 when the input's total weight would come near
+        float64's limit, above 1 when its largest weight is below 2**-500, so
+        that subnormal weights keep their precision (entropies do not depend on
+        the scale of the weights).
 
     Build one with :func:`as_graph` (any input) or :meth:`Graph.from_csr`.
     Calling ``Graph(...)`` directly validates every field, converts the arrays
@@ -85,7 +93,15 @@ class Graph:
     _index: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
-        for name, value in _validated_fields(self).items():
+        fields = _validated_fields(self)
+        shift = min(_scale_shift(fields["data"], fields["data"].size), 0)  # tiny weights only
+        if shift:
+            for name in ("data", "degree"):
+                fields[name] = _rescale(fields[name], shift)
+                fields[name].flags.writeable = False
+            fields["volume"] = math.ldexp(fields["volume"], -shift)
+            fields["weight_scale"] = math.ldexp(fields["weight_scale"], -shift)
+        for name, value in fields.items():
             object.__setattr__(self, name, value)
 
     @classmethod
@@ -122,8 +138,12 @@ class Graph:
             ...
         sepkit.InvalidGraphError: `G` must be symmetric (undirected); got A[0, 1] = 1.0 but ...
         """
+        shift = 0
         if check:
             indptr, indices, data, nodes = _checked_csr(indptr, indices, data, nodes)
+            shift = min(_scale_shift(data, data.size), 0)  # large ones: _check_volume refuses
+            data = _rescale(data, shift)
+            data.flags.writeable = False
         else:
             indptr = np.asarray(indptr, dtype=np.int64)
             indices = np.asarray(indices, dtype=np.int64)
@@ -132,7 +152,7 @@ class Graph:
         degree = _row_sums(indptr, data)
         if check:
             _check_volume(float(degree.sum()))
-        return cls._trusted(indptr, indices, data, degree, nodes)
+        return cls._trusted(indptr, indices, data, degree, nodes, math.ldexp(1.0, -shift))
 
     @classmethod
     def _trusted(
@@ -233,8 +253,10 @@ def as_graph(obj, *, weight: str | None = "weight") -> Graph:
     1e-10, which is then averaged out); for anything else call
     :func:`symmetrize` first. Explicit zero entries are dropped: an edge of
     weight 0 changes no entropy. Weights so large that their total could
-    overflow float64 are divided by a power of two (``Graph.weight_scale``);
-    no entropy changes, since all of them are invariant under scaling.
+    overflow float64 are divided by a power of two (``Graph.weight_scale``),
+    and weights all below 2**-500 (subnormal ones included) are multiplied by
+    one, so that the kernels keep float64's full precision; no entropy
+    changes, since all of them are invariant under scaling.
 
     Examples
     --------
@@ -334,7 +356,7 @@ def _from_networkx(G: nx.Graph, weight: str | None) -> Graph:
             kind = "negative" if w < 0 else "non-finite"
             raise InvalidGraphError(f"`G` has a {kind} weight ({w!r} on edge ({u!r}, {v!r}))")
         rows[e], cols[e], vals[e] = index[u], index[v], w
-    shift = _overflow_shift(vals, 2 * m)
+    shift = _scale_shift(vals, 2 * m)
     vals = _rescale(vals, shift)
     loop = rows == cols
     r = np.concatenate([rows, cols[~loop]])
@@ -355,23 +377,26 @@ def _from_matrix(A) -> Graph:
     if sp.issparse(A):
         if A.format not in ("csr", "csc", "coo", "bsr"):
             A = sp.coo_array(A)
-        shift = _overflow_shift(A.data, A.data.size)
+        shift = _scale_shift(A.data, A.data.size)
         if shift:
             A = A.astype(np.float64, copy=True)
             A.data = _rescale(A.data, shift)
         M = sp.csr_array(A, dtype=np.float64)
     else:
         D = np.asarray(A, dtype=np.float64)
-        shift = _overflow_shift(D, D.size)
+        shift = _scale_shift(D, D.size)
         M = sp.csr_array(_rescale(D, shift))
     M.sum_duplicates()
     return _build(M, range(n), None, shift)
 
 
-def _overflow_shift(values: np.ndarray, count: int) -> int:
-    """The power of two to divide the weights by so that no sum can overflow; 0 almost always.
+def _scale_shift(values: np.ndarray, count: int) -> int:
+    """The power of two to divide the weights by; 0 almost always.
 
-    ``count`` times the largest magnitude bounds the total weight. Values that are not
+    Positive so that no sum can overflow: ``count`` times the largest magnitude bounds the
+    total weight. Negative when the largest magnitude is below 2**_MIN_TOP_LOG2: it is then
+    brought into [2**-64, 2**-63), so no weight, sum or product of a weight with a log
+    ratio is left with a subnormal's few bits (5e-324 holds one). Values that are not
     finite give 0 (they are rejected later, with their original value in the message).
     """
     if values.size == 0:
@@ -379,6 +404,8 @@ def _overflow_shift(values: np.ndarray, count: int) -> int:
     top = max(float(values.max()), -float(values.min()))
     if not math.isfinite(top) or top == 0.0:
         return 0
+    if top < 2.0**_MIN_TOP_LOG2:
+        return math.frexp(top)[1] - 1 - _LIFTED_TOP_LOG2
     bound = math.log2(top) + math.log2(max(count, 1))
     return 0 if bound <= _MAX_VOLUME_LOG2 else math.ceil(bound) - _MAX_VOLUME_LOG2
 
@@ -426,7 +453,8 @@ def check_dense_stack(adjacency, name: str = "adjacency") -> np.ndarray:
 
     The same rules as :func:`as_graph`: finite, non-negative, symmetric up to a
     relative 1e-10 (rounding-level asymmetry is averaged away), and each matrix
-    whose total weight could overflow is divided by a power of two.
+    whose total weight could overflow is divided by a power of two (or whose largest
+    weight is below 2**-500 multiplied by one).
     """
     A = np.asarray(adjacency)
     if A.ndim != 3 or A.shape[1] != A.shape[2]:
@@ -452,7 +480,8 @@ def check_dense_stack(adjacency, name: str = "adjacency") -> np.ndarray:
             )
         A = (A + T) / 2
     top = A.reshape(A.shape[0], -1).max(axis=1)
-    for b in np.flatnonzero(top > 2.0 ** (_MAX_VOLUME_LOG2 - 1) / A[0].size):
+    huge = top > 2.0 ** (_MAX_VOLUME_LOG2 - 1) / A[0].size
+    for b in np.flatnonzero(huge | ((top > 0) & (top < 2.0**_MIN_TOP_LOG2))):
         A = A.copy() if A is adjacency else A
-        A[b] = _rescale(A[b], _overflow_shift(A[b], A[b].size))
+        A[b] = _rescale(A[b], _scale_shift(A[b], A[b].size))
     return A
