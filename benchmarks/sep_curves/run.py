@@ -19,7 +19,7 @@ A cell is one model preset, recipe, training length and seed (the SEP study's pr
    the same learning rate ("unpruned, trained on").
 
 Every finished row is saved in ``--out`` (atomically; rerun the same command to resume)
-and, with ``--results``, the cell's results file is copied there when the cell is done.
+and, with ``--results``, the cell's results file is copied there after each task.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.sep_curves.run --model tiny \\
         --steps 8000 --recipe code --seed 0 --out runs/sep-curves/tiny-code-8000-s0 \\
@@ -339,6 +339,11 @@ def run_cell(args) -> study_cell.Study:
         start = time.perf_counter()
         run_task(study, pretrained, task, args)
         log.info("%s: done in %.0f s", task, time.perf_counter() - start)
+        if args.results:  # each finished task's rows, to commit
+            results = Path(args.results)
+            results.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(study.results, indent=1) + "\n"
+            atomic_write_text(results / f"{cell_name(args)}.json", text)
     return study
 
 
@@ -364,19 +369,14 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--pretrained", metavar="PT", help="a shared pretrained backbone")
     parser.add_argument(
-        "--results", metavar="DIR", help="copy the finished cell's results.json here"
+        "--results", metavar="DIR", help="copy the cell's results here after each task"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     numba.config.THREADING_LAYER = "workqueue"  # see benchmarks/sep_table7.py
-    study = run_cell(args)
-    if args.results:
-        results = Path(args.results)
-        results.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(study.results, indent=1) + "\n"
-        atomic_write_text(results / f"{cell_name(args)}.json", text)
+    run_cell(args)
 
 
 if __name__ == "__main__":
