@@ -16,21 +16,33 @@ import logging
 import sys
 import tomllib
 
-from sepkit_torch._errors import SepkitTorchError
+from sepkit_torch._errors import ConfigError, SepkitTorchError
 from sepkit_torch.continual.recognition import RECOGNIZER_MODES
 from sepkit_torch.pipeline.comparison import compare
-from sepkit_torch.pipeline.config import RUN_PRESETS, PipelineConfig
+from sepkit_torch.pipeline.config import OPTIONAL_SETTINGS, RUN_PRESETS, PipelineConfig
 from sepkit_torch.pipeline.runner import run
 from sepkit_torch.pipeline.strategies import METHODS
 from sepkit_torch.pipeline.weights import export_weights, retrain_weights
 
 
-def _value(text: str):
-    """A ``--set`` value read as TOML (numbers, booleans, lists), else a string."""
+def _value(key: str, text: str):
+    """A ``--set`` value read as TOML (numbers, booleans, lists), else a string; ``none``
+    unsets a setting that may be None (TOML has no null: a config file cannot)."""
+    if text == "none" and key in OPTIONAL_SETTINGS:
+        return None
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def _tasks(text: str) -> list[str]:
+    """``--tasks C,B,N`` as a list; an empty name (``""``, ``C,,B``) is an error, never the
+    default sequence."""
+    tasks = [t.strip() for t in text.split(",")]
+    if not all(tasks):
+        raise ConfigError(f"`--tasks` must be task names separated by commas; got {text!r}")
+    return tasks
 
 
 def parser(compare: bool = False) -> argparse.ArgumentParser:
@@ -74,7 +86,8 @@ def parser(compare: bool = False) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any other setting, e.g. --set epochs=10 (repeatable)",
+        help="any other setting, e.g. --set epochs=10 (repeatable); KEY=none unsets "
+        f"one of {', '.join(OPTIONAL_SETTINGS)}",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
@@ -169,13 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             print(f"error: --set needs KEY=VALUE; got {item!r}", file=sys.stderr)
             return 2
-        overrides[key.strip()] = _value(value.strip())
+        overrides[key.strip()] = _value(key.strip(), value.strip())
     for key in ("preset", "out", "data", "seed", "device", "method"):
         if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
-    if args.tasks:
-        overrides["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
     try:
+        if args.tasks is not None:
+            overrides["tasks"] = _tasks(args.tasks)
         if args.config:
             config = PipelineConfig.from_toml(args.config, **overrides)
         else:

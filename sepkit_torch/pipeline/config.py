@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sepkit_torch._errors import ConfigError
+from sepkit_torch._errors import ConfigError, InvalidInputError
 from sepkit_torch.continual.pruning import CRITERIA as SEP_CRITERIA
 from sepkit_torch.continual.pruning import METHODS as SEP_METHODS
-from sepkit_torch.continual.pruning import SIMILARITIES
+from sepkit_torch.continual.pruning import SIMILARITIES, check_selection
 from sepkit_torch.continual.pruning import TIES as SEP_TIES
 from sepkit_torch.continual.recognition import RECOGNIZER_MODES
 from sepkit_torch.data import DEGRADATION_PRESETS, PAPER_TASKS, SCENE_STYLES, parse_task
@@ -29,7 +29,7 @@ from sepkit_torch.pipeline.strategies import STRATEGIES
 from sepkit_torch.speed import AMP_MODES, parse_grouped_conv
 from sepkit_torch.training import OPTIMIZER_IMPLS, RECIPES
 
-__all__ = ["RUN_PRESETS", "ConfigError", "PipelineConfig"]
+__all__ = ["RUN_PRESETS", "ConfigError", "PipelineConfig", "check_processes"]
 
 
 # the data module's default scene style: a run of a folder's images keeps it
@@ -163,6 +163,10 @@ class PipelineConfig:
             )
         for name, choices in _CHOICES.items():
             _choice(name, getattr(self, name), choices)
+        for name in _PATHS:
+            if getattr(self, name) is not None and not getattr(self, name).strip():
+                raise ConfigError(f"`{name}` must name a folder; got {getattr(self, name)!r}")
+        _check_sep(self)
         parse_grouped_conv(self.grouped_conv)
         if not _DEVICE.fullmatch(self.device):
             raise ConfigError(f"`device` must be 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}")
@@ -251,6 +255,8 @@ _OPTIONAL = {
     "loss": str,
     "sep_budget": float,
 }
+#: The settings that may be None (``--set KEY=none`` on the command line).
+OPTIONAL_SETTINGS = tuple(_OPTIONAL)
 _FIELD_TYPES = {
     f.name: tuple if f.name in _TUPLES else _OPTIONAL.get(f.name) or type(f.default)
     for f in dataclasses.fields(PipelineConfig)
@@ -287,6 +293,8 @@ _INT_RANGES = {
     ),
     "seed": (0, 2**63 - 1),
 }
+# Settings that name a folder: an empty name would be the current folder.
+_PATHS = ("out", "data", "examples")
 # Real settings: (low, high], low excluded.
 _REAL_RANGES = {"lr": (0.0, 1.0), "sep_rho": (0.0, 1.0)}
 # Settings with named values, each from the module that owns them.
@@ -392,6 +400,75 @@ RUN_PRESETS: dict[str, dict[str, Any]] = {
 def _choice(name, value, choices) -> None:
     if value not in choices:
         raise ConfigError(f"`{name}` must be one of {list(choices)}; got {value!r}")
+
+
+def _sep_settings(config, split: bool = False) -> None:
+    """The prune step's own check (:func:`~sepkit_torch.continual.pruning.check_selection`)
+    of the SEP settings, its errors naming them."""
+    try:
+        check_selection(
+            rho=config.sep_rho,
+            method=config.sep_method,
+            tie=config.sep_tie,
+            criterion=config.sep_criterion,
+            budget=config.sep_budget,
+            split=split,
+        )
+    except InvalidInputError as err:
+        settings = ", ".join(
+            f"{name}={getattr(config, name)!r}"
+            for name in ("sep_method", "sep_tie", "sep_criterion", "sep_budget")
+        )
+        where = " on a run of several processes (torchrun)" if split else ""
+        raise ConfigError(
+            f"the SEP settings {settings}{where} are refused by the prune step "
+            f"(select_groups): {err}"
+        ) from None
+
+
+def _check_sep(config) -> None:
+    """SEP's settings as the prune step will take them, checked before any training."""
+    _sep_settings(config)
+    if not config.prune:
+        ignored = [n for n in ("sep_budget", "sep_compensate") if getattr(config, n)]
+        if ignored:
+            raise ConfigError(
+                f"`prune` is false, so nothing is pruned: {', '.join(ignored)} would be "
+                f"ignored; got {', '.join(f'{n}={getattr(config, n)!r}' for n in ignored)}"
+            )
+
+
+def check_processes(config: PipelineConfig, world_size: int) -> None:
+    """The settings a run of `world_size` processes (torchrun) cannot take, checked before
+    its first stage: a method that runs in one process only, and SEP's budget and exit
+    refit, which need the whole pool in one process.
+
+    Examples
+    --------
+    >>> from sepkit_torch.pipeline.config import PipelineConfig, check_processes
+    >>> config = PipelineConfig.from_preset("smoke", sep_budget=0.3)
+    >>> check_processes(config, 1)
+    >>> check_processes(config, 2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    sepkit_torch.ConfigError: the SEP settings ... sep_budget=0.3 on a run of several processes ...
+    """
+    if world_size <= 1:
+        return
+    if not STRATEGIES[config.method].distributed:
+        raise ConfigError(
+            f"`method` {config.method!r} runs in one process only; several processes "
+            f"(torchrun, here {world_size}) need a method that runs in several"
+        )
+    if not config.prune:
+        return
+    _sep_settings(config, split=True)
+    if config.sep_compensate:
+        raise ConfigError(
+            f"`sep_compensate` refits the exits on the whole pool in one process; a run of "
+            f"{world_size} processes scores the pool in parts: set sep_compensate=false or "
+            "run in one process"
+        )
 
 
 def _check_sequence(tasks) -> None:

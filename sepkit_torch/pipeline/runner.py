@@ -14,14 +14,19 @@ from pathlib import Path
 
 import torch
 
-from sepkit_torch._errors import InvalidInputError
+from sepkit_torch._errors import CheckpointError, InvalidInputError, SepkitTorchError
 from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.distributed import DistContext, device_of, init_distributed
-from sepkit_torch.pipeline.config import PipelineConfig
+from sepkit_torch.pipeline.config import PipelineConfig, check_processes
 from sepkit_torch.pipeline.data import test_set, train_set
 from sepkit_torch.pipeline.recognition_stage import is_recognizer_stage
 from sepkit_torch.pipeline.report import Report, real_examples, restored_strip, write_report
-from sepkit_torch.pipeline.state import check_resumable, commit_stage, prepare_folder
+from sepkit_torch.pipeline.state import (
+    check_done,
+    check_resumable,
+    commit_stage,
+    prepare_folder,
+)
 from sepkit_torch.pipeline.strategies import strategy_class
 from sepkit_torch.speed import quiet_numba_threads
 
@@ -73,11 +78,7 @@ def run(
 def _run(config, ctx: DistContext, resume, overwrite, progress, stop_after) -> Report:
     """:func:`run` in one process of `ctx`: every rank computes, rank 0 writes."""
     kind = strategy_class(config.method)
-    if ctx.distributed and not kind.distributed:
-        raise InvalidInputError(
-            f"`method` {config.method!r} runs in one process only; several processes "
-            f"(torchrun, here {ctx.world_size}) need a method that runs in several"
-        )
+    check_processes(config, ctx.world_size)  # what one process allows and several do not
     stages = kind.stages(config)
     names = [s.name for s in stages]
     if stop_after is not None and stop_after not in names:
@@ -88,20 +89,26 @@ def _run(config, ctx: DistContext, resume, overwrite, progress, stop_after) -> R
     ctx.barrier()
     saved = folder.checkpoint
     if saved is not None:
-        previous = PipelineConfig(**saved["config"])
+        previous = _saved(lambda: PipelineConfig(**saved["config"]), out, "settings")
         check_resumable(previous, config, out)
         kind.check_resume(previous, config)
+        check_done(saved["done"], names, out)
         log.info("resuming %s after %s", out, saved["done"][-1] if saved["done"] else "nothing")
     device = device_of(ctx, config.device)
-    report = Report(config.to_dict()) if saved is None else Report.from_dict(saved["report"])
+    if saved is None:
+        report = Report(config.to_dict())
+    else:
+        report = _saved(lambda: Report.from_dict(saved["report"]), out, "report")
     report.config = config.to_dict()
     report.network, report.sequential = kind.network, kind.sequential
     done = [] if saved is None else list(saved["done"])
     strategy = kind(config, report, device, progress and ctx.is_main, ctx=ctx)
     if saved is None:
         strategy.start()
-    else:
-        strategy.load_state_dict(saved)
+    else:  # the saved model must hold what its finished stages made: checked before any
+        # stage runs or anything is written
+        _saved(lambda: strategy.load_state_dict(saved), out, f"{kind.network} model and state")
+        strategy.check_state(done, out)
     # the restorer's stages keep their seeds whether or not the recognizer's are there
     seed_index = {s: i for i, s in enumerate(s for s in stages if not is_recognizer_stage(s))}
     for index, stage in enumerate(stages):
@@ -131,6 +138,21 @@ def _run(config, ctx: DistContext, resume, overwrite, progress, stop_after) -> R
         log.info("report written to %s", out / "report.md")
     ctx.barrier()
     return report
+
+
+def _saved(read, out: Path, what: str):
+    """``read()`` of a part of a checkpoint; a part that is not what this run saves is a
+    :class:`CheckpointError` naming it, not an error from deep inside."""
+    try:
+        return read()
+    except CheckpointError:
+        raise
+    except (SepkitTorchError, KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise CheckpointError(
+            f"the checkpoint in {out} does not hold this run's {what} "
+            f"({type(err).__name__}: {err}); it cannot be resumed: start the run again with "
+            "overwrite=True (--overwrite)"
+        ) from None
 
 
 def _check_data(config) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "KEYS",
     "CheckpointError",
     "RunFolderError",
+    "check_done",
     "check_resumable",
     "commit_stage",
     "load_checkpoint",
@@ -177,6 +178,21 @@ def check_resumable(saved, new, out: Path) -> None:
     if list(new.tasks[: len(saved.tasks)]) != list(saved.tasks):
         raise TaskStateError(
             f"`tasks` must extend the run's tasks {list(saved.tasks)}; got {list(new.tasks)}"
+        )
+
+
+def check_done(done, names: list[str], out: Path) -> None:
+    """The stages a checkpoint lists as done are the first stages of the run (`names`,
+    in order): the order every run does them in."""
+    if (
+        not isinstance(done, list)
+        or not all(isinstance(n, str) for n in done)
+        or done != names[: len(done)]
+    ):
+        raise CheckpointError(
+            f"the checkpoint in {out} lists the stages done {done!r}; a run of these settings "
+            f"does its stages in the order {names}: it cannot be resumed (start the run again "
+            "with overwrite=True, --overwrite)"
         )
 
 

@@ -124,6 +124,26 @@ class ECMRNetStrategy(Strategy):
     def restore(self, x: torch.Tensor, task: str | None) -> torch.Tensor:
         return self._module()(x, task=self._model_task(task))
 
+    def check_state(self, done: list[str], out) -> None:
+        """The model has a path for each trained task, pruned to the size the report
+        gives, and the recognizer a head for each single degradation it learned."""
+        super().check_state(done, out)
+        trained = self.trained(done)
+        names = list(self.model.task_names)
+        if names != [_model_name(t) for t in trained]:
+            self._broken(out, done, f"its model holds the tasks {names}")
+        for task in self.trained(done, "prune"):
+            after = (self.report.pruning.get(task) or {}).get("groups_after")
+            groups = list(self.model.task(_model_name(task)).groups)
+            if groups != after:
+                self._broken(
+                    out, done, f"the path of {task!r} has groups {groups}, not {after} as pruned"
+                )
+        learned = [t for t in self.trained(done, RECOGNIZE) if len(parse_task(t)) == 1]
+        letters = () if self.recognizer is None else self.recognizer.letters
+        if any(t not in letters for t in learned):
+            self._broken(out, done, f"its recognizer knows the letters {list(letters)}")
+
     def step_train(self, stage: Stage) -> None:
         task = stage.task
         parts = parse_task(task)
@@ -274,6 +294,12 @@ class Regularized(FineTuning):
         if state.get("regularizer") is not None:
             self._ensure_regularizer()
             self.regularizer.load_state_dict(state["regularizer"], self.model)
+
+    def check_state(self, done: list[str], out) -> None:
+        """A run that learned a task has the regulariser's state (what protects it)."""
+        super().check_state(done, out)
+        if self.trained(done) and self.regularizer is None:
+            self._broken(out, done, f"it holds no {self.config.method} regulariser state")
 
     def step_train(self, stage: Stage) -> None:
         self._ensure_regularizer()

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from sepkit_torch._errors import TaskStateError
+from sepkit_torch._errors import CheckpointError, TaskStateError
 from sepkit_torch.complexity import COUNT_SHAPE, complexity
 from sepkit_torch.distributed import (
     DistContext,
@@ -148,6 +148,27 @@ class Strategy:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint's :meth:`state_dict`."""
         self.model = self.model_from_state(self.config, state["model"]).to(self.device)
+
+    def check_state(self, done: list[str], out) -> None:
+        """After :meth:`load_state_dict`: the checkpoint holds what its stages `done` made
+        (its report has learned the tasks whose ``train`` stage is done, in order), else a
+        :class:`CheckpointError` before any stage runs."""
+        trained = self.trained(done)
+        if self.sequential and list(self.report.tasks) != trained:
+            self._broken(out, done, f"its report has learned the tasks {self.report.tasks}")
+
+    @staticmethod
+    def trained(done: list[str], step: str = "train") -> list[str]:
+        """The tasks whose `step` is among the stages `done`, in order."""
+        stages = [Stage.parse(name) for name in done]
+        return [s.task for s in stages if s.step == step and s.task is not None]
+
+    @staticmethod
+    def _broken(out, done: list[str], found: str) -> None:
+        raise CheckpointError(
+            f"the checkpoint in {out} lists the stages {done} as done, but {found}: it "
+            "cannot be resumed (start the run again with overwrite=True, --overwrite)"
+        )
 
     def do(self, stage: Stage) -> None:
         """Carry out `stage` (its step's ``step_<step>`` method)."""
