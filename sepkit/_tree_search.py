@@ -69,11 +69,14 @@ def _padded(levels: list, count: int, n: int) -> list:
 # --- the search ------------------------------------------------------------------------------
 
 
-def _search(g: Graph, base: np.ndarray, height: int, seed: int, polish):
-    """The best trees of heights 2..height (their levels, and each height's entropy).
+def _search(g: Graph, base: np.ndarray, height: int, seed: int, polish, stop: float | None = None):
+    """The best trees of heights 2..height: the levels, each height's entropy, the height.
 
     Every chain starts from a 2D partition: ``base``, and on small graphs also the
-    partitions of further seeds (other local optima, so other chains).
+    partitions of further seeds (other local optima, so other chains). With ``stop``
+    (a fraction), the search ends after the first height that lowers the entropy by
+    no more than ``stop`` times the best so far; that height's entropy is the last
+    of the history, and the levels returned are those of the height before it.
     """
     best = [base]
     best_h = _entropy(g, _stack(best, g.n_nodes))
@@ -85,6 +88,8 @@ def _search(g: Graph, base: np.ndarray, height: int, seed: int, polish):
         if not any(np.array_equal(other, s) for s in starts):
             starts.append(other)
     chains = [_Chain([s]) for s in starts]
+    kept = best
+    loops = bool(g.self_loops.any())
     for h in range(3, height + 1):
         for r, chain in enumerate(chains):
             chain.grow(g, _derive(seed, 8 * r + 1, h), _derive(seed, 8 * r + 2, h), polish)
@@ -92,14 +97,28 @@ def _search(g: Graph, base: np.ndarray, height: int, seed: int, polish):
             levels, h_new = _refine(g, start, _derive(seed, 8 * r + 3, h), polish)
             if h_new < best_h - _IMPROVE * abs(best_h):
                 best, best_h = levels, h_new
+        if loops:  # a level of singletons below lowers the terms of self-loops only
+            levels = [np.arange(g.n_nodes), *kept]
+            h_new = _entropy(g, _stack(levels, g.n_nodes))
+            if h_new < best_h - _IMPROVE * abs(best_h):
+                best, best_h = levels, h_new
+        if small:  # the best tree of the height below, with one more level anywhere
+            for r, start in enumerate(_insertions(g, kept, _derive(seed, 6, h), polish)):
+                levels, h_new = _refine(g, start, _derive(seed, 8 * r + 7, h), polish)
+                if h_new < best_h - _IMPROVE * abs(best_h):
+                    best, best_h = levels, h_new
         if small and len(best) > 0:
             levels, h_new = _kicks(
                 g, _padded(best, h - 1, g.n_nodes), best_h, _derive(seed, 4, h), polish
             )
             if h_new < best_h - _IMPROVE * abs(best_h):
                 best, best_h = levels, h_new
+        if stop is not None and history[-1] - best_h <= stop * abs(history[-1]):
+            history.append(best_h)
+            return kept, history, h - 1
+        kept = best
         history.append(best_h)
-    return best, history
+    return best, history, height
 
 
 class _Chain:
@@ -170,6 +189,31 @@ def _split_step(g: Graph, labels: np.ndarray, seed: int, polish):
         g.indptr, g.indices, g.data, g.degree, labels, k, _NO_INIT, seed, polish
     )
     return None if k_down == k else down
+
+
+def _insertions(g: Graph, levels: list, seed: int, polish):
+    """``levels`` with one level added at every place: the nodes of a level (or the
+    vertices) grouped by a fresh 2D search inside every cluster of the level above (or
+    the root). Places where the search groups nothing (or everything) are left out."""
+    n = g.n_nodes
+    levels = list(_stack(levels, n))
+    for p in range(len(levels) + 1):
+        if p == 0:
+            graph, below = (g.indptr, g.indices, g.data, g.degree), np.arange(n)
+        else:
+            below = levels[p - 1]
+            graph = _k.aggregate_loopless(
+                g.indptr, g.indices, g.data, g.degree, below, int(below.max()) + 1
+            )
+        size = graph[3].size
+        group = np.zeros(size, dtype=np.int64)
+        n_groups = 1
+        if p < len(levels):
+            group[below] = levels[p]
+            n_groups = int(levels[p].max()) + 1
+        new, k = _regroup(*graph, group, n_groups, _NO_INIT, _derive(seed, p, 0), polish)
+        if n_groups < k and (k < size or p == 0):  # singletons: wrappers of self-loops
+            yield levels[:p] + [new[below]] + levels[p:]
 
 
 def _best_subchain(g: Graph, chain: list, budget: int) -> list:

@@ -8,6 +8,7 @@ sits above the last level. A tree of height k has k - 1 levels. See
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ import numpy as np
 from sepkit._errors import InvalidLabelsError, InvalidOptionError
 from sepkit._jit import serial_launches
 from sepkit._labels import as_labels
-from sepkit._options import check_bool, check_int, check_seed, log_scale
+from sepkit._options import check_bool, check_seed, log_scale
 from sepkit._tree_search import _entropy, _padded, _search, _stack
 from sepkit.codeseg import codeseg
 from sepkit.entropy import structural_entropy_1d
@@ -28,6 +29,8 @@ __all__ = ["CodingTree", "coding_tree", "structural_entropy_tree"]
 # Deeper trees than this are never useful (a level must at least halve the clusters
 # of the one below to change anything): a bound that keeps `height` a plain count.
 _MAX_HEIGHT = 64
+# height=None adds levels while one lowers the entropy by more than this fraction of it.
+HEIGHT_TOL = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,11 +46,14 @@ class CodingTree:
     entropy : float
         Structural entropy of the tree, in the requested base (recomputed exactly).
     height : int
-        Distance from the root to the leaves.
-    history : ndarray of float64, shape (height,)
+        Distance from the root to the leaves (with ``height=None``, the height chosen).
+    history : ndarray of float64, shape (heights tried,)
         ``history[h - 1]``: the entropy of the best tree of height h found on the
         way (``history[0]`` is H1, ``history[1]`` the height-2 partition's H2);
-        never increases.
+        never increases. ``height`` entries for a given height; with
+        ``height=None``, also the first height that did not lower the entropy by
+        more than the tolerance (``height + 1`` entries, unless the search
+        reached height 64).
     """
 
     levels: tuple[np.ndarray, ...]
@@ -175,23 +181,27 @@ def structural_entropy_tree(G, levels, *, base: float = 2.0) -> float:
 @serial_launches
 def coding_tree(
     G,
-    height: int = 3,
+    height: int | None = None,
     *,
     seed: int | None = None,
     base: float = 2.0,
     n_starts: int = 1,
     polish: bool | None = None,
 ) -> CodingTree:
-    """A coding tree of the given height with low structural entropy.
+    """A coding tree with low structural entropy: of the given height, or of any height.
 
     Parameters
     ----------
     G : graph-like
         Anything :func:`sepkit.as_graph` accepts.
-    height : int, default 3
+    height : int or None, default None
         Height of the tree, 1..64: 1 is the root over the leaves (entropy H1),
         2 a partition (the result of :func:`sepkit.codeseg`), 3 a partition and
-        a grouping of its clusters, and so on.
+        a grouping of its clusters, and so on. ``None``: the lowest entropy over
+        all heights (Li and Pan's structural entropy of the graph): heights 1,
+        2, 3, ... in turn, while a height lowers the entropy by more than a
+        millionth of it, up to 64. The default was 3 before
+        version 0.2.
     seed : int or None
         Seed of every random choice (``None`` means 0): the same seed gives the
         same tree, whatever the number of threads.
@@ -216,11 +226,17 @@ def coding_tree(
     of the level above) while the entropy drops. Every step minimises the exact
     tree entropy; the result is never worse than the tree of the height below.
 
+    With ``height=None`` the result is the tree of the last height that
+    helped; it is within the tolerance of every deeper tree the search finds.
+
     Examples
     --------
     >>> import networkx as nx
     >>> from sepkit import codeseg, coding_tree
     >>> G = nx.karate_club_graph()
+    >>> best = coding_tree(G, seed=0)           # any height
+    >>> best.height, round(best.entropy, 4)
+    (7, 2.4526)
     >>> tree = coding_tree(G, height=3, seed=0)
     >>> tree.n_clusters, round(tree.entropy, 6)
     ((11, 4), 2.779562)
@@ -231,7 +247,13 @@ def coding_tree(
     array([4.634 , 3.2287, 2.7796])
     """
     scale = log_scale(base)
-    height = check_int("height", height, 1, _MAX_HEIGHT)
+    if height is not None:
+        whole = isinstance(height, numbers.Integral) and not isinstance(height, (bool, np.bool_))
+        if not whole or not 1 <= height <= _MAX_HEIGHT:
+            raise InvalidOptionError(
+                f"`height` must be an integer in 1..{_MAX_HEIGHT} or None; got {height!r}"
+            )
+        height = int(height)
     seed = check_seed(seed)
     check_bool("polish", polish, none=True)
     g = as_graph(G)
@@ -240,7 +262,14 @@ def coding_tree(
         levels, history = [], [h1]
     else:
         part = codeseg(g, seed=seed, n_starts=n_starts, polish=polish)
-        levels, history = _search(g, part.labels, height, seed, polish)
+        if height is not None:
+            levels, history, _ = _search(g, part.labels, height, seed, polish)
+        elif h1 - (h2 := _entropy(g, _stack([part.labels], g.n_nodes))) <= HEIGHT_TOL * h1:
+            levels, history, height = [], [h2], 1  # no partition helps
+        else:
+            levels, history, height = _search(
+                g, part.labels, _MAX_HEIGHT, seed, polish, stop=HEIGHT_TOL
+            )
         history = [h1, *history]
     levels = _padded(levels, height - 1, g.n_nodes)
     return CodingTree(

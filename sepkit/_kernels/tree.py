@@ -320,11 +320,15 @@ def _tree_state(indptr, indices, data, degree, codes):
 
 
 @jit
-def _side_delta(inn, vol, S, l, c, child, k, s, d, sign, ref_old, ref_new):
+def _side_delta(inn, vol, S, l, c, child, k, s, d, sign, ref_old, ref_new, alone):
     """Change of the terms of cluster c (level l) and of its other children when vertex v
-    (degree d, self-loop s, weight k to the rest of c) leaves (sign -1) or joins (+1) it."""
+    (degree d, self-loop s, weight k to the rest of c) leaves (sign -1) or joins (+1) it.
+    ``alone``: v is c's only vertex, so leaving empties it (its new terms are exactly 0,
+    whatever rounding left in the running sums)."""
     i_old = inn[l, c]
     v_old = vol[l, c]
+    if alone:
+        return -f_term(i_old, v_old, ref_old)
     i_new = i_old + sign * (2.0 * k + s)
     v_new = v_old + sign * d
     out = f_term(i_new, v_new, ref_new) - f_term(i_old, v_old, ref_old)
@@ -336,7 +340,7 @@ def _side_delta(inn, vol, S, l, c, child, k, s, d, sign, ref_old, ref_new):
 
 
 @jit
-def _leaving(inn, vol, S, codes, v, ka, s, d, V, out):
+def _leaving(inn, vol, S, size, codes, v, ka, s, d, V, out):
     """``out[l, moved]``: the change of v's level-l ancestor's terms when v leaves it, with
     its parent's volume unchanged (moved = 0) or losing d too (moved = 1)."""
     L = codes.shape[0]
@@ -344,9 +348,12 @@ def _leaving(inn, vol, S, codes, v, ka, s, d, V, out):
         ref = vol[l + 1, codes[l + 1, v]] if l + 1 < L else V
         child = codes[l - 1, v] if l >= 1 else -1
         a = codes[l, v]
-        out[l, 0] = _side_delta(inn, vol, S, l, a, child, ka[l], s, d, -1.0, ref, ref)
+        alone = size[l, a] == 1
+        out[l, 0] = _side_delta(inn, vol, S, l, a, child, ka[l], s, d, -1.0, ref, ref, alone)
         if l + 1 < L:
-            out[l, 1] = _side_delta(inn, vol, S, l, a, child, ka[l], s, d, -1.0, ref, ref - d)
+            out[l, 1] = _side_delta(
+                inn, vol, S, l, a, child, ka[l], s, d, -1.0, ref, ref - d, alone
+            )
 
 
 @jit
@@ -369,8 +376,9 @@ def _candidate_delta(inn, vol, S, codes, v, path, t, leave, weight, stamp, visit
             kb = weight[l, b] if stamp[l, b] == visit else 0.0
             child = path[l - 1] if l >= 1 else -1
             delta += _side_delta(
-                inn, vol, S, l, b, child, kb, s, d, 1.0, ref_b, ref_b + d if moved else ref_b
-            )
+                inn, vol, S, l, b, child, kb, s, d, 1.0, ref_b, ref_b + d if moved else ref_b,
+                False,
+            )  # fmt: skip
         else:
             delta += f_term(s, d, ref_b + d if moved else ref_b)
     return delta
@@ -443,7 +451,7 @@ def tree_local_move(indptr, indices, data, degree, codes, order, V, tol, anchors
         for l in range(L):
             a = codes[l, v]
             ka[l] = weight[l, a] if stamp[l, a] == visit else 0.0
-        _leaving(inn, vol, S, codes, v, ka, s, d, V, leave)
+        _leaving(inn, vol, S, size, codes, v, ka, s, d, V, leave)
         best = -tol * d
         best_t = -1
         # Candidates: a neighbour's cluster at level 0 (m = 0), or new clusters on levels
@@ -514,7 +522,10 @@ def tree_local_move(indptr, indices, data, degree, codes, order, V, tol, anchors
                 up_b = best_path[l + 1] if l + 1 < t else up_a
                 S[l + 1, up_a] -= da
                 S[l + 1, up_b] += db
-            if size[l, a] == 0:
+            if size[l, a] == 0:  # exact zeros, not what rounding left, for its reuse
+                inn[l, a] = 0.0
+                vol[l, a] = 0.0
+                S[l, a] = 0.0
                 free[l, n_free[l]] = a
                 n_free[l] += 1
         for l in range(t):

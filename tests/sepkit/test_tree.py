@@ -272,9 +272,17 @@ def test_tree_structure_accessors(karate):
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"height": 0}, InvalidOptionError, "`height` must be an integer in 1..64; got 0"),
-        ({"height": 65}, InvalidOptionError, "`height` must be an integer in 1..64; got 65"),
-        ({"height": "3"}, InvalidOptionError, "`height` must be an integer in 1..64; got '3'"),
+        ({"height": 0}, InvalidOptionError, "`height` must be an integer in 1..64 or None; got 0"),
+        (
+            {"height": 65},
+            InvalidOptionError,
+            "`height` must be an integer in 1..64 or None; got 65",
+        ),
+        (
+            {"height": "3"},
+            InvalidOptionError,
+            "`height` must be an integer in 1..64 or None; got '3'",
+        ),
         ({"seed": -1}, InvalidOptionError, "`seed` must be an integer in 0..2**64-1 or None"),
         ({"polish": 1}, sepkit.InvalidTypeError, "`polish` must be a bool or None; got 1"),
         ({"base": 1}, InvalidOptionError, "`base` must be a finite real number > 0 and != 1"),
