@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m sepkit",
         description="Structural entropy, the CoDeSEG partitioner, detachment costs and a "
-        "coding tree of height 3 on Zachary's karate club.",
+        "coding trees (height 3, and of any height) on Zachary's karate club.",
     )
     parser.add_argument("--base", type=float, default=2.0, help="logarithm base (default 2: bits)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the multilevel search")
@@ -80,6 +80,13 @@ def main(argv: list[str] | None = None) -> None:
         for c in np.unique(fine[coarse == d]):
             members = ", ".join(str(v) for v in np.flatnonzero(fine == c))
             print(f"    cluster {int(c)}: {members}")
+
+    deep = sepkit.coding_tree(G, seed=args.seed, base=args.base)  # any height
+    print(
+        f"\ncoding tree of any height (the graph's structural entropy): H = "
+        f"{deep.entropy:.6f} {unit} at height {deep.height}; clusters per level "
+        f"{', '.join(map(str, deep.n_clusters))} (finest first)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ over all coding trees (every hierarchy) of tiny graphs, and the gallery of refer
 
 from __future__ import annotations
 
+import re
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -178,3 +180,14 @@ def test_gallery_at_or_below_the_published_trees(name):
     t = coding_tree(make(), seed=0)
     # the published values have six decimals
     assert round(t.entropy, 6) <= published, (t.entropy, t.height, t.n_clusters)
+
+
+def test_the_tour_shows_the_tree_of_any_height(capsys):
+    from sepkit.__main__ import main
+
+    main([])
+    out = capsys.readouterr().out
+    tree = coding_tree(nx.karate_club_graph(), seed=0)
+    line = re.search(r"coding tree of any height .*: H = ([0-9.]+) bits at height (\d+)", out)
+    assert float(line.group(1)) == pytest.approx(tree.entropy, abs=1e-6)
+    assert int(line.group(2)) == tree.height
