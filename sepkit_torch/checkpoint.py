@@ -36,6 +36,7 @@ __all__ = [
     "VERSION",
     "WEIGHTS_KIND",
     "CheckpointError",
+    "check_finite_state",
     "checkpoint_path",
     "describe",
     "load_checkpoint",
@@ -77,11 +78,24 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         tensors and plain data (it is refused before any of it is built), or a checkpoint
         of a format version not in :data:`READABLE_VERSIONS`.
     """
-    path = Path(path)
+    path = _path(path, "path")
     if path.is_dir():
         raise CheckpointError(f"`{path}` is a folder, not a checkpoint file")
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if not path.is_file():  # a FIFO or a device would block or read forever
+        raise CheckpointError(f"`{path}` is not a regular file, so not a checkpoint")
+    try:
+        with open(path, "rb") as f:
+            head, is_zip = f.read(8), zipfile.is_zipfile(f)
+    except OSError as err:
+        raise CheckpointError(f"`{path}` cannot be read: {err}") from None
+    if not is_zip:  # random bytes, or an old-style pickle: told apart from unsafe objects
+        raise CheckpointError(
+            f"`{path}` is not a readable sepkit_torch checkpoint (truncated or another kind "
+            f"of file: not the zip archive torch.save writes; it begins {head!r}); it is "
+            "not loaded"
+        )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -123,6 +137,8 @@ def read_state(checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
     data = load_checkpoint(path)
     if "model" not in data:
         raise CheckpointError(f"`checkpoint` {str(path)!r} holds no model (keys {sorted(data)})")
+    for part in ("model", "recognizer"):
+        check_finite_state(data.get(part), f"`checkpoint` {str(path)!r}", part)
     config = data.get("config") or {}
     weights = data.get("kind") == WEIGHTS_KIND
     tasks = data.get("tasks") if weights else (data.get("report") or {}).get("tasks")
@@ -133,6 +149,46 @@ def read_state(checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
         "config": config,
         "source": describe(path, config, tasks, builtin=checkpoint is None),
     }
+
+
+def check_finite_state(state, where: str, part: str = "model") -> None:
+    """Every floating-point tensor of `state` (nested dicts and lists too) is finite: a
+    model with NaN or infinite weights would restore every image to NaN (written as black)
+    or train on to NaN; :class:`CheckpointError` names the first such entry."""
+    for key, tensor in _tensors(state, part):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = tensor[~torch.isfinite(tensor)].flatten()[0].item()
+            raise CheckpointError(
+                f"{where} holds a {part} with NaN or infinite weights ({key} has {bad}); "
+                "it cannot restore images: retrain or export the run again"
+            )
+
+
+def _tensors(state, prefix: str):
+    if isinstance(state, torch.Tensor):
+        yield prefix, state
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            yield from _tensors(value, f"{prefix}.{key}")
+    elif isinstance(state, (list, tuple)):
+        for i, value in enumerate(state):
+            yield from _tensors(value, f"{prefix}[{i}]")
+
+
+def _path(value, name: str) -> Path:
+    """`value` as a path: a str or os.PathLike naming something (not empty)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"`{name}` must be a path (str or os.PathLike); got {type(value).__name__} {value!r}"[
+                :300
+            ]
+        )
+    if isinstance(value, str) and not value.strip():
+        raise CheckpointError(f"`{name}` must name a file or folder; got {value!r}")
+    try:
+        return Path(value)
+    except TypeError:  # an os.PathLike that gives bytes
+        raise TypeError(f"`{name}` must be a text path; got {value!r}") from None
 
 
 def describe(path: Path, config: dict[str, Any], tasks, *, builtin: bool = False) -> str:
@@ -162,7 +218,7 @@ def checkpoint_path(run: str | os.PathLike, name: str = "checkpoint") -> Path:
     `name` is the argument's name in the error message; ``"run"`` asks for a run (a
     folder or its checkpoint), anything else also allows a weights file.
     """
-    path = Path(run)
+    path = _path(run, name)
     if path.is_dir():
         if not (path / CHECKPOINT).is_file():
             what = (

@@ -31,6 +31,9 @@ from sepkit_torch.models.recognizer import DegradationRecognizer
 __all__ = ["Restorer", "load", "tile_windows", "tiled_apply"]
 
 _TORCH_UINT16 = getattr(torch, "uint16", None)  # torch >= 2.3
+# The last axis of a 3-D array that is a colour (RGB, RGBA) or a single channel, never
+# read as a stack of images so narrow: (48, 64, 3) is one colour image, not 48 of 64 x 3.
+_CHANNELS_LAST = (1, 3, 4)
 
 
 # ----------------------------------------------------------------------------- tiling
@@ -212,6 +215,12 @@ def _to_batch(image, name: str = "image") -> tuple[torch.Tensor, dict[str, Any]]
         raise TypeError(
             f"`{name}` must be a numpy array or a torch tensor; got {type(image).__name__}"
         )
+    if x.ndim == 3 and shape[-1] in _CHANNELS_LAST:
+        raise InvalidInputError(
+            f"`{name}` of shape {tuple(shape)} looks like an image with its channels last "
+            f"(H, W, {shape[-1]}); the model restores grey images: convert it to grey "
+            "(H, W) first, or pass a stack of narrow images as (N, 1, H, W)"
+        )
     if x.ndim == 2:
         x = x[None, None]
     elif x.ndim == 3:
@@ -381,7 +390,8 @@ class Restorer:
         image : numpy.ndarray or torch.Tensor
             A grey image ``(H, W)``, ``(1, H, W)``, a stack ``(N, H, W)`` or a batch
             ``(N, 1, H, W)``: floats in ``[0, 1]``, or uint8 / uint16 (scaled by 255 /
-            65535, and scaled back on return).
+            65535, and scaled back on return). A 3-D array whose last axis is 1, 3 or 4
+            is refused as an image with its channels last (make it grey first).
         task : str, optional
             The degradation, one of :attr:`tasks`; None recognizes each image's task
             first. An image in which no degradation is recognized comes back unchanged.
@@ -439,13 +449,26 @@ class Restorer:
             logits.device
         )
         mean = (logits * area[:, None]).sum(0, keepdim=True) / area.sum()
-        return torch.sigmoid(self.recognizer.decision_logits(mean))
+        probabilities = torch.sigmoid(self.recognizer.decision_logits(mean))
+        if not bool(torch.isfinite(probabilities).all()):  # NaN would recognize nothing
+            raise InvalidInputError(
+                f"the recognizer ({self.source or 'this restorer'}) gives NaN on this image: "
+                "its weights or the image are broken"
+            )
+        return probabilities
 
     def _restore_task(self, x: torch.Tensor, task: str) -> torch.Tensor:
         name = task.replace("+", "_")
 
         def run(batch):
-            return self.model(batch.to(self.device), task=name).clamp(0, 1).to(x.device)
+            restored = self.model(batch.to(self.device), task=name)
+            if not bool(torch.isfinite(restored).all()):  # would be written as black
+                raise InvalidInputError(
+                    f"the model of task {task!r} ({self.source or 'this restorer'}) gives NaN "
+                    "or infinite values on this image: its weights or the image are broken; "
+                    "nothing is returned"
+                )
+            return restored.clamp(0, 1).to(x.device)
 
         with torch.inference_mode():
             return tiled_apply(
@@ -486,11 +509,13 @@ def load(
 
     Raises
     ------
+    TypeError
+        If `checkpoint` is not a path (str or os.PathLike) or None.
     FileNotFoundError
         If there is no checkpoint at `checkpoint`.
     CheckpointError
         If the file is not a safe, readable checkpoint or weights file (it is never
-        executed).
+        executed), or its model or recognizer has NaN or infinite weights.
     InvalidInputError
         If the checkpoint holds no ECMRNet (e.g. a NAFNet baseline's run).
 

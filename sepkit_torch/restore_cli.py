@@ -4,14 +4,17 @@ weights file, or the built-in default model (no ``--checkpoint``).
 Reads 8- and 16-bit grey (or colour, made grey) PNG, TIFF and JPEG files, or every such
 file of a folder; writes each restored image under ``--out`` with the same name, format
 and bit depth. Without ``--task`` each image's degradation is recognized first and
-printed. A file that cannot be read or written is reported by name and skipped; the
-command then exits with status 1 (2 for a bad checkpoint or option).
+printed. A file that cannot be read or written (oversized ones included) or whose
+restoration is not finite is reported by name and skipped, and the others are restored;
+the command then exits with status 1 (2 for a bad checkpoint or option, or an ``--out``
+that is a file or would write over an input: inputs are never replaced).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -37,11 +40,40 @@ def _inputs(items: list[str]) -> tuple[list[tuple[Path, Path]], list[str], bool]
                 errors.append(f"{item}: {exc}")
                 continue
             found += [(p, Path(p.name)) for p in files]
+        elif path.is_file() and path.suffix.lower() not in RESTORE_EXTENSIONS:
+            errors.append(
+                f"{item}: restore reads and writes {', '.join(RESTORE_EXTENSIONS)} files; got "
+                f"the ending {path.suffix!r}"
+            )
         elif path.is_file():
             found.append((path, Path(path.name)))
         else:
             errors.append(f"{item}: no such file or folder")
     return found, errors, folder
+
+
+def _check_out(out: Path, files: list[tuple[Path, Path]]) -> str | None:
+    """Why `out` cannot take the restored `files`, or None: it must be a folder (or not
+    exist yet), and no restored image may land on an input (never write over inputs)."""
+    if not str(out).strip():
+        return "`--out` must name a folder; got ''"
+    if out.exists() and not out.is_dir():
+        return f"`--out` must be a folder; {str(out)!r} is a file"
+    inputs = [path for path, name in files if _same_file(path, out / name)]
+    if inputs:
+        shown = ", ".join(repr(str(p)) for p in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
+        return (
+            f"`--out` {str(out)!r} would write over {len(inputs)} input image(s) ({shown}); "
+            "restore never replaces its inputs: choose another folder"
+        )
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -91,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model: {restorer.source}")
     out = Path(args.out)
     files, failed, any_folder = _inputs(args.inputs)
+    problem = _check_out(out, files)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     for message in failed:
         print(f"failed: {message}", file=sys.stderr)
     bar = progress_bar(
@@ -122,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
             ok += 1
             if not args.quiet:
                 say(f"{line}; wrote {target} ({image.dtype.itemsize * 8}-bit)")
-        except (OSError, SepkitTorchError, ValueError) as exc:
+        except (OSError, SepkitTorchError, ValueError, MemoryError) as exc:
             failed.append(str(path))
-            say(f"failed: {exc}", file=sys.stderr)
+            text = str(exc) or type(exc).__name__
+            say(f"failed: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr)
         bar.update()
     bar.close()
     if failed:

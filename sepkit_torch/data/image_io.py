@@ -65,13 +65,30 @@ def check_normalize(normalize):
 
 
 def open_image(path: Path):
-    """``PIL.Image.open(path)``, with the errors of an unreadable file as ImageFileError."""
+    """``PIL.Image.open(path)``, with the errors of an unreadable file as ImageFileError.
+
+    An image whose header claims more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's
+    guard against decompression bombs, about 89 million by default) is refused before it
+    is decoded: one such file must not take the memory of everything else.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        img = Image.open(path)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        with warnings.catch_warnings():  # over the limit is refused below, not warned of
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageFileError(f"cannot read image {str(path)!r}: {exc}") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise ImageFileError(f"cannot read image {str(path)!r}: {exc}") from exc
+    limit = Image.MAX_IMAGE_PIXELS
+    w, h = img.size
+    if limit is not None and w * h > limit:
+        img.close()
+        raise ImageFileError(
+            f"image {str(path)!r} claims {w} x {h} pixels, more than the limit of {limit:,} "
+            "(PIL.Image.MAX_IMAGE_PIXELS); raise that limit to read it"
+        )
     return img
 
 
@@ -210,10 +227,10 @@ def write_png(target, image: torch.Tensor, bits: int = 8) -> None:
 def read_grey(path: str | os.PathLike) -> np.ndarray:
     """The pixels of `path` unchanged, as a 2-D uint8 (8-bit or colour files, made grey)
     or uint16 array (16-bit files); what restoring a file reads."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with open_image(Path(path)) as img:
             img.load()
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
@@ -248,7 +265,12 @@ def write_grey(path: str | os.PathLike, array: np.ndarray) -> None:
     from PIL import Image
 
     path = Path(path)
-    fmt = GREY_FORMATS[path.suffix.lower()]
+    fmt = GREY_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageFileError(
+            f"{str(path)!r}: images are written as {', '.join(GREY_FORMATS)} files; got the "
+            f"ending {path.suffix!r}"
+        )
     if fmt == "JPEG" and array.dtype != np.uint8:
         raise ImageFileError(f"{str(path)!r}: JPEG holds 8-bit images only; got {array.dtype}")
     path.parent.mkdir(parents=True, exist_ok=True)

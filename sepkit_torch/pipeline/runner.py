@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from sepkit_torch._errors import CheckpointError, InvalidInputError, SepkitTorchError
+from sepkit_torch.checkpoint import check_finite_state
 from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.distributed import DistContext, device_of, init_distributed
 from sepkit_torch.pipeline.config import PipelineConfig, check_processes
@@ -93,6 +94,7 @@ def _run(config, ctx: DistContext, resume, overwrite, progress, stop_after) -> R
         check_resumable(previous, config, out)
         kind.check_resume(previous, config)
         check_done(saved["done"], names, out)
+        check_finite_state(saved.get("model"), f"the checkpoint in {out}")
         log.info("resuming %s after %s", out, saved["done"][-1] if saved["done"] else "nothing")
     device = device_of(ctx, config.device)
     if saved is None:
