@@ -262,19 +262,24 @@ def coding_tree(
         levels, history = [], [h1]
     else:
         part = codeseg(g, seed=seed, n_starts=n_starts, polish=polish)
+        h2 = _entropy(g, _stack([part.labels], g.n_nodes))
         if height is not None:
-            levels, history, _ = _search(g, part.labels, height, seed, polish)
-        elif h1 - (h2 := _entropy(g, _stack([part.labels], g.n_nodes))) <= HEIGHT_TOL * h1:
+            levels, history, _ = _search(g, part.labels, h2, height, seed, polish)
+        elif h1 - h2 <= HEIGHT_TOL * h1:
             levels, history, height = [], [h2], 1  # no partition helps
         else:
             levels, history, height = _search(
-                g, part.labels, _MAX_HEIGHT, seed, polish, stop=HEIGHT_TOL
+                g, part.labels, h2, _MAX_HEIGHT, seed, polish, stop=HEIGHT_TOL
             )
         history = [h1, *history]
     levels = _padded(levels, height - 1, g.n_nodes)
     return CodingTree(
         levels=tuple(levels),
-        entropy=structural_entropy_tree(g, levels, base=base),
+        entropy=(  # the levels are the search's own: no validation
+            float(_entropy(g, _stack(levels, g.n_nodes)) * scale)
+            if levels
+            else structural_entropy_1d(g, base=base)
+        ),
         height=height,
         history=np.asarray(history) * scale,
         nodes=g.nodes,

@@ -385,7 +385,7 @@ def _candidate_delta(inn, vol, S, codes, v, path, t, leave, weight, stamp, visit
 
 
 @jit
-def tree_local_move(indptr, indices, data, degree, codes, order, V, tol, anchors):
+def tree_local_move(indptr, indices, data, degree, codes, order, V, tol, anchors, max_visits):
     """Move single vertices between the clusters of a whole tree while that lowers its entropy.
 
     ``codes`` (L, n), labels in ``0..n-1`` at every level, is updated in place. A
@@ -397,7 +397,9 @@ def tree_local_move(indptr, indices, data, degree, codes, order, V, tol, anchors
     costs O(L) after one O(L deg) gathering of the vertex's weight to every cluster
     of its neighbours; every S[l, c] (the in of c's children) keeps the children's
     terms O(1) when c's volume changes. A move is taken when it lowers
-    ``V * H^T`` by more than ``tol * degree``. Returns the number of moves.
+    ``V * H^T`` by more than ``tol * degree``; a moved vertex's neighbours are queued
+    again, and the queue stops after ``max_visits`` visits (or when it is empty).
+    Returns the number of moves.
     """
     L, n = codes.shape
     size, inn, vol, S, par = _tree_state(indptr, indices, data, degree, codes)
@@ -423,7 +425,7 @@ def tree_local_move(indptr, indices, data, degree, codes, order, V, tol, anchors
     pending = n
     moves = 0
     visit = 0  # stamps are visit numbers: a stamp from an earlier visit of v is stale
-    while pending > 0:
+    while pending > 0 and visit < max_visits:
         visit += 1
         v = queue[head]
         head = (head + 1) % n

@@ -315,7 +315,7 @@ def test_tree_local_move_never_raises_the_entropy():
         order = rng.permutation(n)
         anchors = bool(rng.random() < 0.5)
         _kt.tree_local_move(
-            g.indptr, g.indices, g.data, g.degree, codes, order, g.volume, 1e-12, anchors
+            g.indptr, g.indices, g.data, g.degree, codes, order, g.volume, 1e-12, anchors, 10 * n
         )
         after = structural_entropy_tree(A, list(codes))
         assert after <= before + 1e-12
