@@ -4,14 +4,16 @@ seed of every stage's randomness."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import torch
 
 from sepkit_torch._errors import InvalidInputError
-from sepkit_torch.data import make_dataset
+from sepkit_torch.data import list_images, make_dataset
 from sepkit_torch.data.sampling import mix_seed
 
 __all__ = [
+    "example_pairs",
     "CALIBRATION_FRAMES",
     "SEED_STREAMS",
     "calibration_frames",
@@ -157,3 +159,20 @@ def frame_batches(frames: list[torch.Tensor], device, size: int = 4) -> list[tor
 def _hash(stage: str) -> int:
     """A 64-bit hash of the whole name (stable across processes, unlike ``hash``)."""
     return int.from_bytes(hashlib.blake2b(stage.encode(), digest_size=8).digest(), "little")
+
+
+def example_pairs(folder) -> list[Path]:
+    """The degraded images of an `examples` folder (``hard/``), each with its clean image
+    in ``imgs/``; checked before a run trains, since the examples are scored at its end."""
+    folder = Path(folder)
+    clean_dir, hard_dir = folder / "imgs", folder / "hard"
+    if not (clean_dir.is_dir() and hard_dir.is_dir()):
+        raise InvalidInputError(f"`examples` must hold the folders imgs/ and hard/; got {folder}")
+    hard = list_images(hard_dir)
+    unpaired = [p.name for p in hard if not (clean_dir / p.name).is_file()]
+    if unpaired:
+        raise InvalidInputError(
+            f"`examples`: every image of {hard_dir} needs a clean image of the same name in "
+            f"{clean_dir}; {unpaired[:5]} have none"
+        )
+    return hard

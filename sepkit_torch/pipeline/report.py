@@ -20,9 +20,10 @@ import torch
 
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch._files import atomic_write, atomic_write_text
-from sepkit_torch.data import SCENE_STYLES, list_images, read_image
+from sepkit_torch.data import SCENE_STYLES, read_image
 from sepkit_torch.data.registry import DEFAULT_PRESET
 from sepkit_torch.metrics import psnr, ssim
+from sepkit_torch.pipeline.data import example_pairs
 
 
 @dataclass
@@ -147,11 +148,9 @@ def real_examples(folder: Path, task: str, tasks, restore) -> dict[str, dict[str
     """
     if task not in tasks:
         raise InvalidInputError(f"`examples_task` {task!r} is not one of the run's tasks {tasks}")
-    clean_dir, hard_dir, peer_dir = folder / "imgs", folder / "hard", folder / "enh_hard"
-    if not (clean_dir.is_dir() and hard_dir.is_dir()):
-        raise InvalidInputError(f"`examples` must hold the folders imgs/ and hard/; got {folder}")
+    clean_dir, peer_dir = folder / "imgs", folder / "enh_hard"
     out: dict[str, dict[str, Any]] = {}
-    for path in list_images(hard_dir):
+    for path in example_pairs(folder):
         clean = read_image(clean_dir / path.name).unsqueeze(0)
         hard = read_image(path).unsqueeze(0)
         ours = restore(hard, task).clamp(0, 1)

@@ -19,7 +19,7 @@ from sepkit_torch.checkpoint import check_finite_state
 from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.distributed import DistContext, device_of, init_distributed
 from sepkit_torch.pipeline.config import PipelineConfig, check_processes
-from sepkit_torch.pipeline.data import test_set, train_set
+from sepkit_torch.pipeline.data import example_pairs, test_set, train_set
 from sepkit_torch.pipeline.recognition_stage import is_recognizer_stage
 from sepkit_torch.pipeline.report import Report, real_examples, restored_strip, write_report
 from sepkit_torch.pipeline.state import (
@@ -161,3 +161,5 @@ def _check_data(config) -> None:
     """Build the first task's data sets now: a bad folder fails before anything runs."""
     train_set(config, config.tasks[0], "pretrain")
     test_set(config, config.tasks[0])
+    if config.examples is not None:  # scored at the end of the run
+        example_pairs(config.examples)

@@ -22,6 +22,7 @@ from typing import Any
 from sepkit_torch._errors import CheckpointError
 from sepkit_torch.checkpoint import (
     WEIGHTS_KIND,
+    check_finite_state,
     checkpoint_path,
     load_checkpoint,
     save_checkpoint,
@@ -64,7 +65,8 @@ def export_weights(run: str | os.PathLike, path: str | os.PathLike) -> Path:
     >>> state["tasks"], sorted(torch.load(path, weights_only=True))
     (['C'], ['config', 'kind', 'model', 'recognizer', 'tasks', 'version'])
     """
-    return save_checkpoint(path, _payload(run, allow_weights=False))
+    payload = _payload(run, allow_weights=False)
+    return save_checkpoint(_target(path, run), payload)
 
 
 def retrain_weights(
@@ -88,6 +90,7 @@ def retrain_weights(
     from sepkit_torch.pipeline.recognition_stage import retrain_recognizer
 
     payload = _payload(run, allow_weights=True)
+    path = _target(path, run)  # checked before the recognizer trains
     changes = {}
     if mode is not None:
         changes["recognizer"] = mode
@@ -102,10 +105,28 @@ def retrain_weights(
     return save_checkpoint(path, payload), info
 
 
+def _target(path, run) -> Path:
+    """The weights file to write: a file (new or replaced) that is not the run's own
+    checkpoint or weights file (an export never writes over its input)."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise CheckpointError(f"`out` must name the weights file to write; got {path!r}")
+    path, source = Path(path), checkpoint_path(run, "run")
+    if path.is_dir():
+        raise CheckpointError(f"`out` must be a file to write; {str(path)!r} is a folder")
+    if path.exists() and os.path.samefile(path, source):
+        raise CheckpointError(
+            f"`out` {str(path)!r} is the file read ({str(source)!r}): writing the weights "
+            "there would replace it; choose another file"
+        )
+    return path
+
+
 def _payload(run, *, allow_weights: bool) -> dict[str, Any]:
     """What a weights file of `run` holds (a run must be a finished ECMRNet run)."""
     source = checkpoint_path(run, "run")
     data = load_checkpoint(source)
+    for part in ("model", "recognizer"):  # a weights file of NaN restores nothing
+        check_finite_state(data.get(part), f"`run` {str(source)!r}", part)
     if data.get("kind") == WEIGHTS_KIND:
         if allow_weights:
             return {k: data[k] for k in ("kind", "config", "model", "recognizer", "tasks")}

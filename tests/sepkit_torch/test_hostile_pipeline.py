@@ -31,6 +31,7 @@ from sepkit_torch.pipeline import runner as runner_module
 from sepkit_torch.pipeline.cli import main as pipeline_main
 from sepkit_torch.pipeline.config import check_processes
 from sepkit_torch.pipeline.state import CHECKPOINT, load_checkpoint, save_checkpoint
+from sepkit_torch.pipeline.weights import export_weights, retrain_weights
 
 
 def smoke(out, **overrides) -> PipelineConfig:
@@ -490,3 +491,58 @@ def test_random_bytes_are_not_a_checkpoint_and_not_called_code(data):
     message = str(info.value)
     assert "could run code" not in message
     assert "not a readable sepkit_torch checkpoint" in message
+
+
+# ----------------------------------------------------------------------------- more of the run
+
+
+@pytest.mark.parametrize("layout", ["missing", "no-hard", "unpaired"])
+def test_a_bad_examples_folder_is_refused_before_training(tmp_path, layout):
+    examples = tmp_path / "examples"
+    if layout != "missing":
+        (examples / "imgs").mkdir(parents=True)
+        if layout == "unpaired":
+            (examples / "hard").mkdir()
+            Image.fromarray(np.zeros((24, 24), np.uint8)).save(examples / "hard" / "a.png")
+    out = tmp_path / "run"
+    match = r"have none" if layout == "unpaired" else r"must hold the folders imgs/ and hard/"
+    with pytest.raises(InvalidInputError, match=match):
+        run(smoke(out, examples=str(examples), examples_task="C"), progress=False)
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("finished") / "run"
+    run(smoke(out), progress=False)
+    return out
+
+
+def test_export_never_writes_over_the_run_and_names_a_folder(finished_run, tmp_path, capsys):
+    before = (finished_run / CHECKPOINT).read_bytes()
+    for target, match in [
+        (finished_run / CHECKPOINT, r"`out` .* is the file read .* choose another file"),
+        (tmp_path, r"`out` must be a file to write; .* is a folder"),
+        ("", r"`out` must name the weights file to write; got ''"),
+    ]:
+        with pytest.raises(CheckpointError, match=match):
+            export_weights(finished_run, target)
+        code = pipeline_main(["export", str(finished_run), "--out", str(target)])
+        assert "error: `out`" in _error(capsys, code)
+    assert (finished_run / CHECKPOINT).read_bytes() == before
+    weights = export_weights(finished_run, tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match="is the file read"):
+        retrain_weights(weights, weights)  # refused before the recognizer trains
+
+
+def test_export_refuses_a_run_with_nan_weights(finished_run, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / CHECKPOINT).write_bytes((finished_run / CHECKPOINT).read_bytes())
+    model = load_checkpoint(out / CHECKPOINT)["model"]
+    name = next(k for k, v in model.items() if k.startswith("branches.C") and k.endswith("weight"))
+    model[name] = torch.full_like(model[name], float("nan"))
+    _tamper(out, model=model)
+    with pytest.raises(CheckpointError, match=rf"NaN or infinite weights \(model\.{name}"):
+        export_weights(out, tmp_path / "w.pt")
+    assert not (tmp_path / "w.pt").exists()
