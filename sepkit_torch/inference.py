@@ -336,8 +336,12 @@ class Restorer:
         _check_tiling(tile, overlap)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InvalidInputError(f"`batch_size` must be a positive int; got {batch_size!r}")
-        if not 0 < threshold < 1:
-            raise InvalidInputError(f"`threshold` must be in (0, 1); got {threshold!r}")
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not 0 < threshold < 1
+        ):
+            raise InvalidInputError(f"`threshold` must be a number in (0, 1); got {threshold!r}")
         names = model.task_names
         tasks = tuple(names if tasks is None else tasks)
         if [t.replace("+", "_") for t in tasks] != list(names):

@@ -176,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if args.resume and args.overwrite:
+        print(
+            "error: --resume continues the run in --out and --overwrite replaces it; pass one",
+            file=sys.stderr,
+        )
+        return 2
     overrides = {}
     for item in args.sets:
         key, sep, value = item.partition("=")

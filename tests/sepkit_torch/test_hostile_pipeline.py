@@ -546,3 +546,32 @@ def test_export_refuses_a_run_with_nan_weights(finished_run, tmp_path):
     with pytest.raises(CheckpointError, match=rf"NaN or infinite weights \(model\.{name}"):
         export_weights(out, tmp_path / "w.pt")
     assert not (tmp_path / "w.pt").exists()
+
+
+def test_an_oversized_image_in_a_data_folder_is_named_before_training(tmp_path, capsys):
+    data = tmp_path / "clean"
+    data.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((32, 32), 40 * i, np.uint8)).save(data / f"c{i}.png")
+    (data / "c9.png").write_bytes(_png_header(100_000, 100_000))
+    out = tmp_path / "run"
+    code = pipeline_main(
+        ["--preset", "smoke", "--tasks", "C", "--data", str(data), "--out", str(out), "--quiet"]
+    )
+    err = _error(capsys, code)
+    assert "c9.png" in err and "exceeds limit" in err
+    assert not out.exists()
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--preset", "smoke", "--tasks", "C", "--out", str(out), "--resume", "--overwrite"]
+    err = _error(capsys, pipeline_main(args))
+    assert "--resume continues the run in --out and --overwrite replaces it" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("threshold", ["0.5", None, True, float("nan"), 1.0])
+def test_a_threshold_that_is_not_a_number_in_0_1_is_named(threshold):
+    with pytest.raises(InvalidInputError, match=r"`threshold` must be a number in \(0, 1\)"):
+        Restorer(_model(), threshold=threshold)
