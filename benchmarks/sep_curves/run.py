@@ -12,7 +12,7 @@ A cell is one model preset, recipe, training length and seed (the SEP study's pr
    SEP's own cuts at ``rho`` in :data:`RHOS`;
 3. at each size, the counts of every allocation (``allocations.py``), then every
    selection inside them (random groups: ``--random-seeds`` draws), each scored with the
-   exits as pruned and, at the sizes of :data:`REFIT_SIZES`, refitted
+   exits as pruned and, at the preset's :data:`REFIT_SIZES`, refitted
    (:func:`compensate_exits`);
 4. at :data:`FINETUNE_SIZE`, the rows of :data:`FINETUNED` fine-tuned for exactly
    ``--finetune-steps`` steps, and the unpruned branch trained on for as many steps at
@@ -65,9 +65,10 @@ log = logging.getLogger("sep_curves")
 SIZES = (0.25, 0.40, 0.55)
 #: The published SEP's own cuts: its counts at these thresholds.
 RHOS = (0.05, 0.1, 0.15, 0.2)
-#: Sizes whose rows are also scored with refitted exits (a refit costs seven forward
-#: passes over the pool, so the published points are scored as pruned only).
-REFIT_SIZES = SIZES
+#: Per preset, the sizes whose rows are also scored with refitted exits (a refit costs
+#: seven forward passes over its frames, so the published points are scored as pruned
+#: only, and the paper architecture, about 5x slower a row, refits at one size).
+REFIT_SIZES = {"tiny": SIZES, "paper": (0.40,), "smoke": SIZES}
 #: The size whose rows are fine-tuned.
 FINETUNE_SIZE = 0.40
 #: Selections inside a stage (``random``: draws, mean and spread).
@@ -158,7 +159,7 @@ def run_task(study, pretrained, task: str, args) -> None:
             )["counts"]
             for selection in SELECTIONS:
                 source = slimmed if selection == "SRP" else model
-                for refit in (False, True) if size_ in REFIT_SIZES else (False,):
+                for refit in (False, True) if size_ in REFIT_SIZES[args.model] else (False,):
                     study.row(
                         task,
                         row_name(size_, allocation, selection, refit),

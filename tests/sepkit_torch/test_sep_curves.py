@@ -163,7 +163,7 @@ def test_slimming_refuses_a_bad_penalty(value, match):
 
 def test_a_cell_writes_every_row_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(curves, "SIZES", (0.4,))
-    monkeypatch.setattr(curves, "REFIT_SIZES", (0.4,))
+    monkeypatch.setitem(curves.REFIT_SIZES, "smoke", (0.4,))
     monkeypatch.setattr(curves, "RHOS", (0.1,))
     monkeypatch.setattr(curves, "SLIMMING_PENALTIES", (1e-3,))
     out, results = tmp_path / "cell", tmp_path / "results"
