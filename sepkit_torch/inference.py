@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from sepkit_torch._errors import InvalidInputError, TaskStateError, UnknownTaskError
+from sepkit_torch._errors import (
+    CheckpointError,
+    InvalidInputError,
+    TaskStateError,
+    UnknownTaskError,
+)
 from sepkit_torch.checkpoint import read_state
 from sepkit_torch.continual.expansion import ECMRNet
 from sepkit_torch.continual.recognition import Recognition, verdicts
@@ -533,16 +538,46 @@ def load(
     built-in default model (.../default.pt; preset cpu; model tiny; detailed procedural ...)
     """
     state = read_state(checkpoint)
+    where = f"the checkpoint {state['source']}"
     if not ECMRNet.is_state_dict(state["model"]):
         method = state["config"].get("method")
-        raise InvalidInputError(
-            f"`checkpoint` {str(checkpoint)!r} is a run of the NAFNet baseline {method!r}; "
-            "restoring needs an ECMRNet run (method 'ecmrnet')"
-        )
-    model = ECMRNet.from_state_dict(state["model"])
+        if method not in (None, "ecmrnet"):
+            raise InvalidInputError(
+                f"`checkpoint` {str(checkpoint)!r} is a run of the NAFNet baseline {method!r}; "
+                "restoring needs an ECMRNet run (method 'ecmrnet')"
+            )
+        raise CheckpointError(f"{where} holds no ECMRNet model")
+    model = _built(lambda: ECMRNet.from_state_dict(state["model"]), where, "model")
     recognizer = state["recognizer"]
     if recognizer is not None:
-        recognizer = DegradationRecognizer.from_state_dict(recognizer)
+        recognizer = _built(
+            lambda: DegradationRecognizer.from_state_dict(recognizer), where, "recognizer"
+        )
+    tasks = state["tasks"]
+    names = [t.replace("+", "_") for t in tasks] if _is_names(tasks) else None
+    if tasks is not None and names != list(model.task_names):
+        raise CheckpointError(
+            f"{where} lists the tasks {tasks!r}, but its model holds {list(model.task_names)}"
+        )
     return Restorer(
-        model, recognizer, tasks=state["tasks"], device=device, source=state["source"], **options
+        model, recognizer, tasks=tasks, device=device, source=state["source"], **options
     )
+
+
+def _is_names(tasks) -> bool:
+    return isinstance(tasks, (list, tuple)) and all(isinstance(t, str) for t in tasks)
+
+
+def _built(build, where: str, part: str):
+    """``build()`` of a network from a checkpoint's state; a state that does not fit its
+    network (keys missing, shapes changed) is a CheckpointError naming the file."""
+    try:
+        return build()
+    except CheckpointError:
+        raise
+    except (InvalidInputError, RuntimeError, KeyError, ValueError, TypeError) as err:
+        first = str(err).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:2])[:300]
+        raise CheckpointError(
+            f"{where} holds a {part} that does not load ({type(err).__name__}: {detail})"
+        ) from None

@@ -26,6 +26,7 @@ from sepkit_torch.data import read_image
 from sepkit_torch.data.image_io import write_grey
 from sepkit_torch.distributed import DistContext
 from sepkit_torch.inference import Restorer
+from sepkit_torch.models.recognizer import DegradationRecognizer
 from sepkit_torch.pipeline import CheckpointError, ConfigError, PipelineConfig, run
 from sepkit_torch.pipeline import runner as runner_module
 from sepkit_torch.pipeline.cli import main as pipeline_main
@@ -575,3 +576,37 @@ def test_resume_and_overwrite_together_are_refused(tmp_path, capsys):
 def test_a_threshold_that_is_not_a_number_in_0_1_is_named(threshold):
     with pytest.raises(InvalidInputError, match=r"`threshold` must be a number in \(0, 1\)"):
         Restorer(_model(), threshold=threshold)
+
+
+def _weights_with(path: Path, **changes) -> Path:
+    model = _model()
+    recognizer = DegradationRecognizer()
+    recognizer.add_letter("C")
+    payload = {"kind": WEIGHTS_KIND, "model": model.state_dict(), "tasks": ["C"], "config": {}}
+    payload["recognizer"] = recognizer.state_dict()
+    save_checkpoint(path, {**payload, **changes})
+    return path
+
+
+def _without(state: dict, prefix: str) -> dict:
+    return {k: v for k, v in state.items() if not k.startswith(prefix)}
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        (dict(model=_without(_model().state_dict(), "branches.C.e1")), r"model that does not "),
+        (dict(model={}), r"holds no ECMRNet model"),
+        (dict(tasks=["B"]), r"lists the tasks \['B'\], but its model holds \['C'\]"),
+        (dict(tasks="C"), r"lists the tasks 'C', but its model holds \['C'\]"),
+        (dict(recognizer={"x": torch.zeros(1)}), r"holds a recognizer that does not load"),
+    ],
+)
+def test_a_weights_file_whose_parts_do_not_fit_is_named(tmp_path, capsys, changes, match):
+    weights = _weights_with(tmp_path / "w.pt", **changes)
+    with pytest.raises(CheckpointError, match=match):
+        sepkit_torch.load(weights)
+    image = tmp_path / "in.png"
+    Image.fromarray(np.zeros((24, 24), np.uint8)).save(image)
+    err = _error(capsys, _restore(image, "--out", tmp_path / "out", "--checkpoint", weights))
+    assert str(weights) in err
