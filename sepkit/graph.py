@@ -479,8 +479,8 @@ def check_dense_stack(adjacency, name: str = "adjacency") -> np.ndarray:
                 f"but {name}[{b}, {j}, {i}] = {float(A[b, j, i])!r} (use sepkit.symmetrize)"
             )
         A = (A + T) / 2
-    top = A.reshape(A.shape[0], -1).max(axis=1)
-    huge = top > 2.0 ** (_MAX_VOLUME_LOG2 - 1) / A[0].size
+    top = A.max(axis=(1, 2)) if A.shape[0] else np.zeros(0)  # a stack may hold no graph
+    huge = top > 2.0 ** (_MAX_VOLUME_LOG2 - 1) / A.shape[1] ** 2
     for b in np.flatnonzero(huge | ((top > 0) & (top < 2.0**_MIN_TOP_LOG2))):
         A = A.copy() if A is adjacency else A
         A[b] = _rescale(A[b], _scale_shift(A[b], A[b].size))
