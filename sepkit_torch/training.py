@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from sepkit_torch._checks import check_real
 from sepkit_torch._errors import InvalidInputError, TaskStateError, TrainingDivergedError
-from sepkit_torch._fit_state import Average, check_resume
+from sepkit_torch._fit_state import Average, check_fit, check_recipe, check_resume, check_score
 from sepkit_torch._progress import progress_bar
 from sepkit_torch.metrics import LOSSES
 from sepkit_torch.speed import autocast
@@ -83,6 +84,9 @@ class Recipe:
     clip_norm: float | None = None
     loss: str = "paper"
     patience: int | None = None
+
+    def __post_init__(self):
+        check_recipe(self, _OPTIMIZERS, LOSSES)
 
 
 #: The training recipes by name. ``"paper"`` (the default), what the paper's text says:
@@ -363,6 +367,11 @@ def fit(
 
     Raises
     ------
+    InvalidInputError
+        Before any step, for an argument out of its range (no batches, a count that is
+        not an integer, a callback that is not callable, a `resume` state with a NaN or
+        a step that is not an integer); at the first validation, for a `validate` that
+        returns anything but a finite number.
     TrainingDivergedError
         As soon as a loss is NaN or infinite (the model keeps its last finite step).
 
@@ -384,22 +393,17 @@ def fit(
     _check_lr(lr)
     if objective is None:
         _check_task(model, task)
-    if not isinstance(recipe, Recipe) and recipe not in RECIPES:
+    if not isinstance(recipe, Recipe) and not (isinstance(recipe, str) and recipe in RECIPES):
         raise InvalidInputError(f"`recipe` must be one of {sorted(RECIPES)}; got {recipe!r}")
     how = recipe if isinstance(recipe, Recipe) else RECIPES[recipe]
-    per_epoch = len(batches)
-    total = epochs * per_epoch if steps is None else steps
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise InvalidInputError(f"`steps` must be an int >= 0; got {total!r}")
+    callbacks = {"forward": forward, "objective": objective, "set_epoch": set_epoch}
+    callbacks |= {"validate": validate, "on_step": on_step, "on_epoch": on_epoch}
+    per_epoch, total = check_fit(batches, epochs, steps, validate_every, warmup_steps, callbacks)
     every = per_epoch if validate_every is None else validate_every
-    if validate is not None and (not isinstance(every, int) or every < 1):
-        raise InvalidInputError(f"`validate_every` must be an int >= 1; got {every!r}")
     params = trainable_parameters(model) if parameters is None else list(parameters)
     extra = {"weight_decay": how.weight_decay} if how.optimizer == "adamw" else {}
     optimizer = make_optimizer(params, lr, impl=optimizer_impl, kind=how.optimizer, **extra)
     warmup = how.warmup_epochs * per_epoch if warmup_steps is None else warmup_steps
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise InvalidInputError(f"`warmup_steps` must be an int >= 0; got {warmup!r}")
     scheduler = _schedule(optimizer, lr, total, min(warmup, total), how)
     reg = None
     if objective is None:
@@ -444,7 +448,7 @@ def fit(
         """Validate at `step`; True when early stopping ends the training."""
         nonlocal best
         with average.swapped() if average is not None else contextlib.nullcontext():
-            score = float(validate())
+            score = check_score(validate(), step)
             model.train()
         result.scores.append((step, score))
         if score < best:
@@ -572,8 +576,7 @@ def _loss(name):
 
 
 def _check_lr(lr) -> None:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
-        raise InvalidInputError(f"`lr` must be a number in (0, 1]; got {lr!r}")
+    check_real("lr", lr, low=0, high=1, low_open=True)
 
 
 def _check_task(model, task) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 from torch import nn
 
+from sepkit_torch._checks import check_finite, check_real
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.models.backbone import STAGE_NAMES
 
@@ -41,6 +42,13 @@ def allocate_budget(
     every stage keeps at least one group. Without contributions every group of a stage
     counts as an equal share.
 
+    Raises
+    ------
+    InvalidInputError
+        Unless `frequency` maps each stage to a non-empty 1-D array of values in
+        [0, 1], `contribution` (when given) to finite non-negative values, one per
+        group, and `parameters` every stage to a finite number > 0.
+
     Examples
     --------
     >>> import numpy as np
@@ -51,10 +59,10 @@ def allocate_budget(
     ([True, True], [False, True, False, True])
     """
     _check_budget(budget)
+    frequency, contribution, parameters = _checked(frequency, contribution, parameters)
     queues, shares = {}, {}
     for s, f in frequency.items():
-        f = np.asarray(f, dtype=np.float64)
-        c = None if contribution is None else np.asarray(contribution[s], dtype=np.float64)
+        c = None if contribution is None else contribution[s]
         share = np.full(len(f), 1.0 / len(f)) if c is None or c.sum() <= 0 else c / c.sum()
         shares[s] = share
         queues[s] = list(np.lexsort((np.arange(len(f)), share, f)))  # leaving order
@@ -72,5 +80,58 @@ def allocate_budget(
 
 
 def _check_budget(budget) -> None:
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < 1:
-        raise InvalidInputError(f"`budget` must be a number in (0, 1); got {budget!r}")
+    check_real("budget", budget, low=0, high=1, low_open=True, high_open=True)
+
+
+def _checked(frequency, contribution, parameters):
+    """allocate_budget's arguments, checked: float64 arrays per stage, float parameters."""
+    if not isinstance(frequency, Mapping) or not frequency:
+        raise InvalidInputError(
+            f"`frequency` must map each stage to its groups' frequencies; got {frequency!r:.80}"
+        )
+    freq = {}
+    for s, f in frequency.items():
+        freq[s] = _groups(f"frequency[{s!r}]", f, None)
+        if ((freq[s] < 0) | (freq[s] > 1)).any():
+            raise InvalidInputError(
+                f"`frequency[{s!r}]` must hold fractions in [0, 1]; got {freq[s].tolist()}"
+            )
+    contrib = None
+    if contribution is not None:
+        if not isinstance(contribution, Mapping) or set(contribution) != set(freq):
+            got = sorted(contribution) if isinstance(contribution, Mapping) else contribution
+            raise InvalidInputError(
+                f"`contribution` must be None or map the stages of `frequency` {sorted(freq)}; "
+                f"got {got!r:.80}"
+            )
+        contrib = {s: _groups(f"contribution[{s!r}]", contribution[s], len(freq[s])) for s in freq}
+        for s, c in contrib.items():
+            if (c < 0).any():
+                raise InvalidInputError(
+                    f"`contribution[{s!r}]` must be non-negative; got {c.tolist()}"
+                )
+    if not isinstance(parameters, Mapping) or not set(freq) <= set(parameters):
+        got = sorted(parameters) if isinstance(parameters, Mapping) else parameters
+        raise InvalidInputError(
+            f"`parameters` must map every stage of `frequency` {sorted(freq)} to its "
+            f"parameters per group; got {got!r:.80}"
+        )
+    params = {
+        s: check_real(f"parameters[{s!r}]", parameters[s], low=0, low_open=True) for s in freq
+    }
+    return freq, contrib, params
+
+
+def _groups(name: str, values, size: int | None) -> np.ndarray:
+    """A non-empty 1-D float64 array of finite values (of `size` entries when given)."""
+    try:
+        a = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"`{name}` must be a 1-D array of numbers; got {values!r:.80}"
+        ) from None
+    if a.ndim != 1 or a.size == 0 or (size is not None and a.size != size):
+        expected = "at least one group" if size is None else f"{size} groups"
+        raise InvalidInputError(f"`{name}` must be a 1-D array of {expected}; got shape {a.shape}")
+    check_finite(name, a)
+    return a

@@ -29,8 +29,20 @@ import torch
 from torch import nn
 
 import sepkit
+from sepkit_torch._checks import check_callable, check_int
 from sepkit_torch._errors import InvalidInputError
-from sepkit_torch.continual.pruning.budget import _check_budget, allocate_budget, group_parameters
+from sepkit_torch.continual.pruning.budget import allocate_budget, group_parameters
+from sepkit_torch.continual.pruning.checks import (
+    CRITERIA,
+    METHODS,
+    SIMILARITIES,
+    TIES,
+    check_features,
+    check_pool,
+    check_selection,
+    checked_contributions,
+    checked_graphs,
+)
 from sepkit_torch.continual.pruning.published import published_representatives, published_sweep
 from sepkit_torch.models.backbone import STAGE_NAMES
 
@@ -48,29 +60,6 @@ __all__ = [
     "with_contribution_loops",
 ]
 
-#: Channel similarities: Pearson correlation (the public code) and cosine (the paper).
-SIMILARITIES = ("pearson", "cosine")
-#: How SEP partitions the inter-group graphs (:func:`sepkit.codeseg_batch`): ``"sweep"``,
-#: the published pruning's greedy sweep (index order, a node moves whenever that lowers
-#: H2, at most 10 sweeps); ``"game"``, the reference CoDeSEG with its defaults (5 sweeps,
-#: ``tau`` 0.3); ``"multilevel"``, sepkit's lowest-entropy search.
-METHODS = ("sweep", "game", "multilevel")
-#: What decides which groups represent the clusters. ``"published"`` (ECMRNet's rule): the
-#: similarity graph alone is partitioned, and in each cluster the group with the largest
-#: detachment cost represents it. ``"contribution"`` (this project's): each group also
-#: gets a self-loop carrying its share of the stage's output energy (the self-loops
-#: together weigh as much as the graph's edges), so a group that carries much of the
-#: output is costly to merge and tends to stay alone; in each cluster the group
-#: contributing most to the stage's output represents it.
-CRITERIA = ("published", "contribution")
-#: How SEP decides between groups of equal detachment cost in a cluster: ``"random"``
-#: (this project's default), a seeded uniform choice per image that never depends on the
-#: groups' order; ``"published"``, the public code's exact choice (its sweep and costs
-#: in its float32 arithmetic, the first maximum: an isolated pair keeps its lower index
-#: on every image; :mod:`~sepkit_torch.continual.pruning.published`); ``"index"``, the
-#: lowest index among costs equal in float64; ``"contribution"``, the group whose features
-#: add the most energy to the stage's exit convolution on that image.
-TIES = ("random", "published", "index", "contribution")
 # Within a group, negative similarities become this tiny weight (as the public code).
 _NEGATIVE_INTRA = 1e-8
 # The contribution criterion's self-loops weigh this much, relative to the edges.
@@ -222,8 +211,15 @@ def selection_from_graphs(
     `contributions` (per stage, ``(N, G)``, from :func:`group_contributions`) is needed
     by ``tie="contribution"`` and ``criterion="contribution"``. Returns (frequency per
     stage, keep mask per stage, seconds spent in sepkit).
+
+    Every tie rule takes the graphs sepkit takes (:func:`sepkit.codeseg_batch`: square,
+    symmetric, finite, non-negative) and refuses the others with the same error;
+    ``tie="published"`` also needs them to sum below float32's limit and to have no
+    self-loops (its arithmetic is the public code's float32). A stack must hold at least
+    one graph.
     """
-    check_selection(rho=rho, method=method, tie=tie, criterion=criterion)
+    check_selection(rho=rho, method=method, tie=tie, criterion=criterion, seed=seed, base=base)
+    graphs = checked_graphs(graphs, tie, allow_empty=False)
     counts, seconds = _selection_counts(
         graphs,
         method=method,
@@ -248,6 +244,8 @@ def _selection_counts(
     row ``sample_ids[i]`` of its stage's draws, so the choice of an image does not
     depend on which process scores it or on what else is in the batch.
     """
+    graphs = checked_graphs(graphs, tie, allow_empty=True)  # every tie, the same check
+    contributions = checked_contributions(contributions, graphs)
     counts = {}
     seconds = 0.0
     for index, (stage, A) in enumerate(graphs.items()):
@@ -272,7 +270,7 @@ def _selection_counts(
             A = with_contribution_loops(A, energy)
         result = sepkit.codeseg_batch(A, base=base, **_PARTITION_OPTIONS[method])
         if tie == "random":
-            ids = np.arange(A.shape[0]) if sample_ids is None else np.asarray(sample_ids)
+            ids = np.arange(A.shape[0]) if sample_ids is None else _ids(sample_ids, A.shape[0])
             draws = np.random.default_rng([0 if seed is None else seed, index])
             rule = draws.random((int(ids.max()) + 1, A.shape[1]))[ids]
         elif tie == "contribution":
@@ -399,11 +397,15 @@ def select_groups(
         criterion=criterion,
         budget=budget,
         split=reduce is not None,
+        seed=seed,
+        base=base,
     )
     if similarity_kind not in SIMILARITIES:
         raise InvalidInputError(
             f"`similarity_kind` must be one of {SIMILARITIES}; got {similarity_kind!r}"
         )
+    check_int("batch_size", batch_size, 1)
+    check_callable("reduce", reduce)
     branch = model.branches[model.task(task).name]
     groups = {s: getattr(branch, s).groups for s in STAGE_NAMES}
     captured: dict[str, torch.Tensor] = {}
@@ -419,12 +421,14 @@ def select_groups(
     try:
         with torch.no_grad():
             for batch in _batches(images, batch_size):
+                check_pool("images", batch, model.config.in_channels)
                 start = time.perf_counter()
                 model(batch, task=task)
                 _sync(batch)
                 seconds["forward"] += time.perf_counter() - start
                 start = time.perf_counter()
                 for s in STAGE_NAMES:
+                    check_features(captured[s], s, task)
                     per_stage[s].append(
                         group_graphs(
                             captured[s], groups[s], similarity_kind=similarity_kind, base=base
@@ -452,11 +456,8 @@ def select_groups(
     contributions = None
     if "contribution" in (tie, criterion) or budget is not None:
         contributions = {s: torch.cat(energy[s]).cpu().numpy() for s in STAGE_NAMES if energy[s]}
-    if sample_ids is not None and len(sample_ids) != n_samples:
-        raise InvalidInputError(
-            f"`sample_ids` must number every image of the pool ({n_samples}); "
-            f"got {len(sample_ids)} numbers"
-        )
+    if sample_ids is not None:
+        _ids(sample_ids, n_samples)
     counts, seconds["graph"] = _selection_counts(
         graphs,
         method=method,
@@ -495,44 +496,19 @@ def select_groups(
     )
 
 
-def check_selection(
-    *,
-    rho=0.1,
-    method="sweep",
-    tie="random",
-    criterion="published",
-    budget=None,
-    split: bool = False,
-) -> None:
-    """Refuse the options :func:`select_groups` refuses, before any work: the one place
-    these rules live (the pipeline checks its SEP settings with it before training).
-    `split` says that the pool is scored by several processes (``reduce`` is given)."""
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 < rho <= 1:
-        raise InvalidInputError(f"`rho` must be a number in (0, 1]; got {rho!r}")
-    if method not in METHODS:
-        raise InvalidInputError(f"`method` must be one of {METHODS}; got {method!r}")
-    if tie not in TIES:
-        raise InvalidInputError(f"`tie` must be one of {TIES}; got {tie!r}")
-    if criterion not in CRITERIA:
-        raise InvalidInputError(f"`criterion` must be one of {CRITERIA}; got {criterion!r}")
-    if tie == "published" and (method != "sweep" or criterion != "published"):
+def _ids(sample_ids, n_samples: int) -> np.ndarray:
+    """`sample_ids` as int64: one number >= 0 per image of the pool."""
+    ids = np.asarray(sample_ids)
+    if (
+        ids.shape != (n_samples,)
+        or not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0)
+        or (ids.size and ids.min() < 0)
+    ):
         raise InvalidInputError(
-            '`tie="published"` is the public code\'s whole selection (its sweep, its costs): '
-            f'it needs method="sweep" and criterion="published"; got method={method!r}, '
-            f"criterion={criterion!r}"
+            f"`sample_ids` must number every image of the pool ({n_samples}) with integers "
+            f">= 0; got {sample_ids!r:.80}"
         )
-    if criterion == "contribution" and tie == "contribution":
-        raise InvalidInputError(
-            '`tie="contribution"` breaks ties of the detachment cost; with '
-            '`criterion="contribution"` the contribution already decides: use "random" or "index"'
-        )
-    if budget is not None:
-        _check_budget(budget)
-        if split:
-            raise InvalidInputError(
-                "`budget` ranks groups by their contributions, which are not summed over "
-                "processes: score the whole pool in one process"
-            )
+    return ids.astype(np.int64)
 
 
 def _capture(store: dict, stage: str):

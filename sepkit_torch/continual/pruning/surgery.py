@@ -8,12 +8,14 @@ model records the kept indices so that the pruned model reloads from its checkpo
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from sepkit_torch._checks import check_finite, check_int, check_real
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
 
@@ -161,24 +163,71 @@ def compensate_exits(
     dict of str -> float
         Per stage, the relative squared error of the refitted exit on the pool
         (0: the unpruned outputs rebuilt exactly).
+
+    Raises
+    ------
+    InvalidInputError
+        For a `ridge` that is not a finite number >= 0, a pool with a NaN or infinite
+        pixel, non-finite outputs of `original` or a least-squares fit that is not finite
+        (``ridge=0`` on a singular problem): nothing is changed then, the exit
+        convolutions keep their weights.
     """
+    check_real("ridge", ridge, low=0)
+    check_int("batch_size", batch_size, 1)
     batches = _pool_batches(pool, batch_size)
-    targets = _exit_outputs(original, task, batches)
-    errors = {}
+    for batch in batches:
+        check_finite("pool", batch)
+    branch = model.branches[model.task(task).name]
+    unpruned = original.branches[original.task(task).name]
     for s in STAGE_NAMES:
-        exit_conv = getattr(model.branches[model.task(task).name], s).exit
-        gram, cross, target_energy = _normal_equations(model, task, batches, s, targets[s])
-        c = gram.shape[0] - 1  # the last row/column is the bias's constant input
-        scale = gram.diagonal()[:c].mean().clamp_min(1e-12)
-        regularised = gram + ridge * scale * torch.diag(
-            torch.cat([torch.ones(c, dtype=gram.dtype), torch.zeros(1, dtype=gram.dtype)])
-        )
+        want, got = getattr(branch, s).exit.out_channels, getattr(unpruned, s).exit.out_channels
+        if want != got:
+            raise InvalidInputError(
+                f"`original` must be `model` before pruning; its stage {s!r} gives {got} "
+                f"channels, the pruned branch's {want}"
+            )
+    saved = {s: _exit_state(getattr(branch, s).exit) for s in STAGE_NAMES}
+    targets = _exit_outputs(original, task, batches)
+    for s in STAGE_NAMES:
+        if not all(bool(torch.isfinite(t).all()) for t in targets[s]):
+            raise InvalidInputError(
+                f"`original` gives non-finite outputs at stage {s!r} on the pool: its weights "
+                "hold NaN or infinite values, or they overflow"
+            )
+    try:
+        return {s: _refit(model, task, batches, s, targets[s], ridge) for s in STAGE_NAMES}
+    except BaseException:
+        for s, state in saved.items():  # all or nothing: later stages depend on earlier
+            getattr(branch, s).exit.load_state_dict(state)
+        raise
+
+
+def _exit_state(conv: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in conv.state_dict().items()}
+
+
+def _refit(model, task, batches, s, targets, ridge) -> float:
+    """Refit stage `s`'s exit convolution in place; returns its relative squared error."""
+    exit_conv = getattr(model.branches[model.task(task).name], s).exit
+    gram, cross, target_energy = _normal_equations(model, task, batches, s, targets)
+    c = gram.shape[0] - 1  # the last row/column is the bias's constant input
+    scale = gram.diagonal()[:c].mean().clamp_min(1e-12)
+    regularised = gram + ridge * scale * torch.diag(
+        torch.cat([torch.ones(c, dtype=gram.dtype), torch.zeros(1, dtype=gram.dtype)])
+    )
+    try:
         solution = torch.linalg.solve(regularised, cross.T).T  # (C_out, c + 1)
-        residual = target_energy - 2 * (solution * cross).sum() + (solution @ gram * solution).sum()
-        errors[s] = float(residual / target_energy.clamp_min(1e-300))
-        exit_conv.weight.copy_(solution[:, :c].reshape(exit_conv.weight.shape))
-        exit_conv.bias.copy_(solution[:, c])
-    return errors
+    except torch.linalg.LinAlgError:
+        solution = torch.full_like(cross, math.nan)
+    if not bool(torch.isfinite(solution).all()):
+        raise InvalidInputError(
+            f"the least-squares refit of stage {s!r}'s exit is singular or not finite with "
+            f"`ridge`={ridge!r}: use a `ridge` > 0"
+        )
+    residual = target_energy - 2 * (solution * cross).sum() + (solution @ gram * solution).sum()
+    exit_conv.weight.copy_(solution[:, :c].reshape(exit_conv.weight.shape))
+    exit_conv.bias.copy_(solution[:, c])
+    return float(residual / target_energy.clamp_min(1e-300))
 
 
 def _pool_batches(pool, batch_size: int) -> list[torch.Tensor]:
