@@ -132,6 +132,9 @@ def run_task(study, pretrained, task: str, args) -> None:
     }
     as_arrays["SRP"] = {s: np.asarray(slim["gates"][s]) for s in STAGE_NAMES}
     parameters = group_parameters(model.branches[task])
+    # the budget ranks a stage's groups by (contribution frequency, contribution), the
+    # order "SE (contribution)" holds as ranks: as fractions, the same order
+    leaving_order = {s: r / max(len(r) - 1, 1) for s, r in as_arrays["SE (contribution)"].items()}
     total = study_cell.size(model, task)["activated_params"]
     sizes = [*SIZES, *(("rho", r) for r in RHOS)]
     for size_ in sizes:
@@ -153,7 +156,7 @@ def run_task(study, pretrained, task: str, args) -> None:
                         frequency=as_arrays["SE"],
                         contribution=as_arrays["exit energy"],
                         gates=as_arrays["SRP"],
-                        budget_frequency=as_arrays["SE (contribution)"],
+                        budget_frequency=leaving_order,
                     ),
                 },
             )["counts"]
