@@ -90,10 +90,11 @@ def _run(config, ctx: DistContext, resume, overwrite, progress, stop_after) -> R
     ctx.barrier()
     saved = folder.checkpoint
     if saved is not None:
-        previous = _saved(lambda: PipelineConfig(**saved["config"]), out, "settings")
-        check_resumable(previous, config, out)
-        kind.check_resume(previous, config)
+        if not isinstance(saved.get("config"), dict):
+            raise CheckpointError(f"the checkpoint in {out} does not hold this run's settings")
         check_done(saved["done"], names, out)
+        check_resumable(saved["config"], config, out, saved["done"])
+        kind.check_resume(saved["config"], config)
         check_finite_state(saved.get("model"), f"the checkpoint in {out}")
         log.info("resuming %s after %s", out, saved["done"][-1] if saved["done"] else "nothing")
     device = device_of(ctx, config.device)

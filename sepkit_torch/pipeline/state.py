@@ -72,6 +72,20 @@ MAY_CHANGE = frozenset(
     }
 )
 
+# Settings only the prune stages read: free to change until a prune stage is done.
+SEP_SETTINGS = frozenset(
+    {
+        "sep_pool",
+        "sep_rho",
+        "sep_method",
+        "sep_tie",
+        "sep_criterion",
+        "sep_similarity",
+        "sep_budget",
+        "sep_compensate",
+    }
+)
+
 
 # ----------------------------------------------------------------------------- files
 
@@ -165,20 +179,31 @@ def _check_writable(out: Path) -> None:
         raise RunFolderError(f"`out` {str(out)!r} is not a writable folder: {err}") from None
 
 
-def check_resumable(saved, new, out: Path) -> None:
-    """A run saved with config `saved` may continue with config `new`."""
-    a, b = saved.to_dict(), new.to_dict()
-    differ = sorted(k for k in a if k not in MAY_CHANGE and a.get(k) != b.get(k))
+def check_resumable(saved: dict[str, Any], new, out: Path, done=()) -> None:
+    """A run saved with the settings `saved` (its ``config.json``, a dict) that finished
+    the stages `done` may continue with the config `new`.
+
+    Beyond :data:`MAY_CHANGE`, the SEP settings (:data:`SEP_SETTINGS`) may change while no
+    ``prune`` stage is done: only the prune stages read them, and every stage draws its
+    own seeds, so the run ends as one started with the new settings would. That is how a
+    run saved with a SEP setting the prune step refuses is fixed without losing its
+    training.
+    """
+    b = new.to_dict()
+    free = MAY_CHANGE
+    if not any(isinstance(n, str) and n.endswith(":prune") for n in done):
+        free = free | SEP_SETTINGS
+    # the saved keys: a setting added since the run was saved takes its default
+    differ = sorted(k for k in saved if k not in free and saved.get(k) != b.get(k))
     if differ:
         raise TaskStateError(
             f"the run in {out} was made with other settings ({', '.join(differ)}: "
-            f"{[a[k] for k in differ]} there, {[b[k] for k in differ]} now); resume with the "
-            "same configuration, or start a new run"
+            f"{[saved.get(k) for k in differ]} there, {[b.get(k) for k in differ]} now); "
+            "resume with the same configuration, or start a new run"
         )
-    if list(new.tasks[: len(saved.tasks)]) != list(saved.tasks):
-        raise TaskStateError(
-            f"`tasks` must extend the run's tasks {list(saved.tasks)}; got {list(new.tasks)}"
-        )
+    tasks = list(saved.get("tasks") or [])
+    if list(new.tasks[: len(tasks)]) != tasks:
+        raise TaskStateError(f"`tasks` must extend the run's tasks {tasks}; got {list(new.tasks)}")
 
 
 def check_done(done, names: list[str], out: Path) -> None:

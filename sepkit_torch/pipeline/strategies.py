@@ -377,10 +377,10 @@ class JointTraining(_NAFNetStrategy):
 
     @classmethod
     def check_resume(cls, saved, new) -> None:
-        if new.tasks != saved.tasks:
+        if list(new.tasks) != list(saved.get("tasks") or []):
             raise TaskStateError(
                 f"joint training learns its tasks at once: `tasks` must stay "
-                f"{list(saved.tasks)} to resume; got {list(new.tasks)}"
+                f"{list(saved.get('tasks') or [])} to resume; got {list(new.tasks)}"
             )
 
     def step_train(self, stage: Stage) -> None:

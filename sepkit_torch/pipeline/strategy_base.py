@@ -131,8 +131,8 @@ class Strategy:
 
     @classmethod
     def check_resume(cls, saved, new) -> None:
-        """A run saved with config `saved` may continue with config `new` (beyond the
-        rules of every run, :func:`~sepkit_torch.pipeline.state.check_resumable`)."""
+        """A run saved with the settings `saved` (a dict) may continue with config `new`
+        (beyond the rules of every run, :func:`~sepkit_torch.pipeline.state.check_resumable`)."""
 
     # -- the run's interface
     def start(self) -> None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import sepkit_torch
-from sepkit_torch import ECMRNet, ImageFileError, InvalidInputError
+from sepkit_torch import ECMRNet, ImageFileError, InvalidInputError, TaskStateError
 from sepkit_torch.__main__ import main as package_main
 from sepkit_torch.checkpoint import WEIGHTS_KIND
 from sepkit_torch.continual.pruning import CRITERIA, METHODS, TIES, select_groups
@@ -261,7 +261,7 @@ def test_resume_refuses_a_path_of_another_size_than_the_report_says(trained_run,
         ({"done": "pretrain"}, r"lists the stages done 'pretrain'; a run of these settings"),
         ({"report": {"tasks": 1}}, r"does not hold this run's report"),
         ({"model": {"w": torch.zeros(1)}}, r"does not hold this run's ECMRNet model and state"),
-        ({"config": {"lr": 1.0, "unknown": 2}}, r"does not hold this run's settings"),
+        ({"config": ["lr", 1.0]}, r"does not hold this run's settings"),
     ],
 )
 def test_resume_refuses_a_checkpoint_that_does_not_hold_its_run(
@@ -610,3 +610,41 @@ def test_a_weights_file_whose_parts_do_not_fit_is_named(tmp_path, capsys, change
     Image.fromarray(np.zeros((24, 24), np.uint8)).save(image)
     err = _error(capsys, _restore(image, "--out", tmp_path / "out", "--checkpoint", weights))
     assert str(weights) in err
+
+
+def test_sep_settings_may_change_until_a_prune_stage_is_done(tmp_path):
+    """The issue's lost training: a run saved with a combination the prune step refuses
+    (as an older version accepted it) resumes with the fixed setting, and ends as a run
+    started with it."""
+    fixed = dict(tasks=("C",), prune=True, finetune_epochs=0, sep_tie="random")
+    out = tmp_path / "run"
+    run(smoke(out, **{**fixed, "sep_tie": "index"}), progress=False, stop_after="C:train")
+    saved = load_checkpoint(out / CHECKPOINT)
+    bad = {**saved["config"], "sep_tie": "published", "sep_criterion": "contribution"}
+    _tamper(out, config=bad, report={**saved["report"], "config": bad})
+    resumed = run(smoke(out, **fixed), resume=True, progress=False)
+    fresh = run(smoke(tmp_path / "fresh", **fixed), progress=False)
+    assert _comparable(resumed) == _comparable(fresh)
+    assert resumed.config["sep_tie"] == "random"
+    # once a prune stage is done, its settings are the run's
+    with pytest.raises(TaskStateError, match=r"other settings \(sep_tie: \['random'\] there"):
+        run(smoke(out, **{**fixed, "sep_tie": "index"}), resume=True, progress=False)
+
+
+def _comparable(report) -> dict:
+    """A report without its timings and its folder."""
+    data = report.to_dict()
+    data.pop("seconds")
+    data["config"].pop("out")
+    for p in data["pruning"].values():
+        p.pop("seconds")
+    return data
+
+
+def test_a_saved_setting_this_version_does_not_know_is_named(trained_run, tmp_path):
+    out, config = _fresh(trained_run, tmp_path)
+    saved = load_checkpoint(out / CHECKPOINT)
+    stamp = _tamper(out, config={**saved["config"], "sep_magic": 3})
+    with pytest.raises(TaskStateError, match=r"other settings \(sep_magic: \[3\] there, \[None\]"):
+        run(config, resume=True, progress=False)
+    assert os.stat(out / CHECKPOINT).st_mtime_ns == stamp
