@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -119,6 +120,9 @@ class PipelineConfig:
     recognizer_epochs: int = 3
 
     def __post_init__(self):
+        for name in _PATHS:  # a pathlib.Path is as good as its text
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
         for name, kind in _FIELD_TYPES.items():
             value = getattr(self, name)
             if kind is tuple:
@@ -222,6 +226,8 @@ class PipelineConfig:
     @classmethod
     def from_toml(cls, path, **overrides) -> PipelineConfig:
         """Read a TOML file of config keys (``preset = "..."`` picks the base values)."""
+        if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+            raise ConfigError(f"`config` must be the path of a TOML file; got {path!r}")
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -648,3 +648,14 @@ def test_a_saved_setting_this_version_does_not_know_is_named(trained_run, tmp_pa
     with pytest.raises(TaskStateError, match=r"other settings \(sep_magic: \[3\] there, \[None\]"):
         run(config, resume=True, progress=False)
     assert os.stat(out / CHECKPOINT).st_mtime_ns == stamp
+
+
+def test_folder_settings_take_a_path_and_config_files_a_path(tmp_path):
+    config = PipelineConfig.from_preset("smoke", out=tmp_path / "run", data=tmp_path)
+    assert (config.out, config.data) == (str(tmp_path / "run"), str(tmp_path))
+    assert config == PipelineConfig.from_preset(
+        "smoke", out=str(tmp_path / "run"), data=str(tmp_path)
+    )
+    for value in (123, "", None):
+        with pytest.raises(ConfigError, match=r"`config` must be the path of a TOML file"):
+            PipelineConfig.from_toml(value)
