@@ -20,10 +20,16 @@ from sepkit_torch._fit_state import STATE_KEYS
 from sepkit_torch.continual.pruning import (
     allocate_budget,
     compensate_exits,
+    gate_scores,
+    group_contributions,
+    group_graphs,
     prune,
     select_groups,
     selection_from_graphs,
+    top_groups,
+    with_contribution_loops,
 )
+from sepkit_torch.continual.pruning.slimming import slim_branch
 from sepkit_torch.models.backbone import STAGE_NAMES
 from sepkit_torch.training import Recipe, fit
 
@@ -353,6 +359,110 @@ def test_random_and_published_accept_and_refuse_alike(A):
 def test_an_empty_batch_is_an_empty_partition():
     part = sepkit.codeseg_batch(np.zeros((0, 4, 4)))
     assert part.labels.shape == (0, 4) and part.entropy.shape == (0,)
+
+
+# --------------------------------------------------------------------- the other pruning steps
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda f: group_graphs(f.masked_fill(f > 0.9, math.nan), 4),
+            "`features` must be finite; got nan",
+        ),
+        (lambda f: group_graphs(f, 3), "`groups` must divide the 8 channels of `features`; got 3"),
+        (lambda f: group_graphs(f, 0), "`groups` must be an integer >= 1; got 0"),
+        (
+            lambda f: group_graphs(f[0], 4),
+            r"`features` must be a \(B, C, H, W\) tensor; got \(8, 5, 5\)",
+        ),
+        (lambda f: group_graphs(f, 4, base=1.0), "`base` must be a finite number > 0 and != 1"),
+        (
+            lambda f: group_contributions(f * math.inf, 4, torch.ones(2, 8, 1, 1)),
+            "`features` must be finite; got inf",
+        ),
+    ],
+)
+def test_group_graphs_and_contributions_refuse_bad_features(call, message):
+    # NaN features once gave similarity 0 everywhere: a graph without edges, no error
+    with pytest.raises(InvalidInputError, match=message):
+        call(images(2, 8, 5, 5, seed=1))
+
+
+@pytest.mark.parametrize(
+    ("energy", "message"),
+    [
+        (np.array([[1.0, math.nan]]), "`energy` must be finite; got nan"),
+        (np.array([[1.0, -2.0]]), "`energy` must be non-negative; got -2.0"),
+        (np.array([1.0, 2.0]), r"`energy` must have shape \(1, 2\)"),
+    ],
+)
+def test_contribution_loops_refuse_bad_energy(energy, message):
+    with pytest.raises(InvalidInputError, match=message):
+        with_contribution_loops(np.array([[[0.0, 1.0], [1.0, 0.0]]]), energy)
+
+
+@pytest.mark.parametrize(
+    ("scores", "counts", "message"),
+    [
+        # a NaN score ranked anywhere; 2.7 groups became 2
+        ({"e1": [1.0, math.nan, 0.5]}, {"e1": 2}, r"`scores\['e1'\]` must be finite; got nan"),
+        (
+            {"e1": [1.0, 2.0, 0.5]},
+            {"e1": 2.7},
+            r"`counts\['e1'\]` must be an integer >= 1 and <= 3; got 2.7",
+        ),
+        (
+            {"e1": [1.0, 2.0, 0.5]},
+            {"e1": 0},
+            r"`counts\['e1'\]` must be an integer >= 1 and <= 3; got 0",
+        ),
+        ({"e1": [1.0, 2.0, 0.5]}, {}, "`counts` must give a count for stage 'e1'"),
+        ({"e1": [[1.0, 2.0]]}, {"e1": 1}, r"`scores\['e1'\]` must be a 1-D array"),
+    ],
+)
+def test_top_groups_names_bad_input(scores, counts, message):
+    with pytest.raises(InvalidInputError, match=message):
+        top_groups(scores, counts)
+
+
+def test_top_groups_right_answer():
+    keep = top_groups({"e1": [0.5, 2.0, 2.0, 1.0]}, {"e1": np.int64(2)})
+    assert keep["e1"].tolist() == [False, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda m: gate_scores(m, "C", _batches(), penalty=math.inf),
+            "`penalty` must be a finite number >= 0; got inf",
+        ),
+        (
+            lambda m: gate_scores(m, "C", _batches(), penalty=True),
+            "`penalty` must be a finite number >= 0; got True",
+        ),
+        (
+            lambda m: slim_branch(m, "C", _batches(), penalty=math.nan),
+            "`penalty` must be a finite number >= 0; got nan",
+        ),
+        (
+            lambda m: slim_branch(m, "C", _batches(), steps=1.5),
+            "`steps` must be an integer >= 1; got 1.5",
+        ),
+        (
+            lambda m: prune(m, "C", {s: [0] for s in (*STAGE_NAMES, "e9")}),
+            r"`keep` must map the stages .*'e9'",
+        ),
+    ],
+)
+def test_baselines_and_surgery_name_bad_options(model, call, message):
+    m = copy.deepcopy(model)
+    before = [p.detach().clone() for p in m.parameters()]
+    with pytest.raises(InvalidInputError, match=message):
+        call(m)
+    assert all(torch.equal(a, b) for a, b in zip(m.parameters(), before, strict=True))
 
 
 # --------------------------------------------------------------------- compensate_exits

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sepkit_torch._checks import check_finite, check_int, check_real
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
 from sepkit_torch.training import Recipe, fit
@@ -56,8 +57,7 @@ def gate_scores(
     ``(degraded, clean)`` batches, on ``L1(restored, clean) + penalty * sum |gates|``;
     the branch's weights stay as they are (no fine-tuning). The model is left unchanged.
     """
-    if not (isinstance(penalty, (int, float)) and penalty >= 0):
-        raise InvalidInputError(f"`penalty` must be a number >= 0; got {penalty!r}")
+    check_real("penalty", penalty, low=0)
     branch = model.branches[model.task(task).name]
     config = model.config
     device = branch.a.device
@@ -104,15 +104,23 @@ def gate_scores(
 
 
 def top_groups(scores: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> dict:
-    """Keep masks with the `counts` highest-scoring groups per stage (lowest index on ties)."""
+    """Keep masks with the `counts` highest-scoring groups per stage (lowest index on ties).
+
+    Scores must be finite (a NaN would rank anywhere); every stage of `scores` needs an
+    integer count in ``1 .. len(scores[stage])``.
+    """
     keep = {}
     for s, score in scores.items():
-        k = int(counts[s])
-        if not 1 <= k <= score.size:
+        score = np.asarray(score, dtype=np.float64)
+        if score.ndim != 1:
             raise InvalidInputError(
-                f"`counts[{s!r}]` must be between 1 and {score.size}; got {counts[s]!r}"
+                f"`scores[{s!r}]` must be a 1-D array, one score per group; got shape {score.shape}"
             )
-        order = np.lexsort((np.arange(score.size), -np.asarray(score, dtype=np.float64)))
+        check_finite(f"scores[{s!r}]", score)
+        if not isinstance(counts, Mapping) or s not in counts:
+            raise InvalidInputError(f"`counts` must give a count for stage {s!r}; got {counts!r}")
+        k = check_int(f"counts[{s!r}]", counts[s], 1, score.size)
+        order = np.lexsort((np.arange(score.size), -score))
         mask = np.zeros(score.size, dtype=bool)
         mask[order[:k]] = True
         keep[s] = mask

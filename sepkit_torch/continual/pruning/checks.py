@@ -18,6 +18,7 @@ from sepkit_torch.models.backbone import check_images
 
 __all__ = ["CRITERIA", "METHODS", "SIMILARITIES", "TIES", "check_selection"]
 
+
 #: Channel similarities: Pearson correlation (the public code) and cosine (the paper).
 SIMILARITIES = ("pearson", "cosine")
 #: How SEP partitions the inter-group graphs (:func:`sepkit.codeseg_batch`): ``"sweep"``,
@@ -147,26 +148,50 @@ def checked_contributions(contributions, graphs: Mapping[str, np.ndarray]) -> di
         raise InvalidInputError(
             f"`contributions` must map stages to (N, G) arrays; got {contributions!r:.80}"
         )
-    out = {}
-    for stage, c in contributions.items():
-        name = f"contributions[{stage!r}]"
-        c = np.asarray(c, dtype=np.float64)
-        if stage in graphs and c.shape != graphs[stage].shape[:2]:
-            raise InvalidInputError(
-                f"`{name}` must have shape {graphs[stage].shape[:2]} (one per image and "
-                f"group); got shape {c.shape}"
-            )
-        check_finite(name, c)
-        if (c < 0).any():
-            raise InvalidInputError(f"`{name}` must be non-negative; got {float(c.min())!r}")
-        out[stage] = c
-    return out
+    return {
+        stage: check_energy(
+            f"contributions[{stage!r}]", c, graphs[stage].shape[:2] if stage in graphs else None
+        )
+        for stage, c in contributions.items()
+    }
+
+
+def check_energy(name: str, values, shape: tuple | None) -> np.ndarray:
+    """Contributions ``(N, G)`` (of `shape` when given): finite and non-negative; float64."""
+    try:
+        c = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"`{name}` must be an array of numbers; got {values!r:.80}"
+        ) from None
+    if c.ndim != 2 or (shape is not None and c.shape != shape):
+        expected = "(N, G)" if shape is None else str(shape)
+        raise InvalidInputError(
+            f"`{name}` must have shape {expected} (one per image and group); got shape {c.shape}"
+        )
+    check_finite(name, c)
+    if (c < 0).any():
+        raise InvalidInputError(f"`{name}` must be non-negative; got {float(c.min())!r}")
+    return c
 
 
 def check_pool(name: str, batch, in_channels: int) -> None:
     """One batch of a pool: a float (n, in_channels, H, W) tensor of finite values."""
     check_images(batch, in_channels, name)
     check_finite(name, batch)
+
+
+def check_stage_output(features, groups) -> None:
+    """A stage's output ``(B, C, H, W)``: finite, its ``C`` channels split into `groups`."""
+    if not isinstance(features, torch.Tensor) or features.ndim != 4:
+        got = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features)
+        raise InvalidInputError(f"`features` must be a (B, C, H, W) tensor; got {got}")
+    check_int("groups", groups, 1)
+    if features.shape[1] % groups:
+        raise InvalidInputError(
+            f"`groups` must divide the {features.shape[1]} channels of `features`; got {groups}"
+        )
+    check_finite("features", features)
 
 
 def check_features(features: torch.Tensor, stage: str, task: str) -> None:

@@ -37,9 +37,11 @@ from sepkit_torch.continual.pruning.checks import (
     METHODS,
     SIMILARITIES,
     TIES,
+    check_energy,
     check_features,
     check_pool,
     check_selection,
+    check_stage_output,
     checked_contributions,
     checked_graphs,
 )
@@ -145,6 +147,8 @@ def group_graphs(
     Tensor, shape (B, groups, groups), float64
         Symmetric, non-negative, zero diagonal.
     """
+    check_stage_output(features, groups)  # a NaN would make its similarities 0: no edge
+    check_selection(base=base)
     B, C = features.shape[:2]
     m = C // groups
     x = features.reshape(B, groups, m, -1).to(torch.float64)
@@ -183,6 +187,7 @@ def group_contributions(
     -------
     Tensor, shape (B, groups), float64
     """
+    check_stage_output(features, groups)
     B, C = features.shape[:2]
     W = exit_weight.reshape(exit_weight.shape[0], -1).to(torch.float64)
     if W.shape[1] != C:
@@ -303,6 +308,8 @@ def with_contribution_loops(graphs: np.ndarray, energy: np.ndarray) -> np.ndarra
     array([[1.5, 1. ],
            [1. , 0.5]])
     """
+    graphs = np.asarray(graphs, dtype=np.float64)
+    energy = check_energy("energy", energy, graphs.shape[:2])
     total = energy.sum(axis=1, keepdims=True)
     share = np.divide(energy, total, out=np.zeros_like(energy), where=total > 0)
     volume = graphs.sum(axis=(1, 2))[:, None]

@@ -13,13 +13,13 @@ is the lighter variant that trains the gates alone, the weights frozen.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from sepkit_torch._checks import check_int, check_real
 from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.models.backbone import STAGE_NAMES
 from sepkit_torch.training import RECIPES, Recipe, fit, trainable_parameters
@@ -87,15 +87,8 @@ def slim_branch(
     dict of str -> ndarray of float64
         Per stage ``e1 .. d3``, each group's ``|gate|`` (larger: more important).
     """
-    if (
-        isinstance(penalty, bool)
-        or not isinstance(penalty, (int, float))
-        or not math.isfinite(penalty)
-        or penalty < 0
-    ):
-        raise InvalidInputError(f"`penalty` must be a finite number >= 0; got {penalty!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InvalidInputError(f"`steps` must be an integer >= 1; got {steps!r}")
+    check_real("penalty", penalty, low=0)
+    check_int("steps", steps, 1)
     how = RECIPES[recipe] if isinstance(recipe, str) and recipe in RECIPES else recipe
     if not isinstance(how, Recipe):
         raise InvalidInputError(f"`recipe` must be one of {sorted(RECIPES)}; got {recipe!r}")

@@ -98,6 +98,9 @@ def prune(model: nn.Module, task: str, keep: Mapping[str, np.ndarray]):
 
 
 def _kept_indices(keep, stage: str, groups: int) -> np.ndarray:
+    if not isinstance(keep, Mapping) or set(keep) - set(STAGE_NAMES):
+        got = sorted(keep) if isinstance(keep, Mapping) else type(keep).__name__
+        raise InvalidInputError(f"`keep` must map the stages {STAGE_NAMES}; got {got}")
     if stage not in keep:
         raise InvalidInputError(f"`keep` must name every stage {STAGE_NAMES}; {stage!r} missing")
     k = np.asarray(keep[stage])
