@@ -7,16 +7,22 @@ One process measures everything, so every ratio in a table comes from the same r
 - **Hierarchy recovery**: :func:`benchmarks.graphs.two_level_planted` (1e5 edges, 10
   super-blocks of 10 blocks), heights 2 and 3, NMI of every level against both planted
   levels.
-- **Speed**: ``coding_tree(height=3)`` against ``codeseg`` (multilevel) on the 1e6-edge
-  planted graph of the partitioner benchmarks, one numba thread, warm kernels, fastest
-  of three runs each.
+- **Gallery**: ``coding_tree(G, seed=0)`` (height=None) on the deterministic graphs of
+  the closest Python library's gallery, beside the entropy of its published optimised
+  trees (facts quoted in :data:`GALLERY`).
+- **Speed**: ``coding_tree(height=3)`` and ``coding_tree()`` (height=None) against
+  ``codeseg`` (multilevel) on the planted graphs of the partitioner benchmarks
+  (``--sizes``, default 1e5 and 1e6 edges; each fixed height up to None's on graphs of
+  up to 1e6 edges), one numba thread, warm kernels, fastest of three runs each (one
+  above 1e6 edges).
 - **Anchors** on graphs small enough for them: SEP's ``PartitionTree`` (k = 2 and 3)
   and ``pyseat``'s ``SEAT``, against ``coding_tree`` of the same height; the entropy of
   every tree is recomputed exactly by ``sepkit.structural_entropy_tree``.
 - **Fixed k**: ``codeseg(karate, n_clusters=2)`` beside the two factions.
 - **Exhaustive optima**: the rate at which ``coding_tree(height=3)`` and
   ``codeseg(n_clusters=k)`` reach the brute-force optimum on seeded random graphs of
-  up to 8 nodes (the generator and enumerators of the test suite).
+  up to 8 nodes (the generator and enumerators of the test suite), and
+  ``coding_tree()`` the optimum over every coding tree (``tests/sepkit/all_trees.py``).
 
 Anchors (benchmark environment only, never dependencies of sepkit):
 
@@ -31,7 +37,8 @@ Anchors (benchmark environment only, never dependencies of sepkit):
   (``affinity="precomputed", sparsification="precomputed"``), and its tree is read as
   its "clubs" under its clusters (a tree of height 3).
 
-``--quick`` uses 100 random graphs instead of 300 and leaves out the 1e6-edge speed run.
+``--quick`` uses 100 random graphs instead of 300 and leaves out the speed runs;
+``--only-gallery-and-speed`` runs those two sections only.
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ from benchmarks.graphs import planted_partition, two_level_planted  # noqa: E402
 from tests.sepkit import brute_force  # noqa: E402
 
 HIERARCHY_EDGES = 100_000
-SPEED_EDGES = 1_000_000
+SPEED_EDGES = 1_000_000  # larger graphs: one run per call, no per-height table
 
 
 def load() -> str:
@@ -102,21 +109,107 @@ def hierarchy() -> list[str]:
     return lines
 
 
-def speed() -> list[str]:
-    G, _ = planted_partition(SPEED_EDGES, seed=PLANTED_SEED)
+def speed(n_edges: int, per_height: bool) -> list[str]:
+    """codeseg, height 3 and height=None on one planted graph, in one process; with
+    ``per_height``, every fixed height up to the one None chooses too."""
+    G, _ = planted_partition(n_edges, seed=PLANTED_SEED)
+    repeats = 3 if n_edges <= SPEED_EDGES else 1
     sepkit.codeseg(G, seed=0)
     sepkit.coding_tree(G, height=3, seed=0)
-    part, t2 = fastest(lambda: sepkit.codeseg(G, seed=0))
-    tree, t3 = fastest(lambda: sepkit.coding_tree(G, height=3, seed=0))
-    return [
-        f"Graph: `planted_partition({SPEED_EDGES:_}, seed={PLANTED_SEED})`: {G.n_nodes:,} "
-        f"nodes, {G.n_edges:,} edges; one numba thread; load before {load()}.",
+    start = load()
+    part, t2 = fastest(lambda: sepkit.codeseg(G, seed=0), repeats)
+    rows = [("`codeseg(G, seed=0)`", t2, part.entropy, (part.n_clusters,))]
+    tree, t3 = fastest(lambda: sepkit.coding_tree(G, height=3, seed=0), repeats)
+    rows.append(("`coding_tree(G, height=3, seed=0)`", t3, tree.entropy, tree.n_clusters))
+    best, tn = fastest(lambda: sepkit.coding_tree(G, seed=0), repeats)
+    rows.append(
+        (
+            f"`coding_tree(G, seed=0)` (None: height {best.height})",
+            tn,
+            best.entropy,
+            best.n_clusters,
+        )
+    )
+    if per_height:
+        for h in range(4, best.height + 1):
+            t, th = fastest(lambda h=h: sepkit.coding_tree(G, height=h, seed=0), repeats)
+            rows.append((f"`coding_tree(G, height={h}, seed=0)`", th, t.entropy, t.n_clusters))
+    lines = [
+        f"Graph: `planted_partition({n_edges:_}, seed={PLANTED_SEED})`: {G.n_nodes:,} "
+        f"nodes, {G.n_edges:,} edges; one numba thread; fastest of {repeats}; load "
+        f"{start} before, {load()} after.",
         "",
         "| call | time s | entropy bits | clusters per level | time / codeseg |",
         "|---|---:|---:|---|---:|",
-        f"| `codeseg(G, seed=0)` | {t2:.3f} | {part.entropy:.4f} | ({part.n_clusters},) | 1.00 |",
-        f"| `coding_tree(G, height=3, seed=0)` | {t3:.3f} | {tree.entropy:.4f} | "
-        f"{tree.n_clusters} | {t3 / t2:.2f} |",
+    ]
+    for name, t, h, ks in rows:
+        lines.append(f"| {name} | {t:.3f} | {h:.4f} | {ks} | {t / t2:.2f} |")
+    lines += [
+        "",
+        f"Entropy per height on the way (`history` of height=None): {best.history.round(4)}",
+    ]
+    return lines
+
+
+# The optimised trees of the closest Python library's gallery (selib, docs/gallery.json):
+# (graph, its published entropy in bits).
+GALLERY = {
+    "karate (weighted)": (nx.karate_club_graph, 2.485631),
+    "Les Misérables (weighted)": (nx.les_miserables_graph, 2.629379),
+    "Florentine families": (nx.florentine_families_graph, 1.923424),
+    "caveman 4x6 (connected)": (lambda: nx.connected_caveman_graph(4, 6), 2.210942),
+    "Petersen": (nx.petersen_graph, 2.273433),
+    "balanced tree b=2 d=4": (lambda: nx.balanced_tree(2, 4), 1.754928),
+    "grid 6x6": (lambda: nx.grid_2d_graph(6, 6), 2.558285),
+}
+
+
+def gallery() -> list[str]:
+    lines = [
+        "| graph | n | m | published bits | `coding_tree(G, seed=0)` bits | height | "
+        "clusters per level | vs published | time s | height 3 bits |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for name, (make, published) in GALLERY.items():
+        G = make()
+        sepkit.coding_tree(G, seed=0)
+        tree, seconds = fastest(lambda G=G: sepkit.coding_tree(G, seed=0))
+        three = sepkit.coding_tree(G, height=3, seed=0)
+        lines.append(
+            f"| {name} | {G.number_of_nodes()} | {G.number_of_edges()} | {published:.6f} | "
+            f"{tree.entropy:.6f} | {tree.height} | {tree.n_clusters} | "
+            f"{100 * (tree.entropy / published - 1):+.2f}% | {seconds:.3f} | {three.entropy:.4f} |"
+        )
+    return lines
+
+
+def all_trees_optimum(n_graphs: int) -> list[str]:
+    """``coding_tree(G)`` (height=None) against the optimum over every coding tree."""
+    from tests.sepkit import all_trees
+
+    rng = np.random.default_rng(PLANTED_SEED)
+    hits = total = 0
+    gaps = []
+    for i in range(n_graphs):
+        n = int(rng.integers(3, 9))
+        make = brute_force.random_graph if i % 2 else brute_force.random_connected_graph
+        A = make(rng, n)
+        if A.sum() == 0:
+            continue
+        optimum = all_trees.optimum_per_height(A)[-1]
+        found = sepkit.coding_tree(A).entropy
+        gap = found - optimum
+        hits += gap <= 1e-6 * optimum
+        total += 1
+        if gap > 1e-6 * optimum:
+            gaps.append(gap)
+    worst = max(gaps, default=0.0)
+    return [
+        f"- `coding_tree(G)` (height=None) reached the optimum over **every coding tree** (all "
+        f"hierarchies, any height: `tests/sepkit/all_trees.py`) on **{hits}/{total} graphs "
+        f"({hits / total:.1%})** of 3 to 8 nodes (`random_graph` and `random_connected_graph` "
+        f"alternately, seed {PLANTED_SEED}); misses by {len(gaps)} graphs, largest "
+        f"{worst:.4f} bits, mean {np.mean(gaps) if gaps else 0.0:.4f} bits.",
     ]
 
 
@@ -298,7 +391,13 @@ def exhaustive(n_graphs: int) -> list[str]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sep", help="a checkout of github.com/Wu-Junran/SEP (outside this repo)")
-    parser.add_argument("--quick", action="store_true", help="fewer random graphs, no 1e6 run")
+    parser.add_argument("--quick", action="store_true", help="fewer random graphs, no speed run")
+    parser.add_argument(
+        "--sizes", default="1e5,1e6", help="edges of the planted speed graphs (e.g. 1e5,1e6,1e7)"
+    )
+    parser.add_argument(
+        "--only-gallery-and-speed", action="store_true", help="leave out the other sections"
+    )
     args = parser.parse_args(argv)
     numba.set_num_threads(1)
     warnings.filterwarnings("ignore", module="pyseat")  # its NaN score differences
@@ -307,14 +406,20 @@ def main(argv=None) -> None:
         f"sepkit {sepkit.__version__}, numba {numba.__version__}, numpy {np.__version__}, "
         f"python {platform.python_version()}; one numba thread; load at start {load()}\n"
     )
-    sections = [("Hierarchy recovery", hierarchy)]
+    sections = [("Gallery", gallery)]
+    if not args.only_gallery_and_speed:
+        sections.append(("Hierarchy recovery", hierarchy))
     if not args.quick:
-        sections.append(("Speed", speed))
-    sections += [
-        ("Anchors", lambda: anchors(args.sep)),
-        ("Fixed k", fixed_k),
-        ("Exhaustive optima", lambda: exhaustive(100 if args.quick else 300)),
-    ]
+        for size in args.sizes.split(","):
+            m = int(float(size))
+            sections.append((f"Speed, {m:,} edges", lambda m=m: speed(m, m <= SPEED_EDGES)))
+    if not args.only_gallery_and_speed:
+        sections += [
+            ("Anchors", lambda: anchors(args.sep)),
+            ("Fixed k", fixed_k),
+            ("Exhaustive optima", lambda: exhaustive(100 if args.quick else 300)),
+            ("Every coding tree", lambda: all_trees_optimum(100 if args.quick else 300)),
+        ]
     for title, section in sections:
         print(f"### {title}\n")
         print("\n".join(section()))

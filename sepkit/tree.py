@@ -200,8 +200,8 @@ def coding_tree(
         a grouping of its clusters, and so on. ``None``: the lowest entropy over
         all heights (Li and Pan's structural entropy of the graph): heights 1,
         2, 3, ... in turn, while a height lowers the entropy by more than a
-        millionth of it, up to 64. The default was 3 before
-        version 0.2.
+        millionth of it, up to 64. (Changed: the default was 3 in sepkit
+        0.1.0.)
     seed : int or None
         Seed of every random choice (``None`` means 0): the same seed gives the
         same tree, whatever the number of threads.
