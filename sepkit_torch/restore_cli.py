@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -59,7 +58,8 @@ def _check_out(out: Path, files: list[tuple[Path, Path]]) -> str | None:
         return "`--out` must name a folder; got ''"
     if out.exists() and not out.is_dir():
         return f"`--out` must be a folder; {str(out)!r} is a file"
-    inputs = [path for path, name in files if _same_file(path, out / name)]
+    identities = {_identity(path) for path, _ in files} - {None}
+    inputs = [out / name for _, name in files if _identity(out / name) in identities]
     if inputs:
         shown = ", ".join(repr(str(p)) for p in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
         return (
@@ -69,11 +69,14 @@ def _check_out(out: Path, files: list[tuple[Path, Path]]) -> str | None:
     return None
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file behind `path` (device, inode: links and other spellings of one file are
+    one), or None if there is none."""
     try:
-        return b.exists() and os.path.samefile(a, b)
+        st = path.stat()
     except OSError:
-        return a.resolve() == b.resolve()
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def parser() -> argparse.ArgumentParser:
