@@ -191,9 +191,9 @@ def _to_batch(image, name: str = "image") -> tuple[torch.Tensor, dict[str, Any]]
     """`image` as float32 ``(B, 1, H, W)`` in [0, 1], and how to give the result back."""
     if isinstance(image, np.ndarray):
         kind, dtype, shape = "numpy", image.dtype, image.shape
-        if image.dtype == np.uint8:
+        if _unsigned(image.dtype) == 1:  # any byte order: raw thermal files are often big-endian
             x = torch.from_numpy(image.astype(np.float32) / 255.0)
-        elif image.dtype == np.uint16:
+        elif _unsigned(image.dtype) == 2:
             x = torch.from_numpy(image.astype(np.float32) / 65535.0)
         elif np.issubdtype(image.dtype, np.floating):
             x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
@@ -248,15 +248,20 @@ def _to_batch(image, name: str = "image") -> tuple[torch.Tensor, dict[str, Any]]
     return x, {"kind": kind, "dtype": dtype, "shape": shape, "device": device}
 
 
+def _unsigned(dtype) -> int:
+    """The byte size of an unsigned integer numpy dtype (either byte order), else 0."""
+    return dtype.itemsize if dtype.kind == "u" else 0
+
+
 def _from_batch(x: torch.Tensor, like: dict[str, Any]):
     x = x.reshape(like["shape"])
     dtype = like["dtype"]
     if like["kind"] == "numpy":
         arr = x.cpu().numpy()
-        if dtype == np.uint8:
-            return np.round(arr * 255.0).astype(np.uint8)
-        if dtype == np.uint16:
-            return np.round(arr.astype(np.float64) * 65535.0).astype(np.uint16)
+        if _unsigned(dtype) == 1:
+            return np.round(arr * 255.0).astype(dtype)
+        if _unsigned(dtype) == 2:
+            return np.round(arr.astype(np.float64) * 65535.0).astype(dtype)
         return arr.astype(dtype)
     if dtype == torch.uint8:
         return torch.round(x * 255.0).to(torch.uint8).to(like["device"])

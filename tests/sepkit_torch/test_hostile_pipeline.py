@@ -659,3 +659,15 @@ def test_folder_settings_take_a_path_and_config_files_a_path(tmp_path):
     for value in (123, "", None):
         with pytest.raises(ConfigError, match=r"`config` must be the path of a TOML file"):
             PipelineConfig.from_toml(value)
+
+
+@pytest.mark.parametrize("dtype", [">u2", "<u2", ">u1", ">f4", ">f8"])
+def test_an_image_of_either_byte_order_restores_as_the_native_one(dtype):
+    native = np.dtype(dtype).newbyteorder("=")
+    top = 65535 if native.itemsize == 2 and native.kind == "u" else 255
+    values = np.random.default_rng(2).integers(0, top, (20, 18))
+    values = values / top if native.kind == "f" else values
+    image = values.astype(dtype)
+    out = RESTORER(image, task="C")
+    assert out.dtype == image.dtype
+    np.testing.assert_array_equal(out, RESTORER(values.astype(native), task="C"))
