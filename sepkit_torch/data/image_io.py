@@ -231,6 +231,12 @@ def read_grey(path: str | os.PathLike) -> np.ndarray:
 
     try:
         with open_image(Path(path)) as img:
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:  # restoring the first alone would write a file of one frame
+                raise ImageFileError(
+                    f"{str(path)!r} holds {frames} frames (a multi-page or animated file); "
+                    "restore reads single images: split it into one file per frame"
+                )
             img.load()
             mode = img.mode
             if mode in ("I;16", "I;16B", "I;16L", "I;16N"):

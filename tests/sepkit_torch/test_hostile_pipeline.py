@@ -671,3 +671,16 @@ def test_an_image_of_either_byte_order_restores_as_the_native_one(dtype):
     out = RESTORER(image, task="C")
     assert out.dtype == image.dtype
     np.testing.assert_array_equal(out, RESTORER(values.astype(native), task="C"))
+
+
+def test_a_multi_page_file_is_reported_not_cut_to_its_first_page(tmp_path, capsys):
+    pages = [Image.fromarray(np.full((24, 24), v, np.uint8)) for v in (10, 200)]
+    stack = tmp_path / "in" / "stack.tif"
+    stack.parent.mkdir()
+    pages[0].save(stack, save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "in" / "single.tif")
+    weights = _weights(tmp_path / "w.pt", _model())
+    code = _restore(tmp_path / "in", "--out", tmp_path / "out", "--checkpoint", weights)
+    captured = capsys.readouterr()
+    assert code == 1 and "stack.tif' holds 2 frames" in captured.err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["single.tif"]
