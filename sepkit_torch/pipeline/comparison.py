@@ -23,7 +23,7 @@ import numpy as np
 from sepkit_torch._errors import CheckpointError, InvalidInputError, TaskStateError
 from sepkit_torch._files import atomic_write
 from sepkit_torch.checkpoint import VERSION
-from sepkit_torch.pipeline.config import PipelineConfig
+from sepkit_torch.pipeline.config import PipelineConfig, check_config
 from sepkit_torch.pipeline.report import Report, write_comparison
 from sepkit_torch.pipeline.runner import run
 from sepkit_torch.pipeline.state import (
@@ -59,6 +59,7 @@ def compare(
     ``config.out/<method>``. With `resume`, finished methods are read back and a method
     stopped midway continues; methods not started yet start.
     """
+    check_config(config)
     if isinstance(methods, str) or not methods:
         raise InvalidInputError(f"`methods` must be a non-empty list of {list(METHODS)}")
     bad = [m for m in methods if m not in METHODS]

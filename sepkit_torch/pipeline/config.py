@@ -30,7 +30,7 @@ from sepkit_torch.pipeline.strategies import STRATEGIES
 from sepkit_torch.speed import AMP_MODES, parse_grouped_conv
 from sepkit_torch.training import OPTIMIZER_IMPLS, RECIPES
 
-__all__ = ["RUN_PRESETS", "ConfigError", "PipelineConfig", "check_processes"]
+__all__ = ["RUN_PRESETS", "ConfigError", "PipelineConfig", "check_config", "check_processes"]
 
 
 # the data module's default scene style: a run of a folder's images keeps it
@@ -442,6 +442,16 @@ def _check_sep(config) -> None:
                 f"`prune` is false, so nothing is pruned: {', '.join(ignored)} would be "
                 f"ignored; got {', '.join(f'{n}={getattr(config, n)!r}' for n in ignored)}"
             )
+
+
+def check_config(config) -> None:
+    """`config` is a :class:`PipelineConfig` (a dict of settings is not: build one with
+    ``PipelineConfig.from_preset(name, **settings)``)."""
+    if not isinstance(config, PipelineConfig):
+        raise TypeError(
+            f"`config` must be a PipelineConfig (PipelineConfig.from_preset, from_toml); "
+            f"got {type(config).__name__}"
+        )
 
 
 def check_processes(config: PipelineConfig, world_size: int) -> None:

@@ -18,7 +18,7 @@ from sepkit_torch._errors import CheckpointError, InvalidInputError, SepkitTorch
 from sepkit_torch.checkpoint import check_finite_state
 from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.distributed import DistContext, device_of, init_distributed
-from sepkit_torch.pipeline.config import PipelineConfig, check_processes
+from sepkit_torch.pipeline.config import PipelineConfig, check_config, check_processes
 from sepkit_torch.pipeline.data import example_pairs, test_set, train_set
 from sepkit_torch.pipeline.recognition_stage import is_recognizer_stage
 from sepkit_torch.pipeline.report import Report, real_examples, restored_strip, write_report
@@ -62,6 +62,7 @@ def run(
         Stop after the stage of this name (e.g. ``"C:train"``): what a crash would do,
         for tests of resuming.
     """
+    check_config(config)
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidInputError(
             f"`device` is {config.device!r} but no CUDA device is available; use 'cpu'"

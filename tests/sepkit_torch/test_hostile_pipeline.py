@@ -684,3 +684,14 @@ def test_a_multi_page_file_is_reported_not_cut_to_its_first_page(tmp_path, capsy
     captured = capsys.readouterr()
     assert code == 1 and "stack.tif' holds 2 frames" in captured.err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["single.tif"]
+
+
+@pytest.mark.parametrize("entry", ["run", "compare"])
+def test_a_dict_of_settings_is_named_not_an_attribute_error(tmp_path, entry):
+    from sepkit_torch.pipeline import compare
+
+    settings_ = {"preset": "smoke", "out": str(tmp_path / "run")}
+    call = run if entry == "run" else compare
+    with pytest.raises(TypeError, match=r"`config` must be a PipelineConfig .*; got dict"):
+        call(settings_)
+    assert not (tmp_path / "run").exists()
