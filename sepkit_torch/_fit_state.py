@@ -1,6 +1,7 @@
 """The state :func:`~sepkit_torch.training.fit` keeps beside the model (the weight
-average of a recipe that has one), and the checks of fit's arguments, of a recipe, of a
-saved state it resumes from and of its validation scores, all made before any step."""
+average of a recipe that has one, the learning-rate schedule), and the checks of fit's
+arguments, of a recipe, of a saved state it resumes from and of its validation scores,
+all made before any step."""
 
 from __future__ import annotations
 
@@ -112,6 +113,33 @@ def check_resume(resume, params, total, average) -> None:
         check_real("resume['best']", resume["best"])
     if resume["best_step"] is not None:
         check_int("resume['best_step']", resume["best_step"], 1, step)
+
+
+def schedule(optimizer, lr, total, warmup, how):
+    """Linear warm-up from ``lr / 100`` over `warmup` steps, then cosine to the recipe's
+    floor over the rest."""
+    floor = lr / 100 if how.min_lr is None else min(how.min_lr, lr)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(1, total - warmup), eta_min=floor
+    )
+    if warmup == 0:
+        return cosine
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(
+        optimizer, schedulers=[ramp, cosine], milestones=[warmup]
+    )
+
+
+def load_schedule(resume, optimizer, scheduler) -> None:
+    """Load `resume`'s optimizer and schedule states, or name the one that does not fit."""
+    for key, target in (("optimizer", optimizer), ("scheduler", scheduler)):
+        try:
+            target.load_state_dict(resume[key])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise InvalidInputError(
+                f"`resume[{key!r}]` must be the state of this training's {key}; loading it "
+                f"failed: {err}"
+            ) from err
 
 
 def _check_tensors(name: str, tensors, params) -> None:

@@ -20,7 +20,15 @@ from torch import nn
 
 from sepkit_torch._checks import check_real
 from sepkit_torch._errors import InvalidInputError, TaskStateError, TrainingDivergedError
-from sepkit_torch._fit_state import Average, check_fit, check_recipe, check_resume, check_score
+from sepkit_torch._fit_state import (
+    Average,
+    check_fit,
+    check_recipe,
+    check_resume,
+    check_score,
+    load_schedule,
+)
+from sepkit_torch._fit_state import schedule as _schedule
 from sepkit_torch._progress import progress_bar
 from sepkit_torch.metrics import LOSSES
 from sepkit_torch.speed import autocast
@@ -417,10 +425,9 @@ def fit(
     step, epoch, last = 0, 0, math.nan
     if resume is not None:
         check_resume(resume, params, total, average)
+        load_schedule(resume, optimizer, scheduler)  # before the weights: it may fail
         with torch.no_grad():
             torch._foreach_copy_(params, resume["weights"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
         if average is not None:
             average.values = [v.clone() for v in resume["average"]]
         result.scores = [tuple(s) for s in resume["scores"]]
@@ -496,21 +503,6 @@ def fit(
     result.loss, result.steps = last, step
     result.optimizer, result.scheduler = optimizer.state_dict(), scheduler.state_dict()
     return result
-
-
-def _schedule(optimizer, lr, total, warmup, how):
-    """Linear warm-up from ``lr / 100`` over `warmup` steps, then cosine to the recipe's
-    floor over the rest."""
-    floor = lr / 100 if how.min_lr is None else min(how.min_lr, lr)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(1, total - warmup), eta_min=floor
-    )
-    if warmup == 0:
-        return cosine
-    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup)
-    return torch.optim.lr_scheduler.SequentialLR(
-        optimizer, schedulers=[ramp, cosine], milestones=[warmup]
-    )
 
 
 # ----------------------------------------------------------------------------- inside

@@ -520,6 +520,12 @@ def test_compensate_exits_refuses_a_nan_pool_and_writes_nothing(pruned, as_list)
     _assert_unchanged(m, before)
 
 
+def test_compensate_exits_names_a_pool_of_the_wrong_shape(pruned):
+    m, original = pruned
+    with pytest.raises(InvalidInputError, match=r"`pool` must have 1 channel\(s\)"):
+        compensate_exits(m, "C", original, [_pool(), images(2, 3, 16, 16)])
+
+
 def test_compensate_exits_refuses_an_original_with_nan_weights(pruned):
     m, original = pruned
     with torch.no_grad():
@@ -684,6 +690,15 @@ def _nan_in(key):
         (
             lambda s: s.update(best_step=2.5),
             r"`resume\['best_step'\]` must be an integer >= 1 and <= 4",
+        ),
+        # a foreign optimizer state failed after the weights were copied into the model
+        (
+            lambda s: s.update(optimizer={"state": {}, "param_groups": []}),
+            r"`resume\['optimizer'\]` must be the state of this training's optimizer",
+        ),
+        (
+            lambda s: s.update(scheduler=None),
+            r"`resume\['scheduler'\]` must be the state of this training's scheduler",
         ),
     ],
 )

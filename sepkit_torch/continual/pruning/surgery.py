@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from sepkit_torch._checks import check_finite, check_int, check_real
+from sepkit_torch._checks import check_int, check_real
 from sepkit_torch._errors import InvalidInputError
+from sepkit_torch.continual.pruning.checks import check_pool
 from sepkit_torch.models.backbone import STAGE_NAMES, BackboneConfig, Branch
 
 __all__ = ["compensate_exits", "prune", "prune_branch"]
@@ -179,7 +180,7 @@ def compensate_exits(
     check_int("batch_size", batch_size, 1)
     batches = _pool_batches(pool, batch_size)
     for batch in batches:
-        check_finite("pool", batch)
+        check_pool("pool", batch, model.config.in_channels)
     branch = model.branches[model.task(task).name]
     unpruned = original.branches[original.task(task).name]
     for s in STAGE_NAMES:
