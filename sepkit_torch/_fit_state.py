@@ -142,6 +142,19 @@ def load_schedule(resume, optimizer, scheduler) -> None:
             ) from err
 
 
+def non_finite_batch(batch) -> str | None:
+    """Where a batch whose loss is not finite holds a NaN or infinite value, if it does: bad
+    data, not a bad learning rate."""
+    tensors = batch if isinstance(batch, (tuple, list)) else (batch,)
+    for i, t in enumerate(tensors):
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                index = tuple(int(j) for j in torch.nonzero(bad)[0])
+                return f"the batch holds {t[index].item()} at index {index} of its tensor {i}"
+    return None
+
+
 def _check_tensors(name: str, tensors, params) -> None:
     """One finite tensor per parameter, of its shape."""
     if not isinstance(tensors, (list, tuple)) or not all(

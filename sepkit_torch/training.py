@@ -27,6 +27,7 @@ from sepkit_torch._fit_state import (
     check_resume,
     check_score,
     load_schedule,
+    non_finite_batch,
 )
 from sepkit_torch._fit_state import schedule as _schedule
 from sepkit_torch._progress import progress_bar
@@ -221,7 +222,7 @@ def train_step(
     model.train()
     forward = forward or _default_forward(model, task)
     objective = _restoration(model, forward, _loss(loss), amp, None, False, None)
-    return _step(optimizer, lambda: objective((degraded, clean)))
+    return _step(optimizer, lambda: objective((degraded, clean)), batch=(degraded, clean))
 
 
 @dataclass
@@ -473,9 +474,8 @@ def fit(
             if set_epoch is not None:
                 set_epoch(epoch)
             for batch in batches:
-                last = _step(
-                    optimizer, lambda b=batch: objective(b), params, how.clip_norm, reg, model
-                )
+                compute = lambda b=batch: objective(b)  # noqa: E731
+                last = _step(optimizer, compute, params, how.clip_norm, reg, model, batch)
                 scheduler.step()
                 if average is not None:
                     average.update()
@@ -529,15 +529,16 @@ def _restoration(model, forward, loss_fn, amp, regularizer, clean_to_clean, devi
     return objective
 
 
-def _step(optimizer, compute, params=None, clip=None, regularizer=None, model=None) -> float:
-    """One optimizer step on the loss ``compute()``; returns its value."""
+def _step(optimizer, compute, params=None, clip=None, regularizer=None, model=None, batch=None):
+    """One optimizer step on the loss ``compute()`` of `batch`; returns its value."""
     optimizer.zero_grad(set_to_none=True)
     loss = compute()
     value = loss.item()
     if not math.isfinite(value):
         raise TrainingDivergedError(
-            f"the training loss became {value}; the learning rate may be too high for this "
-            "model (the last finite weights are kept)"
+            f"the training loss became {value}; "
+            + (non_finite_batch(batch) or "the learning rate may be too high for this model")
+            + " (the last finite weights are kept)"
         )
     loss.backward()
     if regularizer is not None:

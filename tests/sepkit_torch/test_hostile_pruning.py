@@ -31,7 +31,7 @@ from sepkit_torch.continual.pruning import (
 )
 from sepkit_torch.continual.pruning.slimming import slim_branch
 from sepkit_torch.models.backbone import STAGE_NAMES
-from sepkit_torch.training import Recipe, fit
+from sepkit_torch.training import Recipe, TrainingDivergedError, fit, make_optimizer, train_step
 
 from .conftest import images, pretend_pretrained
 
@@ -635,6 +635,18 @@ def test_validation_scores_may_be_numpy_or_tensor_scalars():
         _fit_model(), _batches(), lr=1e-3, epochs=3, task="C", validate=lambda: next(scores)
     )
     assert result.scores == [(2, 0.5), (4, 0.25), (6, 0.75)] and result.best_step == 4
+
+
+@pytest.mark.parametrize("where", [0, 1])
+def test_a_nan_in_the_data_is_named_not_blamed_on_the_learning_rate(where):
+    batches = _batches()
+    batches[1][where][1, 0, 2, 3] = math.nan
+    model = _fit_model()
+    message = rf"loss became nan; the batch holds nan at index \(1, 0, 2, 3\) of its tensor {where}"
+    with pytest.raises(TrainingDivergedError, match=message):
+        fit(model, batches, lr=1e-3, epochs=1, task="C")
+    with pytest.raises(TrainingDivergedError, match=message):
+        train_step(model, make_optimizer(model), *batches[1], task="C")
 
 
 def test_zero_epochs_take_no_step():
