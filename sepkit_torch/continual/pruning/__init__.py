@@ -8,6 +8,8 @@
   (:func:`prune`, :func:`prune_branch`).
 - :mod:`~sepkit_torch.continual.pruning.baselines`: magnitude (MP) and sparse-regularised
   (SRP) scores and :func:`top_groups`, for the comparison at equal size.
+- :mod:`~sepkit_torch.continual.pruning.checks`: the checks of SEP's options, graph stacks
+  and pools, made before any work (:func:`check_selection`).
 """
 
 from sepkit_torch.continual.pruning.baselines import gate_scores, magnitude_scores, top_groups
