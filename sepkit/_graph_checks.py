@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from sepkit._errors import InvalidGraphError
-
-if TYPE_CHECKING:
-    from sepkit.graph import Graph
 
 # Entries a and b of a matrix count as symmetric when |a - b| <= _SYM_RTOL * max(|a|, |b|):
 # rounding-level asymmetry from a product like X @ X.T is accepted and averaged away.
@@ -133,8 +129,12 @@ def _check_volume(volume: float) -> None:
         )
 
 
-def _validated_fields(g: Graph) -> dict:
-    """Every field of a directly constructed Graph, checked and converted (see Graph)."""
+def _validated_fields(g) -> dict:
+    """Every field of a directly constructed Graph, checked and converted (see Graph).
+
+    ``g`` is read by its fields only: this module imports nothing of ``graph.py``, which
+    imports it.
+    """
     n = g.n_nodes
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
         raise InvalidGraphError(f"`n_nodes` must be an integer >= 1; got {n!r}")

@@ -60,3 +60,51 @@ def test_all_names_exist():
         "warmup",
     ):
         assert name in sepkit.__all__, name
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SEPKIT_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_level_imports(path: Path, known: set[str]):
+    """The sepkit modules a module imports when it is imported (``TYPE_CHECKING`` blocks
+    included, imports inside functions left out)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    nodes = list(tree.body)
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, ast.If | ast.Try):
+            nodes.extend(node.body + node.orelse + getattr(node, "handlers", []))
+        elif isinstance(node, ast.ExceptHandler):
+            nodes.extend(node.body)
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name in known)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                yield sub if sub in known else node.module
+
+
+def test_no_import_circle():
+    paths = sorted(SEPKIT_DIR.rglob("*.py"))
+    names = {_module_name(p): p for p in paths}
+    graph = {
+        name: {m for m in _module_level_imports(path, set(names)) if m in names and m != name}
+        for name, path in names.items()
+    }
+    assert "sepkit._graph_checks" in graph["sepkit.graph"]  # the walk finds imports
+    # depth-first search for a cycle
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for other in sorted(graph[name]):
+            assert state.get(other) != 1, " -> ".join([*trail, name, other])
+            if other not in state:
+                visit(other, [*trail, name])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
