@@ -13,9 +13,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The install step also compiles sepkit's kernels into the kernel cache (docs/api.md), in
+# WARMUP_JOBS processes at once, so that neither the demo nor the tests wait on a compilation.
+WARMUP_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[dev,torch]"
+	OMP_NUM_THREADS=1 $(BIN)/python -m sepkit warmup --jobs $(WARMUP_JOBS)
 	touch $@
 
 # The main job: ECMRNet's seven-task sequence on procedural thermal scenes (tiny model,

@@ -57,45 +57,25 @@ __all__ = [
 ]
 
 
-def warmup() -> None:
+def warmup(jobs: int | None = 1) -> None:
     """Compile every numba kernel now, on small graphs, instead of on first use.
 
-    Compiled kernels are cached on disk (numba ``cache=True``), so this is slow
-    only the first time on a machine.
+    Compiled kernels are kept in the kernel cache (``docs/api.md``, "The kernel cache"),
+    so this is slow only the first time on a machine (and after an upgrade); the Makefile's
+    install step runs it.
+
+    Parameters
+    ----------
+    jobs : int or None, default 1
+        Processes compiling at once, sharing the cache (None: one per CPU). The kernels
+        land in the cache; this process loads them on first use. Where no cache folder is
+        writable, everything compiles in this process.
 
     Examples
     --------
     >>> import sepkit
     >>> sepkit.warmup()
     """
-    import numpy as np
+    from sepkit._warmup import warmup as _warmup
 
-    A = np.array(
-        [[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 2.0, 0.0], [0.0, 2.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]]
-    )
-    labels = np.array([0, 0, 1, 1])
-    structural_entropy_1d(A)
-    structural_entropy_2d(A, labels)
-    move_delta(A, labels, 0, 1)
-    detachment_cost(A, labels)
-    representatives(labels, detachment_cost(A, labels))
-    structural_entropy_tree(A, [labels, np.zeros(4, dtype=np.int64)])
-    coding_tree(A, height=3)
-    coding_tree(A, height=3, polish=False)
-    codeseg(A, n_clusters=3)
-    for method in ("game", "multilevel"):
-        codeseg(A, method=method, overlap=True)
-        codeseg(A, method=method, n_starts=2, **({"order": "random"} if method == "game" else {}))
-        codeseg_batch(A[None], method=method)
-        codeseg_batch(A[None], method=method, n_starts=2)
-    # the multilevel search's other paths: without polish, and on a dense matrix (11+ nodes)
-    ring = np.roll(np.eye(12), 1, axis=1)
-    ring = ring + ring.T
-    for polish in (False, True):
-        codeseg(ring, polish=polish)
-        codeseg_batch(ring[None], polish=polish)
-    # what only large graphs reach: the coding-tree search's groups in parallel
-    from sepkit._tree_search import _regroup
-
-    g = as_graph(A)
-    _regroup(g.indptr, g.indices, g.data, g.degree, labels, 2, labels[:0], 0, True, parallel=True)
+    _warmup(jobs)

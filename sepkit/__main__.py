@@ -1,8 +1,10 @@
-"""``python -m sepkit``: a short tour on Zachary's karate club."""
+"""``python -m sepkit``: a short tour on Zachary's karate club; ``python -m sepkit warmup``
+compiles every kernel ahead of use."""
 
 from __future__ import annotations
 
 import argparse
+import time
 
 import networkx as nx
 import numpy as np
@@ -15,7 +17,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m sepkit",
         description="Structural entropy, the CoDeSEG partitioner, detachment costs and a "
-        "coding trees (height 3, and of any height) on Zachary's karate club.",
+        "coding trees (height 3, and of any height) on Zachary's karate club; or, with "
+        "`warmup`, compile every kernel into the kernel cache now.",
+    )
+    parser.add_argument(
+        "command", nargs="?", choices=("tour", "warmup"), default="tour",
+        help="tour (default) or warmup",
+    )  # fmt: skip
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="warmup: processes compiling at once (default 1; 0: one per CPU)",
     )
     parser.add_argument("--base", type=float, default=2.0, help="logarithm base (default 2: bits)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the multilevel search")
@@ -31,7 +44,15 @@ def main(argv: list[str] | None = None) -> None:
         "compile them again",
     )
     args = parser.parse_args(argv)
+    if args.command == "warmup":
+        start = time.perf_counter()
+        sepkit.warmup(jobs=args.jobs or None)
+        where = ", ".join(cache_dirs()) or "memory only (no writable cache folder)"
+        print(f"sepkit's kernels compiled in {time.perf_counter() - start:.0f} s: {where}")
+        return
     if args.cache_dir or args.clear_cache:
+        if not cache_dirs():
+            print("none: no writable folder, kernels compile in memory (set NUMBA_CACHE_DIR)")
         for path in cache_dirs():
             if args.clear_cache:
                 for folder in clear_cache(path):

@@ -25,6 +25,11 @@ with three changes (``docs/api.md``, "The kernel cache"):
   saved without the step.
 - Writers of one cache folder take a file lock, so that processes compiling at
   the same time cannot give two kernels the same data file (numba #4807).
+- An entry that cannot be read (a truncated or garbled index or data file) is a
+  miss: the kernel compiles again and its new entry replaces the bad one. numba
+  itself raises on such a file at every later call.
+- Where no cache folder is writable (numba finds "no locator"), or a save fails,
+  kernels compile in memory, once per process, with a warning.
 
 The threading layer is started only when a kernel that needs it is compiled or
 loaded, never at import: a process that only imported sepkit can still fork.
@@ -41,6 +46,8 @@ import hashlib
 import os
 import tempfile
 import threading
+import types as types_module
+import warnings
 from pathlib import Path
 
 import llvmlite
@@ -54,6 +61,7 @@ __all__ = [
     "CACHE_STAMP",
     "Kernel",
     "KernelCache",
+    "KernelCacheWarning",
     "PARALLEL_CHUNKS",
     "PARALLEL_MIN_WORK",
     "cache_dirs",
@@ -63,6 +71,7 @@ __all__ = [
     "jit_parallel",
     "prange",
     "serial_launches",
+    "serial_twin",
 ]
 
 # Raise when the layout or meaning of a cache entry changes; a new value is a new folder.
@@ -153,15 +162,88 @@ def _reload_parfors():
     _start_threading_layer()
 
 
+class KernelCacheWarning(RuntimeWarning):
+    """The kernel cache could not be used as it should; kernels compile again."""
+
+
+_warned: set[str] = set()
+
+
+def _warn(message: str, once: str | None = None) -> None:
+    """Warn, or with ``once`` only on the first warning of that kind in this process."""
+    if once is not None:
+        if once in _warned:
+            return
+        _warned.add(once)
+    warnings.warn(f"sepkit: {message}", KernelCacheWarning, stacklevel=3)
+
+
+class _TolerantCacheFile(caching.IndexDataCacheFile):
+    """numba's index and data files, where a file that cannot be read is a miss.
+
+    A bad index reads as empty, so the next save writes a new one; a bad data file
+    reads as absent, so the next save of its kernel overwrites it (numba reuses the
+    data file name the index holds for that kernel).
+    """
+
+    def _load_index(self):
+        try:
+            return super()._load_index()
+        except Exception as exc:  # truncated, garbled, or not a pickle at all
+            _warn(f"unreadable kernel cache index {self._index_path} ({exc!r}); dropped")
+            return {}
+
+    def _load_data(self, name):
+        try:
+            return super()._load_data(name)
+        except OSError:
+            raise  # numba's own case: a data file removed under its index
+        except Exception as exc:
+            _warn(f"unreadable kernel cache entry {self._data_path(name)} ({exc!r}); dropped")
+            return None
+
+
 class KernelCache(caching.FunctionCache):
-    """numba's function cache, stamped, with the reload step kept and writes locked."""
+    """numba's function cache, stamped, with the reload step kept, bad entries dropped and
+    writes locked."""
 
     _impl_class = _KernelCacheImpl
 
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._cache_file = _TolerantCacheFile(
+            cache_path=self._cache_path,
+            filename_base=self._impl.filename_base,
+            source_stamp=self._impl.locator.get_source_stamp(),
+        )
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as exc:  # an entry that unpickles but cannot be rebuilt
+            _warn(f"kernel cache entry of {self._name} could not be loaded ({exc!r}); dropped")
+            return None
+
     def save_overload(self, sig, data):
-        self._impl.locator.ensure_cache_path()
-        with FileLock(os.path.join(self.cache_path, ".lock")):
-            super().save_overload(sig, data)
+        try:
+            self._impl.locator.ensure_cache_path()
+            with FileLock(os.path.join(self.cache_path, ".lock")):
+                super().save_overload(sig, data)
+        except OSError as exc:  # e.g. the folder became read-only: keep the kernel in memory
+            _warn(f"could not save compiled kernels in {self.cache_path} ({exc!r})", "save")
+
+
+def _make_cache(py_func) -> caching.Cache:
+    """A :class:`KernelCache`, or numba's in-memory NullCache where no folder is writable."""
+    try:
+        return KernelCache(py_func)
+    except RuntimeError as exc:  # numba: "cannot cache function ...: no locator available"
+        _warn(
+            f"no writable folder for compiled kernels ({exc}); they compile in memory, in "
+            "every process. Set NUMBA_CACHE_DIR to a folder you can write.",
+            "no locator",
+        )
+        return caching.NullCache()
 
 
 def cache_dirs() -> list[str]:
@@ -229,10 +311,61 @@ def _kernel(**options):
 
     def decorate(py_func):
         dispatcher = Kernel(py_func=py_func, locals={}, targetoptions=targetoptions)
-        dispatcher._cache = KernelCache(py_func)
+        dispatcher._cache = _make_cache(py_func)
         return dispatcher
 
     return decorate
+
+
+# --- serial twins ---------------------------------------------------------------------------
+
+# id of a kernel that is, or may call, a parallel kernel -> its serial twin
+_TWINS: dict[int, Kernel] = {}
+
+
+def _kernels_called(kernel: Kernel) -> list[Kernel]:
+    py_func = kernel.py_func
+    found = (py_func.__globals__.get(name) for name in py_func.__code__.co_names)
+    return [value for value in found if isinstance(value, Kernel)]
+
+
+def _reaches_parallel(kernel: Kernel) -> bool:
+    if kernel.targetoptions.get("parallel"):
+        return True
+    return any(_reaches_parallel(k) for k in _kernels_called(kernel))
+
+
+def serial_twin(kernel: Kernel) -> Kernel:
+    """The same kernel without parallelism, for callers that run it on small graphs.
+
+    numba compiles every kernel a kernel may call, whatever branch a call sits in, so a
+    kernel that takes its parallel path only on large graphs compiles the ``prange``
+    kernels (and, once loaded, starts the threading layer) on any graph. Its twin is
+    compiled from the same source, ``prange`` loops running as plain loops, and calls the
+    twins of the kernels below it that may reach a parallel one: no body is written
+    twice, and the two chains give the same results (their loops are the same loops).
+    The twin is named ``<name>_serial`` (its cache entry too).
+    """
+    twin = _TWINS.get(id(kernel))
+    if twin is not None:
+        return twin
+    if not _reaches_parallel(kernel):
+        return kernel
+    py_func = kernel.py_func
+    scope = dict(py_func.__globals__)
+    for callee in _kernels_called(kernel):
+        for name, value in py_func.__globals__.items():
+            if value is callee:
+                scope[name] = serial_twin(callee)
+    func = types_module.FunctionType(
+        py_func.__code__, scope, py_func.__name__ + "_serial", py_func.__defaults__
+    )
+    func.__qualname__ = py_func.__qualname__ + "_serial"
+    func.__doc__ = py_func.__doc__
+    options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
+    twin = _kernel(**options)(func)
+    _TWINS[id(kernel)] = twin
+    return twin
 
 
 jit = _kernel()

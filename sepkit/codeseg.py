@@ -25,9 +25,12 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from sepkit import _multilevel
 from sepkit._errors import InvalidOptionError
 from sepkit._jit import serial_launches
+from sepkit._kernels import batch as _kb
 from sepkit._kernels import codeseg as _k
+from sepkit._kernels import dense as _kd
 from sepkit._kernels import entropy as _ke
 from sepkit._kernels import fixed_k as _kf
 from sepkit._options import (
@@ -47,8 +50,6 @@ from sepkit.graph import Graph, as_graph, check_dense_stack
 __all__ = ["BatchPartition", "Partition", "codeseg", "codeseg_batch"]
 
 _METHODS = ("game", "multilevel", "sweep")
-# Kernel codes of the methods (sepkit/_kernels/codeseg.py).
-_METHOD_CODES = {"game": 0, "multilevel": 1, "sweep": 2}
 _ORDERS = ("index", "edges", "random")
 _GAME_MAX_ITER = 5
 _GAME_TAU = 0.3
@@ -243,7 +244,7 @@ def codeseg(
     n_clusters = _check_n_clusters(n_clusters, method, g.n_nodes)
 
     if method != "multilevel":
-        h1 = _ke.node_terms(g.degree, g.volume).sum()
+        h1 = _ke.auto_node_terms(g.degree, g.volume).sum()
         if isinstance(order, str) and order == "random":
             candidates = []
             for s in opt.seeds:
@@ -367,9 +368,16 @@ def codeseg_batch(
             )
         order_arr = _check_order("index" if order is None else order, None, n_nodes=n)
         seeds = seeds[:0]  # one fixed order instead of seeded random ones
-    labels, entropy, detachment = _k.batch(
-        A, _METHOD_CODES[method], order_arr, seeds, opt.max_iter, opt.tau, MOVE_TOL, opt.polish
-    )
+    # one kernel per search path, so that a batch compiles only the path it takes
+    if method != "multilevel":
+        out = _kb.batch_game(A, order_arr, seeds, opt.max_iter, opt.tau, method == "game")
+    elif opt.polish and n <= _k.EXACT_MAX_NODES:
+        out = _kb.batch_exact(A)
+    elif opt.polish and n <= _k.DENSE_MAX_NODES:
+        out = _kb.batch_dense(A, seeds, opt.max_iter, MOVE_TOL)
+    else:
+        out = _kb.batch_multilevel(A, seeds, opt.max_iter, MOVE_TOL, opt.polish)
+    labels, entropy, detachment = out
     n_clusters = labels.max(axis=1) + 1 if B and n else np.zeros(B, dtype=np.int64)
     return BatchPartition(
         labels=labels,
@@ -405,15 +413,21 @@ def _search(g: Graph, seed, opt) -> tuple:
     if opt.polish and g.n_nodes <= _k.EXACT_MAX_NODES:
         return _k.search_exact(*args)
     if opt.polish and g.n_nodes <= _k.DENSE_MAX_NODES:
-        return _k.search_dense(g.indptr, g.indices, g.data, seed, opt.max_iter, MOVE_TOL)
-    return _k.search_multilevel(
+        # what _k.search_dense does, its layers run here so that only the start compiles
+        n = g.n_nodes
+        A = sp.csr_matrix((g.data, g.indices, g.indptr), shape=(n, n)).toarray()
+        labels, _, history, rounds, converged = _kd.best_of_starts(
+            A, _k.polish_seeds_py(seed), opt.max_iter, MOVE_TOL, False
+        )
+        return labels, history, rounds, converged
+    return _multilevel.search(
         *args, seed, opt.max_iter, MOVE_TOL, opt.polish, numba.get_num_threads()
     )
 
 
 def _entropy(g: Graph, labels: np.ndarray) -> float:
     k = int(labels.max()) + 1
-    return _ke.entropy_2d(g.indptr, g.indices, g.data, g.degree, labels, k, g.volume)
+    return _ke.auto_entropy_2d(g.indptr, g.indices, g.data, g.degree, labels, k, g.volume)
 
 
 def _check_polish(polish, n_nodes: int) -> bool:

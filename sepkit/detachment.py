@@ -50,7 +50,9 @@ def detachment_cost(G, labels, *, base: float = 2.0) -> np.ndarray:
     scale = log_scale(base)
     g = as_graph(G)
     lab = as_labels(g, labels)
-    cost = _k.detachment_costs(g.indptr, g.indices, g.data, g.degree, lab.codes, lab.k, g.volume)
+    cost = _k.auto_detachment_costs(
+        g.indptr, g.indices, g.data, g.degree, lab.codes, lab.k, g.volume
+    )
     return cost * scale
 
 

@@ -65,7 +65,7 @@ def node_entropy_1d(G, *, base: float = 2.0) -> np.ndarray:
     """
     scale = log_scale(base)
     g = as_graph(G)
-    return _k.node_terms(g.degree, g.volume) * scale
+    return _k.auto_node_terms(g.degree, g.volume) * scale
 
 
 @serial_launches
@@ -105,7 +105,7 @@ def structural_entropy_2d(G, labels, *, base: float = 2.0) -> float:
     scale = log_scale(base)
     g = as_graph(G)
     lab = as_labels(g, labels)
-    h = _k.entropy_2d(g.indptr, g.indices, g.data, g.degree, lab.codes, lab.k, g.volume)
+    h = _k.auto_entropy_2d(g.indptr, g.indices, g.data, g.degree, lab.codes, lab.k, g.volume)
     return float(h * scale)
 
 
@@ -153,5 +153,5 @@ def move_delta(G, labels, node, target, *, base: float = 2.0) -> float:
     t = lab.code_of(target)
     if target is None and int(np.count_nonzero(lab.codes == lab.codes[v])) == 1:
         return 0.0  # already alone: a new singleton is the same partition
-    d = _k.move_delta(g.indptr, g.indices, g.data, g.degree, lab.codes, lab.k, g.volume, v, t)
+    d = _k.auto_move_delta(g.indptr, g.indices, g.data, g.degree, lab.codes, lab.k, g.volume, v, t)
     return float(d * scale)

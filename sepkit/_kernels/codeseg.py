@@ -1,6 +1,6 @@
 """CoDeSEG kernels: the reference game sweep, the overlap pass, and the entry points of
-the multilevel search for one graph (:func:`search`) and for a stack of small dense ones
-(:func:`batch`).
+the multilevel search for one graph (:func:`search`; ``batch.py`` for a stack of small
+dense ones).
 
 The search itself lives in ``multilevel.py`` (any size, parallel; its level graphs in
 ``levels.py``), ``dense.py`` (small graphs held as dense matrices) and ``exact.py`` (tiny
@@ -13,7 +13,7 @@ identical on every machine and thread count.
 
 import numpy as np
 
-from sepkit._jit import jit, jit_inline, jit_parallel, prange
+from sepkit._jit import jit, jit_inline, serial_twin
 from sepkit._kernels.dense import dense_search
 from sepkit._kernels.entropy import (
     entropy_from_clusters,
@@ -24,8 +24,13 @@ from sepkit._kernels.entropy import (
 )
 from sepkit._kernels.exact import exact_partition
 from sepkit._kernels.levels import aggregate
-from sepkit._kernels.multilevel import multilevel
-from sepkit._kernels.partition import compact, self_loops, shuffle_into, splitmix64
+from sepkit._kernels.multilevel import multilevel_serial
+from sepkit._kernels.partition import (
+    compact,
+    self_loops,
+    shuffle_into,  # noqa: F401 (callers use it from here)
+    splitmix64,
+)
 
 
 @jit
@@ -52,6 +57,10 @@ def partition_entropy(indptr, indices, data, degree, labels, h1, V):
     return entropy_from_clusters(h1, inn, vol, V)
 
 
+# serial: this module's kernels run once per graph or group, inside parallel loops of their own
+_aggregate = serial_twin(aggregate)
+
+
 @jit
 def aggregate_with_loops(indptr, indices, data, degree, labels, k):
     """Each cluster (labels ``0..k-1``) as a super-node, serially, with its self-loop.
@@ -59,7 +68,7 @@ def aggregate_with_loops(indptr, indices, data, degree, labels, k):
     Returns (indptr, indices, data, degree, self-loops) of the k-node graph: a
     super-node's self-loop is its cluster's internal weight, its degree the volume.
     """
-    a_indptr, a_indices, a_data, a_degree = aggregate(indptr, indices, data, degree, labels, k, 1)
+    a_indptr, a_indices, a_data, a_degree = _aggregate(indptr, indices, data, degree, labels, k, 1)
     return a_indptr, a_indices, a_data, a_degree, self_loops(a_indptr, a_indices, a_data)
 
 
@@ -296,6 +305,20 @@ def polish_seeds(seed):
     return out
 
 
+def polish_seeds_py(seed):
+    """:func:`polish_seeds` in Python (no kernel to compile)."""
+    mask = (1 << 64) - 1
+    state = int(seed) & mask
+    out = np.empty(POLISH_STARTS, dtype=np.uint64)
+    for i in range(POLISH_STARTS):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out[i] = z ^ (z >> 31)
+    return out
+
+
 @jit
 def csr_to_dense(indptr, indices, data):
     n = indptr.size - 1
@@ -306,9 +329,10 @@ def csr_to_dense(indptr, indices, data):
     return A
 
 
-# The three paths of :func:`search`, each a kernel of its own so that Python callers (codeseg)
-# compile only the path a graph takes. Inlined into ``search``: as ordinary kernels they would
-# add a level of linking, and numba recompiles everything below a kernel into each caller.
+# The three paths of :func:`search`, inlined into it (as ordinary kernels they would add a
+# level of linking: numba compiles everything below a kernel again into each caller). Python
+# (codeseg) runs the same paths through sepkit/_multilevel.py and dense.best_of_starts, one
+# kernel per step, so that it compiles no chain of them.
 
 
 @jit_inline
@@ -334,8 +358,9 @@ def search_dense(indptr, indices, data, seed, max_rounds, tol):
 
 
 @jit_inline
-def search_multilevel(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threads):
-    """The multilevel search: one start, or with ``polish`` the best of ``POLISH_STARTS``."""
+def search_multilevel(indptr, indices, data, degree, seed, max_rounds, tol, polish):
+    """The multilevel search (serial): one start, or with ``polish`` the best of
+    ``POLISH_STARTS``."""
     n = degree.size
     V = degree.sum()
     seeds = polish_seeds(seed) if polish else np.array([np.uint64(seed)])
@@ -346,10 +371,9 @@ def search_multilevel(indptr, indices, data, degree, seed, max_rounds, tol, poli
     best_rounds = 0
     best_converged = True
     for r in range(seeds.size):
-        labels, history, rounds, converged = multilevel(
-            indptr, indices, data, degree, np.arange(n), seeds[r], max_rounds, tol, not polish,
-            n_threads,
-        )  # fmt: skip
+        labels, history, rounds, converged = multilevel_serial(
+            indptr, indices, data, degree, np.arange(n), seeds[r], max_rounds, tol, not polish, 1
+        )
         lab, k = compact(labels)
         inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
         h = entropy_from_clusters(h1, inn, vol, V)
@@ -366,8 +390,9 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threa
     Without ``polish``: ``multilevel`` with the strongest-link refinement, seeded by
     ``seed``. With ``polish``: the exact optimum on at most ``EXACT_MAX_NODES``
     nodes; else the best of ``POLISH_STARTS`` starts with the finer refinement
-    (on a dense matrix up to ``DENSE_MAX_NODES`` nodes). ``n_threads`` only splits
-    the work of large graphs; the result does not depend on it.
+    (on a dense matrix up to ``DENSE_MAX_NODES`` nodes). Serial, for kernels that run
+    one search per graph or group in parallel loops of their own: ``n_threads`` is not
+    used (the results never depend on it).
     Returns (labels, history, rounds, converged).
     """
     n = degree.size
@@ -375,65 +400,4 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threa
         return search_exact(indptr, indices, data, degree)
     if polish and n <= DENSE_MAX_NODES:
         return search_dense(indptr, indices, data, seed, max_rounds, tol)
-    return search_multilevel(
-        indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threads
-    )
-
-
-@jit
-def best_of_starts(indptr, indices, data, degree, method, seeds, max_iter, tau, tol, polish):
-    """Run one method once per seed (serially) and keep the lowest H2 (first on ties).
-
-    ``method`` 0 (game) or 2 (sweep) in a seeded random order, 1 is multilevel.
-    Returns (labels, entropy) in natural log.
-    """
-    n = degree.size
-    V = degree.sum()
-    h1 = node_terms(degree, V).sum() if V > 0.0 else 0.0
-    best = np.arange(n)
-    best_h = np.inf
-    for r in range(seeds.size):
-        if method != 1:
-            order = np.arange(n)
-            shuffle_into(order, np.uint64(seeds[r]))
-            lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1, method == 0)
-        else:
-            lab, _, _, _ = search(indptr, indices, data, degree, seeds[r], max_iter, tol, polish, 1)
-        lab, k = compact(lab)
-        inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
-        h = entropy_from_clusters(h1, inn, vol, V)
-        if h < best_h:
-            best_h = h
-            best = lab
-    return best, (best_h if V > 0.0 else 0.0)
-
-
-@jit_parallel
-def batch(adjacency, method, order, seeds, max_iter, tau, tol, polish):
-    """Partition every matrix of a (B, n, n) stack; returns labels, H2, detachment costs.
-
-    ``method`` 0 (game) or 2 (sweep): in ``order`` (when ``seeds`` is empty) or in
-    seeded random orders; 1: multilevel with ``seeds``. One graph per parallel iteration.
-    """
-    B, n, _ = adjacency.shape
-    labels = np.empty((B, n), dtype=np.int64)
-    entropy = np.empty(B)
-    detachment = np.empty((B, n))
-    for b in prange(B):
-        indptr, indices, data, degree = dense_to_csr(adjacency[b])
-        if method != 1 and seeds.size == 0:
-            V = degree.sum()
-            h1 = node_terms(degree, V).sum() if V > 0.0 else 0.0
-            lab, _, _ = game(indptr, indices, data, degree, order, max_iter, tau, h1, method == 0)
-            lab, k = compact(lab)
-            inn, vol, _ = cluster_state(indptr, indices, data, degree, lab, k)
-            h = entropy_from_clusters(h1, inn, vol, V)
-        else:
-            lab, h = best_of_starts(
-                indptr, indices, data, degree, method, seeds, max_iter, tau, tol, polish
-            )
-            k = lab.max() + 1
-        labels[b] = lab
-        entropy[b] = h
-        detachment[b] = detachment_serial(indptr, indices, data, degree, lab, k)
-    return labels, entropy, detachment
+    return search_multilevel(indptr, indices, data, degree, seed, max_rounds, tol, polish)

@@ -232,12 +232,14 @@ def _aggregate(M, m, sub, k, C, degree_out, loop_out):
 
 
 @jit
-def _one_start(A, degree0, loop0, V, state, max_rounds, tol, strongest, mats, vecs, ints, hist):
+def one_start(A, degree0, loop0, V, state, max_rounds, tol, strongest, mats, vecs, ints):
     """One seeded start on the dense graph A (rounds as in the sparse ``multilevel``).
 
-    Leaves the labels in ``ints[0]`` and appends ``V * (H2 - H1)`` after each level and
-    node pass to ``hist``. Returns (rounds, converged, state).
+    Leaves the labels in ``ints[0]``. Returns (rounds, converged, state, ``V * (H2 - H1)``
+    after each level and node pass).
     """
+    hist = [0.0]
+    hist.pop()
     n = degree0.size
     labels = ints[0]
     part = ints[1]
@@ -333,16 +335,12 @@ def _one_start(A, degree0, loop0, V, state, max_rounds, tol, strongest, mats, ve
         if not moved:
             converged = True
             break
-    return rounds, converged, state
+    return rounds, converged, state, np.array(hist)
 
 
 @jit
-def dense_search(A, seeds, max_rounds, tol, strongest):
-    """The best of one start per seed on the dense graph A (natural log).
-
-    Returns (labels, H2, history of H2 after each level and node pass of the best
-    start, its rounds, converged); ties (within ``tol * V``) keep the earliest seed.
-    """
+def dense_setup(A):
+    """Degrees, self-loops, volume and H1 (natural log) of the dense graph A."""
     n = A.shape[0]
     degree = np.zeros(n)
     loop = np.zeros(n)
@@ -351,31 +349,68 @@ def dense_search(A, seeds, max_rounds, tol, strongest):
         for j in range(n):
             degree[i] += A[i, j]
     V = degree.sum()
-    best = np.arange(n)
-    if V <= 0.0:
-        return best, 0.0, np.empty(0), 0, True
     h1 = 0.0
     for i in range(n):
         if degree[i] > 0.0:
             h1 -= degree[i] / V * np.log(degree[i] / V)
+    return degree, loop, V, h1
+
+
+@jit
+def dense_search(A, seeds, max_rounds, tol, strongest):
+    """The best of one start per seed on the dense graph A (natural log).
+
+    Returns (labels, H2, history of H2 after each level and node pass of the best
+    start, its rounds, converged); ties (within ``tol * V``) keep the earliest seed.
+    For kernels (the batch, the coding tree); Python calls :func:`best_of_starts`, which
+    does not compile this loop over the starts again.
+    """
+    n = A.shape[0]
+    degree, loop, V, h1 = dense_setup(A)
+    best = np.arange(n)
+    if V <= 0.0:
+        return best, 0.0, np.empty(0), 0, True
     mats, vecs, ints = _workspace(n)
     best_hist = np.empty(0)
     best_total = np.inf
     best_rounds = 0
     best_converged = True
     for r in range(seeds.size):
-        hist = [0.0]
-        hist.pop()
-        rounds, converged, _ = _one_start(
-            A, degree, loop, V, np.uint64(seeds[r]), max_rounds, tol, strongest, mats, vecs,
-            ints, hist,
-        )  # fmt: skip
+        rounds, converged, _, hist = one_start(
+            A, degree, loop, V, np.uint64(seeds[r]), max_rounds, tol, strongest, mats, vecs, ints
+        )
         total = hist[-1]
         # lower by more than rounding: equal partitions must not swap with the weights' scale
         if total < best_total - tol * V:
             best_total = total
             best = ints[0].copy()
-            best_hist = h1 + np.array(hist) / V
+            best_hist = h1 + hist / V
+            best_rounds = rounds
+            best_converged = converged
+    return best, h1 + best_total / V, best_hist, best_rounds, best_converged
+
+
+def best_of_starts(A, seeds, max_rounds, tol, strongest):
+    """:func:`dense_search` driven from Python: the same starts, the same result."""
+    n = A.shape[0]
+    degree, loop, V, h1 = dense_setup(A)
+    best = np.arange(n)
+    if V <= 0.0:
+        return best, 0.0, np.empty(0), 0, True
+    mats, vecs, ints = _workspace(n)
+    best_hist = np.empty(0)
+    best_total = np.inf
+    best_rounds = 0
+    best_converged = True
+    for seed in seeds:
+        rounds, converged, _, hist = one_start(
+            A, degree, loop, V, np.uint64(seed), max_rounds, tol, strongest, mats, vecs, ints
+        )
+        total = hist[-1]
+        if total < best_total - tol * V:
+            best_total = total
+            best = ints[0].copy()
+            best_hist = h1 + hist / V
             best_rounds = rounds
             best_converged = converged
     return best, h1 + best_total / V, best_hist, best_rounds, best_converged

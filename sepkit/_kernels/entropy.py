@@ -1,4 +1,11 @@
-"""Structural-entropy kernels: node terms, cluster summaries, 2D entropy, deltas, detachment."""
+"""Structural-entropy kernels: node terms, cluster summaries, 2D entropy, deltas, detachment.
+
+Two chains: the kernels named without ``_chunks`` are serial and are the ones other kernels
+call; the ``_chunks`` kernels hold the ``prange`` loops and are called only from Python, by
+the ``auto_*`` functions at the end, on graphs of ``PARALLEL_MIN_WORK`` or more. numba
+compiles every kernel a kernel may call, so a serial kernel that could reach a parallel one
+would compile it (and start the threading layer) even on a 34-node graph.
+"""
 
 import numpy as np
 
@@ -34,12 +41,8 @@ def node_terms(degree, V):
     """Per-node 1D terms ``-(d/V) log(d/V)`` (0 for d = 0 or V = 0)."""
     n = degree.size
     out = np.zeros(n)
-    if V <= 0.0:
-        return out
-    if n < PARALLEL_MIN_WORK:
+    if V > 0.0:
         _node_terms_range(degree, V, 0, n, out)
-    else:
-        _node_terms_chunks(degree, V, even_bounds(n), out)
     return out
 
 
@@ -108,41 +111,31 @@ def _links_chunks(indptr, indices, data, labels, bounds, own, loop):
 @jit
 def own_links(indptr, indices, data, labels):
     """Per node: ``w``, its weight to its own cluster (self-loop included once), and ``s``,
-    its self-loop.
-
-    One pass over the stored entries; runs in parallel above ``PARALLEL_MIN_WORK``.
-    """
+    its self-loop. One serial pass over the stored entries."""
     n = indptr.size - 1
     own = np.empty(n)
     loop = np.empty(n)
-    if n <= _INT32_MAX:
-        # The random label loads dominate once the graph outgrows the cache; an int32
-        # copy halves their footprint (about 15% faster at 1e7 edges).
-        _own_links_into(indptr, indices, data, labels.astype(np.int32), own, loop)
-    else:
-        _own_links_into(indptr, indices, data, labels, own, loop)
+    _links_range(indptr, indices, data, labels, 0, n, own, loop)
     return own, loop
 
 
 @jit
-def _own_links_into(indptr, indices, data, labels, own, loop):
-    n = indptr.size - 1
-    if indptr[n] + n < PARALLEL_MIN_WORK:
-        _links_range(indptr, indices, data, labels, 0, n, own, loop)
-    else:
-        _links_chunks(indptr, indices, data, labels, edge_bounds(indptr), own, loop)
-
-
-@jit
-def cluster_totals(indptr, indices, data, degree, labels, k):
-    """``(in_C, vol_C)`` of every cluster and ``(w, s)`` of every node (see :func:`own_links`)."""
-    own, loop = own_links(indptr, indices, data, labels)
+def sum_by_cluster(labels, own, degree, k):
+    """``(in_C, vol_C)`` of every cluster from each node's own-cluster weight and degree."""
     inner = np.zeros(k)
     vol = np.zeros(k)
     for i in range(labels.size):
         c = labels[i]
         inner[c] += own[i]
         vol[c] += degree[i]
+    return inner, vol
+
+
+@jit
+def cluster_totals(indptr, indices, data, degree, labels, k):
+    """``(in_C, vol_C)`` of every cluster and ``(w, s)`` of every node (see :func:`own_links`)."""
+    own, loop = own_links(indptr, indices, data, labels)
+    inner, vol = sum_by_cluster(labels, own, degree, k)
     return inner, vol, own, loop
 
 
@@ -158,8 +151,9 @@ def entropy_from_clusters(h1, inner, vol, V):
 
 
 @jit
-def entropy_1d(degree, V):
-    return node_terms(degree, V).sum()
+def total(values):
+    """``values.sum()`` in a kernel's order of summation (numpy's pairwise sum may differ)."""
+    return values.sum()
 
 
 @jit
@@ -167,8 +161,16 @@ def entropy_2d(indptr, indices, data, degree, labels, k, V):
     """H2 of a partition, natural log, in O(n + m)."""
     if V <= 0.0:
         return 0.0
-    inner, vol, _, _ = cluster_totals(indptr, indices, data, degree, labels, k)
-    return entropy_from_clusters(entropy_1d(degree, V), inner, vol, V)
+    # the leaves called directly, not through cluster_totals and node_terms: numba compiles
+    # every level of kernels below a kernel again into it
+    n = degree.size
+    own = np.empty(n)
+    loop = np.empty(n)
+    _links_range(indptr, indices, data, labels, 0, n, own, loop)
+    inner, vol = sum_by_cluster(labels, own, degree, k)
+    terms = np.zeros(n)
+    _node_terms_range(degree, V, 0, n, terms)
+    return entropy_from_clusters(terms.sum(), inner, vol, V)
 
 
 @jit
@@ -249,10 +251,87 @@ def detachment_costs(indptr, indices, data, degree, labels, k, V):
     out = np.zeros(n)
     if V <= 0.0:
         return out
-    inner, vol, own, loop = cluster_totals(indptr, indices, data, degree, labels, k)
-    f_own = np.empty(k)
-    for c in range(k):
-        f_own[c] = f_term(inner[c], vol[c], V)
+    own = np.empty(n)
+    loop = np.empty(n)
+    _links_range(indptr, indices, data, labels, 0, n, own, loop)
+    inner, vol = sum_by_cluster(labels, own, degree, k)
+    _detachment_range(degree, labels, own, loop, inner, vol, f_terms(inner, vol, V), V, 0, n, out)
+    return out
+
+
+@jit
+def f_terms(inner, vol, V):
+    """``f(in_C, vol_C)`` of every cluster."""
+    out = np.empty(inner.size)
+    for c in range(inner.size):
+        out[c] = f_term(inner[c], vol[c], V)
+    return out
+
+
+# --- from Python: the serial kernels above, or the parallel ones on large graphs -----------
+
+
+def _large(indptr) -> bool:
+    """Whether a pass over the stored entries runs in parallel."""
+    return indptr.size - 1 + indptr[-1] >= PARALLEL_MIN_WORK
+
+
+def auto_node_terms(degree, V):
+    """:func:`node_terms`, in parallel from ``PARALLEL_MIN_WORK`` nodes."""
+    n = degree.size
+    if n < PARALLEL_MIN_WORK or V <= 0.0:
+        return node_terms(degree, V)
+    out = np.zeros(n)
+    _node_terms_chunks(degree, V, even_bounds(n), out)
+    return out
+
+
+def auto_cluster_totals(indptr, indices, data, degree, labels, k):
+    """:func:`cluster_totals`, its pass over the stored entries in parallel on large graphs."""
+    if not _large(indptr):
+        return cluster_totals(indptr, indices, data, degree, labels, k)
+    n = indptr.size - 1
+    own = np.empty(n)
+    loop = np.empty(n)
+    # The random label loads dominate once the graph outgrows the cache; an int32 copy
+    # halves their footprint (about 15% faster at 1e7 edges).
+    narrow = labels.astype(np.int32) if n <= _INT32_MAX else labels
+    _links_chunks(indptr, indices, data, narrow, edge_bounds(indptr), own, loop)
+    inner, vol = sum_by_cluster(labels, own, degree, k)
+    return inner, vol, own, loop
+
+
+def auto_entropy_2d(indptr, indices, data, degree, labels, k, V):
+    """:func:`entropy_2d`, in parallel on large graphs."""
+    if V <= 0.0 or not _large(indptr):
+        return entropy_2d(indptr, indices, data, degree, labels, k, V)
+    inner, vol, _, _ = auto_cluster_totals(indptr, indices, data, degree, labels, k)
+    # summed by a kernel, as entropy_2d sums: numpy's pairwise sum may differ in the last bit
+    return entropy_from_clusters(total(auto_node_terms(degree, V)), inner, vol, V)
+
+
+def auto_move_delta(indptr, indices, data, degree, labels, k, V, v, target):
+    """:func:`move_delta`, its cluster sums in parallel on large graphs."""
+    if labels[v] == target:
+        return 0.0
+    if not _large(indptr):
+        return move_delta(indptr, indices, data, degree, labels, k, V, v, target)
+    inner, vol, _, _ = auto_cluster_totals(indptr, indices, data, degree, labels, k)
+    a = labels[v]
+    k_a, k_b, s = node_links(indptr, indices, data, labels, v, a, target)
+    in_b = inner[target] if target < k else 0.0
+    vol_b = vol[target] if target < k else 0.0
+    return move_delta_from_sums(inner[a], vol[a], in_b, vol_b, k_a, k_b, s, degree[v], V)
+
+
+def auto_detachment_costs(indptr, indices, data, degree, labels, k, V):
+    """:func:`detachment_costs`, in parallel on large graphs."""
+    n = degree.size
+    if V <= 0.0 or not _large(indptr):
+        return detachment_costs(indptr, indices, data, degree, labels, k, V)
+    inner, vol, own, loop = auto_cluster_totals(indptr, indices, data, degree, labels, k)
+    f_own = f_terms(inner, vol, V)
+    out = np.zeros(n)
     if n < PARALLEL_MIN_WORK:
         _detachment_range(degree, labels, own, loop, inner, vol, f_own, V, 0, n, out)
     else:

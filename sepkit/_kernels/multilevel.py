@@ -22,7 +22,7 @@ same arithmetic in the same order either way).
 
 import numpy as np
 
-from sepkit._jit import PARALLEL_MIN_WORK, jit, jit_inline, jit_parallel, prange
+from sepkit._jit import PARALLEL_MIN_WORK, jit, jit_inline, jit_parallel, prange, serial_twin
 from sepkit._kernels.candidates import (
     INN,
     LOG,
@@ -493,3 +493,9 @@ def multilevel(indptr, indices, data, degree, init, seed, max_rounds, tol, coars
         labels[l_order[i]] = part[i]
     labels, _ = compact(labels)
     return labels, np.array(hist), rounds, converged
+
+
+# The search as kernels call it (one graph or group per call, on one thread): the same
+# source without its parallel kernels. codeseg drives the levels from Python instead
+# (sepkit/_multilevel.py).
+multilevel_serial = serial_twin(multilevel)

@@ -143,18 +143,20 @@ def test_four_processes_at_once_then_every_public_function(tmp_path):
     assert not many, many
 
 
-# Kernels with a second version by design, for a second integer width: own_links passes
-# int32 labels (a smaller footprint for the random label loads) and int64 ones on graphs of
-# more than 2**31 - 1 nodes, both branches of one kernel; the multilevel search's level
+# Kernels with a second version by design, for a second integer width: the parallel pass of
+# the entropy functions gets int32 labels (a smaller footprint for the random label loads),
+# the serial one the int64 codes (and the parallel one too beyond 2**31 - 1 nodes); the
+# multilevel search's level
 # graphs hold int32 column indices (levels.permute), the graphs given to aggregate_with_loops
-# int64 ones.
+# int64 ones (both through the serial twin of aggregate, see _jit.serial_twin).
 TWO_WIDTHS = {
-    "entropy._own_links_into",
     "entropy._links_range",
     "entropy._links_chunks",
     "levels.aggregate",
+    "levels.aggregate_serial",
     "levels._scatter_rows",
     "levels._scatter_chunks",
+    "levels._scatter_chunks_serial",
 }
 
 
@@ -256,3 +258,79 @@ def test_threads_under_the_workqueue_layer(tmp_path):
         [sys.executable, "-c", THREADS], env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, f"exited with {proc.returncode}:\n{proc.stderr[-2000:]}"
+
+
+# --- a damaged or missing cache ----------------------------------------------------------------
+
+ENTROPY = PRELUDE + "print(repr(" + CALLS["entropy_2d"] + "))"
+
+
+def _entropy_run(env: dict) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-c", ENTROPY], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"exited with {proc.returncode}:\n{proc.stderr[-2000:]}"
+    return proc
+
+
+def _truncate(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _garble(path) -> None:
+    path.write_bytes(b"\x80\x04 no pickle here " * 4)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "damage"),
+    [(".nbc", _truncate), (".nbi", _truncate), (".nbc", _garble), (".nbi", _garble)],
+    ids=["truncated-data", "truncated-index", "garbled-data", "garbled-index"],
+)
+def test_damaged_cache_entries_are_dropped_and_compiled_again(tmp_path, suffix, damage):
+    """numba raises (UnpicklingError, EOFError) on such a file at every later call; sepkit
+    treats it as a miss, compiles the kernel again and replaces the entry."""
+    env = _env(tmp_path)
+    first = _entropy_run(env)
+    damaged = sorted(tmp_path.rglob("*" + suffix))
+    assert damaged
+    for path in damaged:
+        damage(path)
+    second = _entropy_run(env)
+    assert second.stdout == first.stdout
+    assert "KernelCacheWarning" in second.stderr and "dropped" in second.stderr
+    # the entries were written again: a third process loads them, with nothing to report
+    third = _entropy_run(env)
+    assert third.stdout == first.stdout
+    assert "KernelCacheWarning" not in third.stderr
+    assert all(v == 1 for v in _versions(tmp_path).values())
+
+
+def test_without_a_writable_cache_location_kernels_compile_in_memory(tmp_path):
+    """numba finds no cache folder (its only locator here points below a file, which no
+    user can create): importing sepkit and calling it still work, with a warning, and
+    nothing is written."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = dict(
+        _env(blocker / "cache"),
+        NUMBA_CACHE_LOCATOR_CLASSES="UserProvidedCacheLocator",
+    )
+    proc = _entropy_run(env)
+    assert float(proc.stdout) > 0
+    assert "compile in memory" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    cli = subprocess.run(
+        [sys.executable, "-m", "sepkit", "--cache-dir"], env=env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert "in memory" in cli.stdout
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, "2", True])
+def test_warmup_jobs_must_be_a_positive_integer(jobs):
+    import sepkit
+
+    with pytest.raises(sepkit.InvalidOptionError, match="`jobs` must be an integer in 1"):
+        sepkit.warmup(jobs=jobs)
