@@ -22,7 +22,10 @@ compound task in one pass). It prints Markdown tables:
    the blur, the striped profile and the rest of the residual (white noise, texture),
    each as its RMS and as the PSNR the output would gain with that part alone taken out.
 
-With ``--figure PATH`` it draws one image through the chains, whole and a crop, and the
+With ``--procedural N`` it also breaks down CBN in one pass on N procedural frames of the
+model's own scenes and degradations, at its training frame size and at the real one: what
+the real outputs keep, kept on the model's own kind of frames too or not. With
+``--figure PATH`` it draws one image through the chains, whole and a crop, and the
 striped profile each output leaves. The real images are only measured, never used to
 train or tune anything. Deterministic on the CPU; about 5 minutes of CPU time with one
 thread, nearly all in the 65 residual fits (25 minutes of wall time on a loaded 2-core
@@ -30,7 +33,7 @@ machine; ``--no-breakdown`` leaves the fits out).
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.real_chain [--model runs/cpu] \\
         [--chains C,C>B,C>B>N,N>B>C,CBN] [--examples ../shared/data/hm-tir-examples] \\
-        [--figure docs/images/restore_real_chain.png] [--no-breakdown]
+        [--figure docs/images/restore_real_chain.png] [--no-breakdown] [--procedural 4]
 """
 
 from __future__ import annotations
@@ -43,16 +46,18 @@ import torch
 
 import sepkit_torch
 from benchmarks.blind_restoration import EXAMPLES, save_figure, scores
-from benchmarks.real_restoration import SEVERITIES
+from benchmarks.real_restoration import SEVERITIES, settings
 from benchmarks.stripe_spectra import residual, summary
-from sepkit_torch.data import read_image
+from sepkit_torch.data import degrade, quantize, read_image, thermal_scene
 from sepkit_torch.data.degradations import gaussian_filter
 from sepkit_torch.data.estimation import nonuniformity_bump
+from sepkit_torch.data.sampling import mix_seed
 from sepkit_torch.inference import Restorer
 from sepkit_torch.metrics import psnr
 
 DEFAULT_CHAINS = ("C", "C>B", "C>B>N", "N>B>C", "CBN")
 TARGETS = {"hard": (9.0, 0.70), "normal": (6.0, None)}  # PSNR gain (dB), SSIM
+_SCENE_SEED = 0x51DE  # the procedural frames' scenes and degradations, apart from training
 
 
 def parse_chains(text: str, tasks) -> dict[str, tuple[str, ...]]:
@@ -253,6 +258,49 @@ def print_breakdown(rows: list[dict], labels: list[str]) -> None:
         print()
 
 
+def procedural(restorer: Restorer, config, sizes, frames: int, task: str = "CBN") -> list[dict]:
+    """The same breakdown for `task` in one pass on `frames` procedural scenes of the
+    model's own style and degradation preset (`config`) per size: whether what the real
+    pairs keep is kept on the model's own kind of frames too."""
+    rows = []
+    for size in sizes:
+        for i in range(frames):
+            clean = thermal_scene(size, mix_seed(_SCENE_SEED, 0, i), style=config.scene_style)
+            g = torch.Generator().manual_seed(mix_seed(_SCENE_SEED, 1, i))
+            degraded = quantize(degrade(clean, task, g, preset=config.degradation_preset))
+            restored = restorer(degraded[None], task=task)[0]
+            stripes = residual(clean[0], degraded[0])[2].stripes
+            left = {
+                k: breakdown(clean[0], v[0], stripes)
+                for k, v in (("input", degraded), (task, restored))
+            }
+            rows.append({"size": tuple(size), "left": left})
+    return rows
+
+
+def print_procedural(rows: list[dict], config, task: str = "CBN") -> None:
+    print(
+        f"### {task} in one pass on procedural frames ({config.scene_style} scenes, "
+        f"{config.degradation_preset} {task}; means; the error by part as above)\n"
+    )
+    print("| frames | output | PSNR | a | error RMS | " + " | ".join(PARTS.values()) + " |")
+    print("|---|---|---:|---:|---:|" + "---:|" * len(PARTS))
+    for size in dict.fromkeys(r["size"] for r in rows):
+        items = [r for r in rows if r["size"] == size]
+        for name in ("input", task):
+            base = _mean(items, "left", name, "psnr")
+            cells = []
+            for part in PARTS:
+                rms, without = np.mean([r["left"][name]["parts"][part] for r in items], axis=0)
+                cells.append(f"{rms:.1f} ({without - base:+.2f})")
+            print(
+                f"| {len(items)} x {size[1]} x {size[0]} | {name} | {base:.2f} | "
+                f"{_mean(items, 'left', name, 'a'):.3f} | "
+                f"{_mean(items, 'left', name, 'rms'):.1f} | " + " | ".join(cells) + " |"
+            )
+    print()
+
+
 def figure(restorer: Restorer, folder: Path, name: str, chains, path: Path) -> None:
     """One image through the chains: whole above a crop at full resolution, and below the
     striped profile each output leaves."""
@@ -306,6 +354,13 @@ def main(argv=None) -> int:
     p.add_argument(
         "--no-breakdown", action="store_true", help="scores only, no residual fits (fast)"
     )
+    p.add_argument(
+        "--procedural",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also break down CBN on N procedural frames at the run's and the real frame size",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     restorer = sepkit_torch.load(args.model)
@@ -323,6 +378,12 @@ def main(argv=None) -> int:
         print_breakdown(rows, list(chains))
     if args.figure:
         figure(restorer, args.examples, args.figure_image, chains, args.figure)
+    if args.procedural > 0:
+        config = settings(args.model)
+        real = tuple(read_image(next((args.examples / "imgs").glob("*.png"))).shape[-2:])
+        own = [tuple(config.frame_size)] if config.frame_size else []
+        sizes = list(dict.fromkeys([*own, real]))
+        print_procedural(procedural(restorer, config, sizes, args.procedural), config)
     return 0
 
 

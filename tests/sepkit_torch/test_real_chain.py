@@ -122,6 +122,30 @@ def test_the_error_parts_add_up_to_the_error():
     assert abs(float(parts["nonuniformity"].mean())) < 1e-12
 
 
+def test_procedural_frames_get_the_same_breakdown(capsys):
+    from types import SimpleNamespace
+
+    import sepkit_torch
+
+    restorer = sepkit_torch.load()  # trained: an untrained branch's output is all clipped
+    from sepkit_torch.data import degrade, quantize
+    from sepkit_torch.data.sampling import mix_seed
+
+    config = SimpleNamespace(scene_style="detailed", degradation_preset="hmtir")
+    rows = real_chain.procedural(restorer, config, [(48, 64), (64, 80)], 2)
+    assert [r["size"] for r in rows] == [(48, 64), (48, 64), (64, 80), (64, 80)]
+    # frame i of a size is the scene and degradation of (seed, i), restored by CBN
+    clean = thermal_scene((64, 80), mix_seed(real_chain._SCENE_SEED, 0, 1), style="detailed")
+    g = torch.Generator().manual_seed(mix_seed(real_chain._SCENE_SEED, 1, 1))
+    degraded = quantize(degrade(clean, "CBN", g, preset="hmtir"))
+    restored = restorer(degraded[None], task="CBN")[0]
+    assert rows[3]["left"]["input"]["psnr"] == pytest.approx(scores(degraded, clean)[0])
+    assert rows[3]["left"]["CBN"]["psnr"] == pytest.approx(scores(restored, clean)[0])
+    real_chain.print_procedural(rows, config)
+    out = capsys.readouterr().out
+    assert "| 2 x 64 x 48 | input |" in out and "| 2 x 80 x 64 | CBN |" in out
+
+
 @pytest.mark.skipif(not EXAMPLES.is_dir(), reason="needs ../shared/data/hm-tir-examples")
 def test_the_benchmark_runs_on_a_crop_of_a_real_pair(tmp_path, capsys):
     from PIL import Image
