@@ -8,6 +8,8 @@
   (:func:`prune`, :func:`prune_branch`).
 - :mod:`~sepkit_torch.continual.pruning.baselines`: magnitude (MP) and sparse-regularised
   (SRP) scores and :func:`top_groups`, for the comparison at equal size.
+- :mod:`~sepkit_torch.continual.pruning.slimming`: SRP as the paper describes it, Network
+  Slimming on channel groups (:func:`slim_branch`).
 - :mod:`~sepkit_torch.continual.pruning.checks`: the checks of SEP's options, graph stacks
   and pools, made before any work (:func:`check_selection`).
 """
@@ -28,6 +30,7 @@ from sepkit_torch.continual.pruning.sep import (
     similarity,
     with_contribution_loops,
 )
+from sepkit_torch.continual.pruning.slimming import fold_gates, slim_branch
 from sepkit_torch.continual.pruning.surgery import compensate_exits, prune, prune_branch
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "allocate_budget",
     "check_selection",
     "compensate_exits",
+    "fold_gates",
     "gate_scores",
     "group_contributions",
     "group_graphs",
@@ -49,6 +53,7 @@ __all__ = [
     "select_groups",
     "selection_from_graphs",
     "similarity",
+    "slim_branch",
     "top_groups",
     "with_contribution_loops",
 ]
