@@ -22,7 +22,7 @@ import numpy as np
 from sepkit._jit import jit, jit_parallel, prange
 from sepkit._kernels.codeseg import aggregate_with_loops, partition_entropy, search
 from sepkit._kernels.entropy import cluster_totals, f_term, node_terms
-from sepkit._kernels.multilevel import multilevel
+from sepkit._kernels.multilevel import multilevel_serial
 from sepkit._kernels.partition import compact, splitmix64
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -195,7 +195,7 @@ def _regroup_one(graph, group, parts, g, init, options, sub, k_of):
         for q in range(lo, hi):
             start_labels[q - lo] = init[members[q]]
         start_labels = _first_seen(start_labels)
-        lab, _, _, _ = multilevel(*sg, start_labels, r, max_rounds, tol, False, 1)
+        lab, _, _, _ = multilevel_serial(*sg, start_labels, r, max_rounds, tol, False, 1)
         if polish:
             fresh, _, _, _ = search(*sg, r, max_rounds, tol, polish, 1)
             V = sg[3].sum()
