@@ -8,10 +8,12 @@ figure is what a new user waits for on a first call::
 
 For each case it prints the import time, the first call's time, wall-clock and CPU (for
 ``cli``: the whole ``python -m sepkit`` run; on a loaded machine the CPU time is the one
-to compare, compilation being one thread), the same call again in the same process (warm)
-and the number of kernels compiled. Then, after ``warmup`` and after a set of ordinary calls (every
-public function on networkx, scipy.sparse and dense input, in the process of ``warmup``),
-every kernel holding more than one compiled version, with its signatures.
+to compare, compilation being one thread; for ``warmup-jobsN``, ``python -m sepkit warmup
+--jobs N``: wall-clock, and CPU of all its processes), the same call again in the same
+process (warm) and the number of kernels compiled. Then, after ``warmup`` and after a set of
+ordinary calls (every public function on networkx, scipy.sparse and dense input, in the
+process of ``warmup``), every kernel holding more than one compiled version, with its
+signatures.
 ``docs/performance.md`` ("First calls") quotes this script's output.
 """
 
@@ -48,7 +50,13 @@ CASES = {
         "A = np.stack([nx.to_numpy_array(nx.cycle_graph(8)) for _ in range(4)])",
         "sepkit.codeseg_batch(A)",
     ),
-    "coding_tree": ("", "sepkit.coding_tree(G)"),
+    "coding_tree": ("", "sepkit.coding_tree(G, height=3)"),
+    # the issue's large first call: the multilevel path on 1e5 edges (numba's default threads)
+    "codeseg_1e5": (
+        "from benchmarks.graphs import degree_corrected_planted\n"
+        "G = degree_corrected_planted(100_000, seed=20250101)[0]",
+        "sepkit.codeseg(G)",
+    ),
     "warmup": ("", "sepkit.warmup()"),
 }
 DEFAULT = [
@@ -179,12 +187,12 @@ def run_case(name: str, more: str = "") -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _timed_cli(cache: str) -> tuple[float, float]:
-    """Wall and CPU seconds of one ``python -m sepkit`` run."""
+def _timed_cli(cache: str, *args: str) -> tuple[float, float]:
+    """Wall and CPU seconds of one ``python -m sepkit`` run (its own children included)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "sepkit"], env=_env(cache), capture_output=True, check=True
+        [sys.executable, "-m", "sepkit", *args], env=_env(cache), capture_output=True, check=True
     )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -199,17 +207,27 @@ def run_cli() -> tuple:
         shutil.rmtree(cache, ignore_errors=True)
 
 
+def run_warmup_jobs(jobs: int) -> tuple[float, float]:
+    """Wall and CPU seconds (all processes) of ``python -m sepkit warmup --jobs N``."""
+    cache = tempfile.mkdtemp(prefix="sepkit-cold-")
+    try:
+        return _timed_cli(cache, "warmup", "--jobs", str(jobs))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def _load() -> str:
     return os.popen("uptime").read().strip().split("load average:")[-1].strip()
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    names = [*CASES, "cli", "versions"]
+    names = [*CASES, "cli", "warmup-jobsN", "versions"]
     parser.add_argument(
         "--cases",
         default=",".join(DEFAULT),
-        help=f"among {','.join(names)}; versions also times warmup (default: all but warmup)",
+        help=f"among {','.join(names)} (N: a number of processes); versions also times "
+        "warmup (default: all but warmup and codeseg_1e5)",
     )
     parser.add_argument(
         "--profile", choices=list(CASES), help="only print where this case's compile time goes"
@@ -231,6 +249,10 @@ def main(argv=None) -> None:
             print(
                 f"| python -m sepkit (whole run) | | {cold:.1f} | {cold_cpu:.1f} | {warm:.2f} | |"
             )
+        elif name.startswith("warmup-jobs"):
+            jobs = int(name.removeprefix("warmup-jobs"))
+            wall, cpu = run_warmup_jobs(jobs)
+            print(f"| python -m sepkit warmup --jobs {jobs} | | {wall:.1f} | {cpu:.1f} | | |")
         elif name in CASES:
             r = run_case(name)
             print(
