@@ -6,6 +6,7 @@ the counts SEP kept, so that the comparison is at equal size.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -58,14 +59,45 @@ def gate_scores(
     the branch's weights stay as they are (no fine-tuning). The model is left unchanged.
     """
     check_real("penalty", penalty, low=0)
+
+    def objective(batch) -> torch.Tensor:
+        degraded, clean = batch
+        loss = torch.nn.functional.l1_loss(model(degraded, task=task), clean)
+        return loss + penalty * sum(g.abs().sum() for g in gates.values())
+
+    batches = pairs if hasattr(pairs, "__len__") else list(pairs)
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    was_training = model.training
+    with gated_exits(model, task) as gates:
+        try:
+            model.requires_grad_(False)
+            fit(
+                model,
+                batches,
+                lr=lr,
+                epochs=epochs,
+                recipe=_GATES,
+                parameters=list(gates.values()),
+                objective=objective,
+            )
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+            model.train(was_training)
+    return {s: gates[s].detach().abs().double().cpu().numpy() for s in STAGE_NAMES}
+
+
+@contextlib.contextmanager
+def gated_exits(model: nn.Module, task: str):
+    """One trainable gate per channel group (initialised to 1) on the input of every
+    stage's exit convolution of `task`'s branch, for the time of the ``with`` block;
+    yields the gates, per stage."""
     branch = model.branches[model.task(task).name]
-    config = model.config
-    device = branch.a.device
+    widths = dict(zip(STAGE_NAMES, model.config.group_widths, strict=True))
     gates = {
-        s: torch.ones(getattr(branch, s).groups, device=device, requires_grad=True)
+        s: torch.ones(getattr(branch, s).groups, device=branch.a.device, requires_grad=True)
         for s in STAGE_NAMES
     }
-    widths = dict(zip(STAGE_NAMES, config.group_widths, strict=True))
 
     def gate(stage):
         def pre_hook(module, args):
@@ -74,33 +106,12 @@ def gate_scores(
 
         return pre_hook
 
-    def objective(batch) -> torch.Tensor:
-        degraded, clean = batch
-        loss = torch.nn.functional.l1_loss(model(degraded, task=task), clean)
-        return loss + penalty * sum(g.abs().sum() for g in gates.values())
-
-    batches = pairs if hasattr(pairs, "__len__") else list(pairs)
     hooks = [getattr(branch, s).exit.register_forward_pre_hook(gate(s)) for s in STAGE_NAMES]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    was_training = model.training
     try:
-        model.requires_grad_(False)
-        fit(
-            model,
-            batches,
-            lr=lr,
-            epochs=epochs,
-            recipe=_GATES,
-            parameters=list(gates.values()),
-            objective=objective,
-        )
+        yield gates
     finally:
         for h in hooks:
             h.remove()
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
-    return {s: gates[s].detach().abs().double().cpu().numpy() for s in STAGE_NAMES}
 
 
 def top_groups(scores: Mapping[str, np.ndarray], counts: Mapping[str, int]) -> dict:

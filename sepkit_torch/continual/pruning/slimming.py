@@ -21,6 +21,7 @@ from torch import nn
 
 from sepkit_torch._checks import check_int, check_real
 from sepkit_torch._errors import InvalidInputError
+from sepkit_torch.continual.pruning.baselines import gated_exits
 from sepkit_torch.models.backbone import STAGE_NAMES
 from sepkit_torch.training import RECIPES, Recipe, fit, trainable_parameters
 
@@ -93,23 +94,8 @@ def slim_branch(
     if not isinstance(how, Recipe):
         raise InvalidInputError(f"`recipe` must be one of {sorted(RECIPES)}; got {recipe!r}")
     branch = model.branches[model.task(task).name]
-    widths = dict(zip(STAGE_NAMES, model.config.group_widths, strict=True))
-    device = branch.a.device
-    gates = {
-        s: torch.ones(getattr(branch, s).groups, device=device, requires_grad=True)
-        for s in STAGE_NAMES
-    }
-
-    def gate(stage):
-        def pre_hook(module, args):
-            g = gates[stage].repeat_interleave(widths[stage]).view(1, -1, 1, 1)
-            return (args[0] * g,)
-
-        return pre_hook
-
     weights = trainable_parameters(model)
-    hooks = [getattr(branch, s).exit.register_forward_pre_hook(gate(s)) for s in STAGE_NAMES]
-    try:
+    with gated_exits(model, task) as gates:
         fit(
             model,
             batches,
@@ -123,9 +109,6 @@ def slim_branch(
             progress=progress,
             desc=f"{task}: slimming",
         )
-    finally:
-        for h in hooks:
-            h.remove()
     fold_gates(branch, model.config, gates)
     return {s: gates[s].detach().abs().double().cpu().numpy() for s in STAGE_NAMES}
 
