@@ -111,52 +111,39 @@ def curve_tables(cells: list[dict]) -> str:
 
 def allocation_table(cells: list[dict], selections=("SE", "MP", "SRP")) -> str:
     """SE's allocation minus each other allocation, with the same selection."""
-    others = [a for a in ALLOCATIONS if a != "SE"]
-    head = " | ".join(f"{s}: SE − {a}" for s in selections for a in others)
-    out = [
-        f"| task | size | exits | {head} |",
-        "|---|---|---|" + "---:|" * (len(selections) * len(others)),
+    pairs = [
+        (f"{s}: SE − {a}", lambda lb, r, s=s, a=a: (_name(lb, "SE", s, r), _name(lb, a, s, r)))
+        for s in selections
+        for a in ALLOCATIONS
+        if a != "SE"
     ]
-    for task in TASKS:
-        for label in sizes(cells, task):
-            for refit in (False, True):
-                if not _values(cells, task, _name(label, "SE", "MP", refit)):
-                    continue
-                diffs = [
-                    _paired(
-                        cells,
-                        task,
-                        _name(label, "SE", s, refit),
-                        _name(label, a, s, refit),
-                    )
-                    for s in selections
-                    for a in others
-                ]
-                exits = "refit" if refit else "pruned"
-                out.append(f"| {task} | {label} | {exits} | {' | '.join(diffs)} |")
-    return "\n".join(out)
+    return _paired_table(cells, pairs)
 
 
 def selection_table(cells: list[dict]) -> str:
     """SE's selections minus the better of MP and SRP, in every allocation."""
-    head = " | ".join(f"{s} @ {a}" for s in SE_SELECTIONS for a in ALLOCATIONS)
-    n = len(SE_SELECTIONS) * len(ALLOCATIONS)
-    out = [f"| task | size | exits | {head} |", "|---|---|---|" + "---:|" * n]
+    pairs = [
+        (
+            f"{s} @ {a}",
+            lambda lb, r, s=s, a=a: (_name(lb, a, s, r), [_name(lb, a, b, r) for b in BASELINES]),
+        )
+        for s in SE_SELECTIONS
+        for a in ALLOCATIONS
+    ]
+    return _paired_table(cells, pairs)
+
+
+def _paired_table(cells: list[dict], pairs) -> str:
+    """A row per task, size and exits; a column per ``(title, rows(label, refit))``, the
+    seed-paired difference of the two rows ``rows`` names."""
+    head = " | ".join(title for title, _ in pairs)
+    out = [f"| task | size | exits | {head} |", "|---|---|---|" + "---:|" * len(pairs)]
     for task in TASKS:
         for label in sizes(cells, task):
             for refit in (False, True):
                 if not _values(cells, task, _name(label, "SE", "MP", refit)):
                     continue
-                diffs = [
-                    _paired(
-                        cells,
-                        task,
-                        _name(label, a, s, refit),
-                        [_name(label, a, b, refit) for b in BASELINES],
-                    )
-                    for s in SE_SELECTIONS
-                    for a in ALLOCATIONS
-                ]
+                diffs = [_paired(cells, task, *rows(label, refit)) for _, rows in pairs]
                 exits = "refit" if refit else "pruned"
                 out.append(f"| {task} | {label} | {exits} | {' | '.join(diffs)} |")
     return "\n".join(out)

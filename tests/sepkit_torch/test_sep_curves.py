@@ -4,6 +4,7 @@ equal terms, Network Slimming folds its gates exactly, and a cell runs and resum
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.sep_curves import report
 from benchmarks.sep_curves import run as curves
 from benchmarks.sep_curves.allocations import (
     ALLOCATIONS,
@@ -186,3 +188,10 @@ def test_a_cell_writes_every_row_and_resumes(tmp_path, monkeypatch):
     # a second run reads everything back
     curves.main(argv)
     assert json.loads((out / "results.json").read_text()) == cell
+
+
+def test_the_committed_report_is_what_the_report_command_prints(capsys):
+    """docs/results/sep-curves/report-tiny.md is the report of the committed cells."""
+    results = Path(__file__).parents[2] / "docs" / "results" / "sep-curves"
+    report.main(["--results", str(results), "--model", "tiny"])
+    assert capsys.readouterr().out == (results / "report-tiny.md").read_text()
