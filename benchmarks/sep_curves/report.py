@@ -166,7 +166,9 @@ def separation_table(cells: list[dict]) -> str:
                 if not names:
                     continue
                 means = {n: float(np.mean(_values(cells, task, n))) for n in names}
-                sds = [np.std(_values(cells, task, n), ddof=1) for n in names]
+                seeds = len(_rows(cells, task))
+                sds = [np.std(_values(cells, task, n), ddof=1) for n in names] if seeds > 1 else []
+                spread = f"{np.median(sds):.2f}" if sds else "-"
                 best = max(means, key=means.get)
                 tied = sum(_tied(cells, task, n, best) for n in names)
                 exits = "refit" if refit else "pruned"
@@ -174,7 +176,7 @@ def separation_table(cells: list[dict]) -> str:
                 out.append(
                     f"| {task} | {label} | {exits} | {short} | {means[best]:.2f} | "
                     f"{max(means.values()) - min(means.values()):.2f} | "
-                    f"{np.nanmedian(sds) if len(cells) > 1 else float('nan'):.2f} | "
+                    f"{spread} | "
                     f"{tied} of {len(names)} |"
                 )
     return "\n".join(out)
@@ -246,7 +248,8 @@ def figure(cells: list[dict], path: Path) -> None:
     ]
     handles.append(plt.Line2D([], [], color="black", ls=(0, (1, 3)), label="unpruned"))
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
-    fig.suptitle(f"Pruning curves, {cells[0]['config']['model']} preset, {len(cells)} seeds (mean)")
+    seeds = ", ".join(f"{t}: {len(_rows(cells, t))}" for t in tasks)
+    fig.suptitle(f"Pruning curves, {cells[0]['config']['model']} preset, mean of seeds ({seeds})")
     fig.tight_layout(rect=(0, 0.1, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
