@@ -324,6 +324,9 @@ def _lexicographic(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
     return ranks
 
 
+DEFAULT_TASKS = "C,B,N"
+
+
 def run_cell(args) -> study_cell.Study:
     for key, value in study_cell.STUDIES[args.model].items():
         if key != "steps":
@@ -352,14 +355,20 @@ def run_cell(args) -> study_cell.Study:
 
 
 def cell_name(args) -> str:
-    return f"{args.model}-{args.recipe}-{args.steps}-s{args.seed}"
+    """The results file's name; a run of some tasks only (tasks of one seed may run in
+    parallel processes sharing ``--pretrained``) names them, so runs do not overwrite
+    each other and the report reads each file as that seed's rows for its tasks."""
+    name = f"{args.model}-{args.recipe}-{args.steps}-s{args.seed}"
+    if list(args.tasks) != DEFAULT_TASKS.split(","):
+        name += "-" + "".join(args.tasks)
+    return name
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(study_cell.STUDIES), default="tiny")
     parser.add_argument("--out", required=True, help="the cell's folder (resumable)")
-    parser.add_argument("--tasks", default="C,B,N")
+    parser.add_argument("--tasks", default=DEFAULT_TASKS)
     parser.add_argument("--steps", type=int, default=None, help="training steps per task")
     parser.add_argument("--recipe", choices=sorted(study_cell.RECIPES), default="code")
     parser.add_argument("--seed", type=int, default=0)

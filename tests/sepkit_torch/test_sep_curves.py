@@ -171,7 +171,7 @@ def test_a_cell_writes_every_row_and_resumes(tmp_path, monkeypatch):
     out, results = tmp_path / "cell", tmp_path / "results"
     argv = ["--model", "smoke", "--out", str(out), "--tasks", "C", "--random-seeds", "2"]
     curves.main([*argv, "--results", str(results)])
-    cell = json.loads((results / "smoke-code-10-s0.json").read_text())
+    cell = json.loads((results / "smoke-code-10-s0-C.json").read_text())  # names its task
     rows = cell["tasks"]["C"]
     for allocation in ALLOCATIONS:
         for selection in curves.SELECTIONS:
