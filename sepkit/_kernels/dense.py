@@ -232,11 +232,21 @@ def _aggregate(M, m, sub, k, C, degree_out, loop_out):
 
 
 @jit
+def _total(x, m):
+    """``x[:m].sum()`` in the same order in a kernel and in Python (numpy sums pairwise)."""
+    t = 0.0
+    for i in range(m):
+        t += x[i]
+    return t
+
+
+@jit
 def one_start(A, degree0, loop0, V, state, max_rounds, tol, strongest, mats, vecs, ints):
     """One seeded start on the dense graph A (rounds as in the sparse ``multilevel``).
 
     Leaves the labels in ``ints[0]``. Returns (rounds, converged, state, ``V * (H2 - H1)``
-    after each level and node pass).
+    after each level and node pass). Written in whole-array steps between kernel calls, so
+    that Python can run it as it stands (``one_start.py_func``: see :func:`best_of_starts`).
     """
     hist = [0.0]
     hist.pop()
@@ -262,8 +272,7 @@ def one_start(A, degree0, loop0, V, state, max_rounds, tol, strongest, mats, vec
     lv = vecs[5]
     low = vecs[6]
     K = mats[2]
-    for i in range(n):
-        labels[i] = i
+    labels[:] = np.arange(n)
     rounds = 0
     converged = False
     while rounds < max_rounds:
@@ -271,67 +280,56 @@ def one_start(A, degree0, loop0, V, state, max_rounds, tol, strongest, mats, vec
         # the descent: local moves, refinement, aggregation, level after level
         M = A
         m = n
-        for i in range(n):
-            part[i] = labels[i]
-            member[i] = i
-            degree[i] = degree0[i]
-            loop[i] = loop0[i]
+        part[:] = labels
+        member[:] = np.arange(n)
+        degree[:] = degree0
+        loop[:] = loop0
         moved = False
         level = 0
         buf = 0
         while True:
-            for i in range(m):
-                order[i] = i
-            state = shuffle_into(order[:m], state)
+            order[:m] = np.arange(m)
+            state = np.uint64(shuffle_into(order[:m], state))
             moves = _local_move(
                 M, m, degree, loop, part, K, inn, vol, fc, lv, low, size, nonempty, where,
                 free, order, queue, queued, V, tol,
             )  # fmt: skip
             moved = moved or (level > 0 and moves > 0)
             level += 1
-            hist.append(fc[:m].sum())
+            hist.append(_total(fc, m))
             k = _compact(part, m, remap, tmp)
-            for i in range(m):
-                part[i] = tmp[i]
+            part[:m] = tmp[:m]
             if k == m:
                 break
-            state = shuffle_into(order[:m], state)
+            state = np.uint64(shuffle_into(order[:m], state))
             _refine(M, m, degree, loop, part, sub, size, K, inn, vol, order, V, tol, strongest)
             k_sub = _compact(sub, m, remap, tmp)
             if k_sub == m:  # refinement merged nothing: aggregate by the clusters
                 k_sub = k
-                for i in range(m):
-                    tmp[i] = part[i]
-            for i in range(m):
-                sub[i] = tmp[i]
+                tmp[:m] = part[:m]
+            sub[:m] = tmp[:m]
             C = mats[buf]
             _aggregate(M, m, sub, k_sub, C, vol, inn)  # vol, inn as scratch: degrees, loops
-            for p in range(k_sub):
-                degree[p] = vol[p]
-                loop[p] = inn[p]
-            for i in range(m):
-                tmp[sub[i]] = part[i]
-            for p in range(k_sub):
-                part[p] = tmp[p]
-            for i in range(n):
-                member[i] = sub[member[i]]
+            degree[:k_sub] = vol[:k_sub]
+            loop[:k_sub] = inn[:k_sub]
+            tmp[sub[:m]] = part[:m]  # sub-clusters lie inside clusters: any order
+            part[:k_sub] = tmp[:k_sub]
+            member[:] = sub[member]
             M = C
             m = k_sub
             buf = 1 - buf
-        for i in range(n):
-            tmp[i] = part[member[i]]
+        tmp[:] = part[member]
         # single-node moves on the result: the upper levels moved whole groups
-        for i in range(n):
-            labels[i] = tmp[i]
-            degree[i] = degree0[i]
-            loop[i] = loop0[i]
-            order[i] = i
-        state = shuffle_into(order, state)
+        labels[:] = tmp
+        degree[:] = degree0
+        loop[:] = loop0
+        order[:] = np.arange(n)
+        state = np.uint64(shuffle_into(order, state))
         _local_move(
             A, n, degree, loop, labels, K, inn, vol, fc, lv, low, size, nonempty, where, free,
             order, queue, queued, V, tol,
         )  # fmt: skip
-        hist.append(fc.sum())
+        hist.append(_total(fc, n))
         if not moved:
             converged = True
             break
@@ -391,7 +389,12 @@ def dense_search(A, seeds, max_rounds, tol, strongest):
 
 
 def best_of_starts(A, seeds, max_rounds, tol, strongest):
-    """:func:`dense_search` driven from Python: the same starts, the same result."""
+    """:func:`dense_search` driven from Python: the same starts, the same result.
+
+    Each start runs :func:`one_start` as Python between its kernels, so a first call
+    compiles the local moves, refinement and aggregation but not the start that links them
+    all into one module again (about a quarter of ``codeseg``'s first call on a small graph).
+    """
     n = A.shape[0]
     degree, loop, V, h1 = dense_setup(A)
     best = np.arange(n)
@@ -403,7 +406,7 @@ def best_of_starts(A, seeds, max_rounds, tol, strongest):
     best_rounds = 0
     best_converged = True
     for seed in seeds:
-        rounds, converged, _, hist = one_start(
+        rounds, converged, _, hist = one_start.py_func(
             A, degree, loop, V, np.uint64(seed), max_rounds, tol, strongest, mats, vecs, ints
         )
         total = hist[-1]

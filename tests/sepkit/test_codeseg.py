@@ -439,3 +439,20 @@ def test_brute_force_helper_agrees_with_sepkit():
     for i in rng.choice(len(parts), 20, replace=False):
         assert h[i] == pytest.approx(structural_entropy_2d(A, parts[i]), abs=1e-12)
     assert len(parts) == 877  # Bell(7)
+
+
+@given(graphs(max_nodes=40), st.integers(min_value=0, max_value=2**32))
+def test_the_dense_start_run_from_python_is_the_kernel_bit_for_bit(G, seed):
+    """codeseg runs the dense search's starts as Python between kernels (a shorter first
+    call); the batch runs them inside one kernel. Both must give the same search."""
+    from sepkit._kernels import codeseg as _kc
+    from sepkit._kernels import dense as _kd
+
+    A = to_dense(G)
+    seeds = _kc.polish_seeds_py(seed)
+    in_python = _kd.best_of_starts(A, seeds, 20, 1e-12, False)
+    kernel = _kd.dense_search(A, seeds, 20, 1e-12, False)
+    np.testing.assert_array_equal(in_python[0], kernel[0])
+    assert in_python[1] == kernel[1]
+    np.testing.assert_array_equal(in_python[2], kernel[2])
+    assert in_python[3:] == kernel[3:]
