@@ -9,7 +9,7 @@ Sections (``--sections``, default all):
 
 - ``speed``: ``codeseg`` with default settings against networkit PLM, both on one
   thread, on degree-corrected planted graphs (:func:`benchmarks.graphs.degree_corrected_planted`,
-  mu 0.3, seed of ``benchmarks/conftest.py``) of 1e5, 1e6 and 1e7 edges; H2 of each
+  mu 0.3, seed of ``benchmarks/conftest.py``) of 1e3 to 1e7 edges, time per edge; H2 of each
   and of the planted partition; the growth of time per edge from 1e6 to 1e7.
 - ``profile``: where one-thread time goes on those graphs: the first level's
   renumbering, local moves, refinement and aggregation, against the whole search.
@@ -33,8 +33,8 @@ Sections (``--sections``, default all):
   this change (:data:`BATCH_REFERENCE_H2`).
 
 Timing: kernels compiled by ``sepkit.warmup()`` and a call on the same graph (1e7
-edges: on the 1e6 one) before the clock; a run under 1 s is repeated (three in all)
-and the fastest kept, a longer one twice. The 1-minute load average is printed beside
+edges: on the 1e6 one) before the clock; the fastest of nine runs under 0.05 s, of
+three under 1 s, of two longer ones. The 1-minute load average is printed beside
 each row: the machine is shared, so keep runs where it stayed low.
 """
 
@@ -63,12 +63,14 @@ from benchmarks.graphs import degree_corrected_planted  # noqa: E402
 from benchmarks.report_codeseg import BATCH_SHAPE, batch_matrices  # noqa: E402
 from sepkit._kernels import levels  # noqa: E402
 from sepkit._kernels import multilevel as ml  # noqa: E402
-from sepkit.codeseg import _MULTILEVEL_MAX_ROUNDS, _TOL  # noqa: E402
+from sepkit._options import MOVE_TOL, MULTILEVEL_MAX_ROUNDS  # noqa: E402
 from tests.sepkit import brute_force  # noqa: E402
 
 log = logging.getLogger("report_codeseg_speed")
 
-SIZES = {"1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000}
+SIZES = {"1e3": 1_000, "1e4": 10_000, "1e5": 100_000, "1e6": 1_000_000, "1e7": 10_000_000}
+# the sections that study large graphs only (locality, threads) take these sizes
+LARGE = 1_000_000
 SECTIONS = ("speed", "profile", "locality", "threads", "thread-profile", "tiny", "batch")
 # Mean H2 (bits) of the default (polished) batch search before this change, sepkit at
 # 720f634 (docs/performance.md, "codeseg_batch" table): the quality reference.
@@ -79,16 +81,17 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def timed(run, *, repeat_below: float = 1.0):
-    """(result, fastest seconds, load): three runs if the first is short, else two."""
+def timed(run, *, repeat_below: float = 1.0, many_below: float = 0.05):
+    """(result, fastest seconds, load): two runs if the first takes ``repeat_below`` or
+    more, three if ``many_below`` or more, else nine (milliseconds are noisy)."""
     best = result = None
-    for i in range(3):
+    for i in range(9):
         t0 = time.perf_counter()
         out = run()
         dt = time.perf_counter() - t0
         if best is None or dt < best:
             best, result = dt, out
-        if i == 1 and dt >= repeat_below:
+        if (i == 1 and dt >= repeat_below) or (i == 2 and dt >= many_below):
             break
     return result, best, load()
 
@@ -120,17 +123,19 @@ def speed(sizes) -> tuple[list[str], dict]:
         h_truth = sepkit.structural_entropy_2d(g, truth)
         per_edge[name] = (t_ml / g.n_edges, None if t_plm is None else t_plm / g.n_edges)
         ratio = "" if t_plm is None else f"{t_ml / t_plm:.2f}"
+        ns = "" if t_plm is None else f"{t_plm / g.n_edges * 1e9:.0f}"
         rows.append(
-            f"| {g.n_edges:,} | {t_ml:.3f} | {'' if t_plm is None else f'{t_plm:.3f}'} | "
-            f"{ratio} | {p.entropy:.4f} | {'' if h_plm is None else f'{h_plm:.4f}'} | "
+            f"| {g.n_edges:,} | {t_ml:.4f} | {'' if t_plm is None else f'{t_plm:.4f}'} | "
+            f"{ratio} | {t_ml / g.n_edges * 1e9:.0f} | {ns} | {p.entropy:.4f} | "
+            f"{'' if h_plm is None else f'{h_plm:.4f}'} | "
             f"{h_truth:.4f} | {'yes' if p.entropy <= h_truth + 1e-12 else 'no'} | "
             f"{load_ml:.2f} / {load_plm:.2f} |"
         )
         log.info("speed %s", rows[-1])
     out = [
-        "| edges | codeseg s | PLM s | codeseg / PLM | codeseg H2 | PLM H2 | planted H2 "
-        "| codeseg <= planted | load (codeseg / PLM) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| edges | codeseg s | PLM s | codeseg / PLM | codeseg ns/edge | PLM ns/edge "
+        "| codeseg H2 | PLM H2 | planted H2 | codeseg <= planted | load (codeseg / PLM) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
         *rows,
     ]
     if "1e6" in per_edge and "1e7" in per_edge:
@@ -163,17 +168,19 @@ def _phases(g, t: int = 1) -> tuple:
     n, V, seed = g.n_nodes, float(g.degree.sum()), np.uint64(0)
     for _ in range(2):
         _, t_all = _clock(
-            ml.multilevel, *args, np.arange(n), seed, _MULTILEVEL_MAX_ROUNDS, _TOL, True, t
+            ml.multilevel, *args, np.arange(n), seed, MULTILEVEL_MAX_ROUNDS, MOVE_TOL, True, t
         )
         level, t_prep = _clock(levels.prepare_level, *args, t)
         lv, groups = level[:5], level[5]
         part = np.arange(n)
         inn, vol, size = levels.cluster_state(*lv[:4], part, n, t)
         (moves, state), t_move = _clock(
-            ml.local_move, *lv, part, inn, vol, size, groups, seed, V, _TOL, t, n + 1
+            ml.local_move, *lv, part, inn, vol, size, groups, seed, V, MOVE_TOL, t, n + 1
         )
         part, _ = ml.compact(part)
-        (sub, _), t_ref = _clock(ml.refine, *lv, part, groups, np.uint64(state), V, _TOL, True, t)
+        (sub, _), t_ref = _clock(
+            ml.refine, *lv, part, groups, np.uint64(state), V, MOVE_TOL, True, t
+        )
         sub, k_sub = ml.compact(sub)
         _, t_agg = _clock(levels.aggregate, *lv[:4], sub, k_sub, t)
     numba.set_num_threads(1)
@@ -184,8 +191,8 @@ def _phase_row(g, t: int) -> str:
     t_all, t_prep, t_move, t_ref, t_agg, moves = _phases(g, t)
     rest = t_all - t_prep - t_move - t_ref - t_agg
     return (
-        f"| {g.n_edges:,} | {t} | {t_all:.3f} | {t_prep:.3f} | {t_move:.3f} | {t_ref:.3f} "
-        f"| {t_agg:.3f} | {rest:.3f} | {moves:,} | {load():.2f} |"
+        f"| {g.n_edges:,} | {t} | {t_all:.4f} | {t_prep:.4f} | {t_move:.4f} | {t_ref:.4f} "
+        f"| {t_agg:.4f} | {rest:.4f} | {moves:,} | {load():.2f} |"
     )
 
 
@@ -217,7 +224,7 @@ LOCALITY_CASES = (
 def locality(sizes) -> list[str]:
     numba.set_num_threads(1)
     huge = "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "")
-    names = [s for s in sizes if s != "1e5"]
+    names = [s for s in sizes if SIZES[s] >= LARGE]
     if not names:
         return ["(needs 1e6 or 1e7 among --sizes)"]
     out = [
@@ -317,7 +324,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     log.info("load average at start: %.2f", load())
     sepkit.warmup()
-    big = [s for s in args.sizes if s != "1e5"]
+    big = [s for s in args.sizes if SIZES[s] >= LARGE]
     tables = {
         "speed": lambda: speed(args.sizes)[0],
         "profile": lambda: profile(args.sizes),
