@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 
 from sepkit._jit import PARALLEL_MIN_WORK, serial_twin
 from sepkit._kernels import codeseg as _kc
+from sepkit._kernels import dense as _kd
 from sepkit._kernels import entropy as _ke
 from sepkit._kernels import levels as _kl
 from sepkit._kernels import multilevel as _km
@@ -156,3 +158,19 @@ def search(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threa
             best, best_h = labels, h
             best_history, best_rounds, best_converged = history, rounds, converged
     return best, best_history, best_rounds, best_converged
+
+
+def search_by_size(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threads):
+    """:func:`sepkit._kernels.codeseg.search` (the exact optimum, the dense search or the
+    multilevel one, by size), its path chosen and driven here so that only that path's
+    steps compile; the same arguments and results."""
+    n = degree.size
+    if polish and n <= _kc.EXACT_MAX_NODES:
+        return _kc.search_exact(indptr, indices, data, degree)
+    if polish and n <= _kc.DENSE_MAX_NODES:
+        A = sp.csr_matrix((data, indices, indptr), shape=(n, n)).toarray()  # no kernel
+        labels, _, history, rounds, converged = _kd.best_of_starts(
+            A, _kc.polish_seeds_py(seed), max_rounds, tol, False
+        )
+        return labels, history, rounds, converged
+    return search(indptr, indices, data, degree, seed, max_rounds, tol, polish, n_threads)

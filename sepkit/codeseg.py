@@ -30,7 +30,6 @@ from sepkit._errors import InvalidOptionError
 from sepkit._jit import serial_launches
 from sepkit._kernels import batch as _kb
 from sepkit._kernels import codeseg as _k
-from sepkit._kernels import dense as _kd
 from sepkit._kernels import entropy as _ke
 from sepkit._kernels import fixed_k as _kf
 from sepkit._options import (
@@ -409,20 +408,10 @@ def _fixed_k(g: Graph, labels: np.ndarray, k: int, opt) -> tuple:
 
 def _search(g: Graph, seed, opt) -> tuple:
     """``_k.search``, calling the one path this graph takes, so that only its kernels compile."""
-    args = (g.indptr, g.indices, g.data, g.degree)
-    if opt.polish and g.n_nodes <= _k.EXACT_MAX_NODES:
-        return _k.search_exact(*args)
-    if opt.polish and g.n_nodes <= _k.DENSE_MAX_NODES:
-        # what _k.search_dense does, its layers run here so that only the start compiles
-        n = g.n_nodes
-        A = sp.csr_matrix((g.data, g.indices, g.indptr), shape=(n, n)).toarray()
-        labels, _, history, rounds, converged = _kd.best_of_starts(
-            A, _k.polish_seeds_py(seed), opt.max_iter, MOVE_TOL, False
-        )
-        return labels, history, rounds, converged
-    return _multilevel.search(
-        *args, seed, opt.max_iter, MOVE_TOL, opt.polish, numba.get_num_threads()
-    )
+    return _multilevel.search_by_size(
+        g.indptr, g.indices, g.data, g.degree, seed, opt.max_iter, MOVE_TOL, opt.polish,
+        numba.get_num_threads(),
+    )  # fmt: skip
 
 
 def _entropy(g: Graph, labels: np.ndarray) -> float:

@@ -12,7 +12,7 @@ import numpy as np
 
 from sepkit._jit import jit, jit_inline
 from sepkit._kernels.candidates import BOUND_MARGIN, join_bounds
-from sepkit._kernels.entropy import f_term
+from sepkit._kernels.entropy import f_term, total
 from sepkit._kernels.partition import shuffle_into
 
 
@@ -232,15 +232,6 @@ def _aggregate(M, m, sub, k, C, degree_out, loop_out):
 
 
 @jit
-def _total(x, m):
-    """``x[:m].sum()`` in the same order in a kernel and in Python (numpy sums pairwise)."""
-    t = 0.0
-    for i in range(m):
-        t += x[i]
-    return t
-
-
-@jit
 def one_start(A, degree0, loop0, V, state, max_rounds, tol, strongest, mats, vecs, ints):
     """One seeded start on the dense graph A (rounds as in the sparse ``multilevel``).
 
@@ -296,7 +287,7 @@ def one_start(A, degree0, loop0, V, state, max_rounds, tol, strongest, mats, vec
             )  # fmt: skip
             moved = moved or (level > 0 and moves > 0)
             level += 1
-            hist.append(_total(fc, m))
+            hist.append(total(fc[:m]))
             k = _compact(part, m, remap, tmp)
             part[:m] = tmp[:m]
             if k == m:
@@ -329,7 +320,7 @@ def one_start(A, degree0, loop0, V, state, max_rounds, tol, strongest, mats, vec
             A, n, degree, loop, labels, K, inn, vol, fc, lv, low, size, nonempty, where, free,
             order, queue, queued, V, tol,
         )  # fmt: skip
-        hist.append(_total(fc, n))
+        hist.append(total(fc))
         if not moved:
             converged = True
             break
