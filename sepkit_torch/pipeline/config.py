@@ -17,8 +17,8 @@ from typing import Any
 
 from sepkit_torch._errors import ConfigError, InvalidInputError
 from sepkit_torch.continual.pruning import CRITERIA as SEP_CRITERIA
+from sepkit_torch.continual.pruning import DEFAULT_RHO, SIMILARITIES, check_selection
 from sepkit_torch.continual.pruning import METHODS as SEP_METHODS
-from sepkit_torch.continual.pruning import SIMILARITIES, check_selection
 from sepkit_torch.continual.pruning import TIES as SEP_TIES
 from sepkit_torch.continual.recognition import RECOGNIZER_MODES
 from sepkit_torch.data import DEGRADATION_PRESETS, PAPER_TASKS, SCENE_STYLES, parse_task
@@ -86,7 +86,7 @@ class PipelineConfig:
     loss: str | None = None
     prune: bool = True
     sep_pool: int = 16
-    sep_rho: float = 0.1
+    sep_rho: float = DEFAULT_RHO
     sep_method: str = "sweep"
     sep_tie: str = "random"
     sep_criterion: str = "published"
@@ -423,7 +423,7 @@ def _sep_settings(config, split: bool = False) -> None:
     except InvalidInputError as err:
         settings = ", ".join(
             f"{name}={getattr(config, name)!r}"
-            for name in ("sep_method", "sep_tie", "sep_criterion", "sep_budget")
+            for name in ("sep_rho", "sep_method", "sep_tie", "sep_criterion", "sep_budget")
         )
         where = " on a run of several processes (torchrun)" if split else ""
         raise ConfigError(

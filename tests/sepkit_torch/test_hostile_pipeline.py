@@ -122,6 +122,12 @@ def test_budget_and_refit_on_several_processes_are_refused_before_the_first_stag
     check_processes(smoke(tmp_path, prune=False), 2)
 
 
+def test_a_threshold_the_budget_would_override_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"sep_rho=0\.2, .*sep_budget=0\.3 .*`rho` would be"):
+        smoke(tmp_path, prune=True, sep_budget=0.3, sep_rho=0.2)
+    smoke(tmp_path, prune=True, sep_budget=0.3)  # the default threshold: nothing to ignore
+
+
 @pytest.mark.parametrize("setting", [dict(sep_budget=0.3), dict(sep_compensate=True)])
 def test_sep_settings_that_would_be_ignored_are_refused(tmp_path, setting):
     ((name, value),) = setting.items()

@@ -576,6 +576,9 @@ def test_a_budget_prunes_the_expensive_stages_first_and_reaches_its_share(model)
         assert f[~selection.keep[s]].max() <= f[selection.keep[s]].min()
     with pytest.raises(InvalidInputError, match="`budget` must be a number in"):
         select_groups(model, "C", pool, budget=1.0)
+    # a threshold the budget would override is refused, not ignored
+    with pytest.raises(InvalidInputError, match=r"`rho` would be ignored.*rho=0\.2, budget=0\.3"):
+        select_groups(model, "C", pool, budget=0.3, rho=0.2)
 
 
 def test_compensation_rebuilds_a_duplicated_group_exactly(model64):

@@ -18,6 +18,7 @@ from sepkit_torch.continual.pruning.baselines import gate_scores, magnitude_scor
 from sepkit_torch.continual.pruning.budget import allocate_budget, group_parameters
 from sepkit_torch.continual.pruning.sep import (
     CRITERIA,
+    DEFAULT_RHO,
     METHODS,
     SIMILARITIES,
     TIES,
@@ -36,6 +37,7 @@ from sepkit_torch.continual.pruning.surgery import compensate_exits, prune, prun
 __all__ = [
     "GroupSelection",
     "CRITERIA",
+    "DEFAULT_RHO",
     "METHODS",
     "SIMILARITIES",
     "TIES",

@@ -42,12 +42,14 @@ CRITERIA = ("published", "contribution")
 #: lowest index among costs equal in float64; ``"contribution"``, the group whose features
 #: add the most energy to the stage's exit convolution on that image.
 TIES = ("random", "published", "index", "contribution")
+#: The published threshold of SEP's rule ``frequency >= rho`` (the paper's default).
+DEFAULT_RHO = 0.1
 _SEED_MAX = 2**64 - 1
 
 
 def check_selection(
     *,
-    rho=0.1,
+    rho=DEFAULT_RHO,
     method="sweep",
     tie="random",
     criterion="published",
@@ -79,6 +81,12 @@ def check_selection(
         )
     if budget is not None:
         _check_budget(budget)
+        if rho != DEFAULT_RHO:  # a threshold the budget would silently override
+            raise InvalidInputError(
+                "`rho` is the published rule's threshold and `budget` replaces that rule "
+                f"(its allocation sets every stage's count), so `rho` would be ignored: leave "
+                f"`rho` at {DEFAULT_RHO} or `budget` at None; got rho={rho!r}, budget={budget!r}"
+            )
         if split:
             raise InvalidInputError(
                 "`budget` ranks groups by their contributions, which are not summed over "

@@ -34,6 +34,7 @@ from sepkit_torch._errors import InvalidInputError
 from sepkit_torch.continual.pruning.budget import allocate_budget, group_parameters
 from sepkit_torch.continual.pruning.checks import (
     CRITERIA,
+    DEFAULT_RHO,
     METHODS,
     SIMILARITIES,
     TIES,
@@ -51,6 +52,7 @@ from sepkit_torch.models.backbone import STAGE_NAMES
 __all__ = [
     "GroupSelection",
     "CRITERIA",
+    "DEFAULT_RHO",
     "METHODS",
     "SIMILARITIES",
     "TIES",
@@ -203,7 +205,7 @@ def group_contributions(
 def selection_from_graphs(
     graphs: Mapping[str, np.ndarray],
     *,
-    rho: float = 0.1,
+    rho: float = DEFAULT_RHO,
     method: str = "sweep",
     tie: str = "random",
     criterion: str = "published",
@@ -336,7 +338,7 @@ def select_groups(
     method: str = "sweep",
     tie: str = "random",
     criterion: str = "published",
-    rho: float = 0.1,
+    rho: float = DEFAULT_RHO,
     base: float = math.e,
     batch_size: int = 4,
     seed: int | None = None,
