@@ -53,6 +53,7 @@ from sepkit_torch._files import atomic_write_text
 from sepkit_torch.checkpoint import load_checkpoint
 from sepkit_torch.complexity import COUNT_SHAPE
 from sepkit_torch.continual.pruning import (
+    DEFAULT_RHO,
     compensate_exits,
     gate_scores,
     group_graphs,
@@ -415,7 +416,8 @@ def run_task(study: Study, pretrained: ECMRNet, task: str, args) -> None:
     for name, options in SEP_VARIANTS.items():
 
         def select(options=options):
-            sel = select_groups(model, task, pool, rho=args.rho, seed=args.seed, **options)
+            rho = DEFAULT_RHO if options.get("budget") is not None else args.rho  # unused then
+            sel = select_groups(model, task, pool, rho=rho, seed=args.seed, **options)
             row = {
                 **scored(model, task, sel.keep, test),
                 "keep": {s: np.flatnonzero(sel.keep[s]).tolist() for s in STAGE_NAMES},
